@@ -1,0 +1,51 @@
+"""ament_python package: `colcon build` in a ROS 2 workspace, or `pip install -e .` in .venv."""
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'novic_ros'
+
+
+def tree(src):
+    """data_files entries that install every file under `src` to share/novic_ros/<src>."""
+    entries = []
+    for dirpath, _, filenames in os.walk(src):
+        files = [os.path.join(dirpath, f) for f in sorted(filenames)]
+        if files:
+            entries.append((os.path.join('share', PACKAGE, dirpath), files))
+    return entries
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
+        *tree('config'),
+        *tree('models'),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='novic_ros developers',
+    maintainer_email='novic-ros@example.org',
+    description='Open-vocabulary image classification (NOVIC) for ROS 2: names what a camera sees in free English.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'novic_node = novic_ros.ros.node:main',
+            'novic-classify = novic_ros.cli.classify:main',
+            'novic-nouns = novic_ros.cli.nouns:main',
+            'novic-toy = novic_ros.cli.toy:main',
+            'novic-train = novic_ros.cli.train:main',
+            'novic-export = novic_ros.cli.export:main',
+            'novic-build-engines = novic_ros.cli.build_engines:main',
+            'novic-eval = novic_ros.cli.eval:main',
+            'novic-bench = novic_ros.cli.bench:main',
+        ],
+    },
+)
