@@ -1,0 +1,142 @@
+"""Frames in, ranked free-text labels out: preprocess -> encode -> decode -> labels.
+
+Scores:
+- generate: beam search returns `beam_width` candidate labels per frame; a label's score is its
+  sequence probability renormalised over those candidates (duplicates merged). With beam width
+  1 there is nothing to renormalise against, and the score is the raw sequence probability.
+- prompted: softmax over the given labels of CLIP's scaled image-text similarity.
+- hybrid: the decoder's candidates, re-scored by that same CLIP softmax over the candidates.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Sequence
+
+import torch
+
+from ..params import ModelParams
+from .clip_encoder import ClipEncoder
+from .generation import Sequences, beam_search, greedy
+from .label_tokens import LabelVocab
+from .preprocess import Preprocessor
+from .results import FrameLabels, Label, StageTimings
+
+
+class TextEmbeddingCache:
+    """CLIP text embeddings of prompts, computed once. Bounded (LRU) for hybrid mode, where new
+    candidate labels keep arriving."""
+
+    def __init__(self, encoder: ClipEncoder, template: str, capacity: int = 20000):
+        self.encoder, self.template, self.capacity = encoder, template, capacity
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __call__(self, labels: Sequence[str]) -> torch.Tensor:
+        missing = list(dict.fromkeys(l for l in labels if l not in self._cache))
+        if missing:
+            embs = self.encoder.encode_texts([self.template.format(l) for l in missing])
+            for label, e in zip(missing, embs):
+                self._cache[label] = e
+        for label in labels:
+            self._cache.move_to_end(label)
+        out = torch.stack([self._cache[l] for l in labels])
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return out
+
+
+class NovicClassifier:
+    def __init__(self, backend, vocab: LabelVocab, params: ModelParams, text_encoder: ClipEncoder | None,
+                 model_name: str = ''):
+        self.backend = backend
+        self.vocab = vocab
+        self.params = params
+        self.model_name = model_name
+        self.preprocess = Preprocessor(text_encoder.preprocess_cfg if text_encoder else backend.preprocess_cfg,
+                                       backend.device, backend.input_dtype)
+        self.max_tokens = params.max_tokens or None
+        self.text_cache = None
+        self.logit_scale = text_encoder.logit_scale if text_encoder else 100.0
+        if params.mode in ('prompted', 'hybrid'):
+            if text_encoder is None:
+                raise ValueError(f"mode {params.mode!r} needs the CLIP text encoder")
+            self.text_cache = TextEmbeddingCache(text_encoder, params.prompt_template)
+        self.prompt_labels = tuple(dict.fromkeys(params.labels))
+        if params.mode == 'prompted':
+            self._prompt_embs = self.text_cache(self.prompt_labels)
+
+    # --- public API ---
+
+    def classify(self, frames) -> list[FrameLabels]:
+        """One HxWx3 uint8 RGB frame or a sequence of them (any sizes) -> one FrameLabels per frame."""
+        t0 = time.perf_counter()
+        pixels = self.preprocess(frames)
+        self._sync()
+        t1 = time.perf_counter()
+        embeds = self.backend.encode_images(pixels)
+        self._sync()
+        t2 = time.perf_counter()
+        labels = self.labels_for_embeddings(embeds)
+        t3 = time.perf_counter()
+        timings = StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return [FrameLabels(l, timings, len(labels)) for l in labels]
+
+    def labels_for_embeddings(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
+        """B x E unit CLIP embeddings -> labels per row."""
+        if self.params.mode == 'prompted':
+            return self._prompted(embeds)
+        seqs = self.generate(embeds)
+        candidates = self._candidates(seqs)
+        if self.params.mode == 'hybrid':
+            return [self._rerank(e, c) for e, c in zip(embeds, candidates)]
+        return [self._finish(c) for c in candidates]
+
+    def generate(self, embeds: torch.Tensor) -> Sequences:
+        if self.params.beam_width == 1:
+            return greedy(self.backend.runner, embeds, self.max_tokens)
+        return beam_search(self.backend.runner, embeds, self.params.beam_width, self.max_tokens)
+
+    def describe(self) -> str:
+        return f"model {self.model_name}, mode {self.params.mode}, backend {self.backend.describe()}"
+
+    # --- scoring ---
+
+    def _sync(self):
+        if self.backend.device.type == 'cuda':
+            torch.cuda.synchronize(self.backend.device)
+
+    def _candidates(self, seqs: Sequences) -> list[dict[str, float]]:
+        """Per frame: label text -> probability (renormalised over the beam when K > 1)."""
+        out = []
+        for tokens, lps, fin in zip(seqs.tokens.cpu(), seqs.log_probs.cpu(), seqs.finished.cpu()):
+            keep = fin if bool(fin.any()) else torch.ones_like(fin)   # prefer labels that ended properly
+            texts = [self.vocab.decode(t) for t in tokens]
+            valid = [i for i in range(len(texts)) if keep[i] and texts[i]]
+            if not valid:
+                out.append({})
+                continue
+            lp = lps[valid].double()
+            probs = torch.softmax(lp, 0) if len(tokens) > 1 else lp.exp()
+            merged: dict[str, float] = {}
+            for i, p in zip(valid, probs.tolist()):
+                merged[texts[i]] = merged.get(texts[i], 0.0) + p
+            out.append(merged)
+        return out
+
+    def _finish(self, scores: dict[str, float]) -> tuple[Label, ...]:
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:self.params.top_k]
+        return tuple(Label(t, min(1.0, max(0.0, float(s)))) for t, s in ranked if s >= self.params.min_score)
+
+    def _clip_softmax(self, embed: torch.Tensor, text_embs: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logit_scale * text_embs @ embed.float().cpu(), dim=0)
+
+    def _prompted(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
+        probs = torch.softmax(self.logit_scale * embeds.float().cpu() @ self._prompt_embs.T, dim=1)
+        return [self._finish(dict(zip(self.prompt_labels, p.tolist()))) for p in probs]
+
+    def _rerank(self, embed: torch.Tensor, candidates: dict[str, float]) -> tuple[Label, ...]:
+        if not candidates:
+            return ()
+        labels = list(candidates)
+        probs = self._clip_softmax(embed, self.text_cache(labels))
+        return self._finish(dict(zip(labels, probs.tolist())))

@@ -1,0 +1,166 @@
+"""CLIP image and text encoders from open_clip, loaded the way open_clip users expect.
+
+A model is named by open_clip model name plus pretrained tag ('ViT-B-32', 'openai'), by a
+model name plus a local checkpoint file, or by 'local-dir:/path' (a folder holding
+open_clip_config.json and weights). Embeddings come back L2-normalised, in float32.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ModelLoadError
+from .preprocess import PreprocessConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which CLIP model: open_clip name (or 'local-dir:PATH') and pretrained tag or checkpoint file."""
+    model: str
+    pretrained: str | None = None
+
+    def describe(self) -> str:
+        return self.model + (f" (pretrained={self.pretrained})" if self.pretrained else '')
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available. Asking for CUDA without it is an error that names the fix."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    dev = torch.device(device)
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} was asked for but CUDA is not available; use device 'cpu' or 'auto'")
+    return dev
+
+
+def _load_open_clip(spec: ClipSpec, device: torch.device, precision: str, load_weights: bool):
+    import open_clip
+    name = spec.model
+    if name.startswith('local-dir:') and not os.path.isdir(name[len('local-dir:'):]):
+        raise ModelLoadError(f"CLIP model folder {name[len('local-dir:'):]!r} does not exist "
+                             "(it should hold open_clip_config.json and open_clip_model.safetensors)")
+    pretrained = spec.pretrained if load_weights else None
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
+                                       load_weights=load_weights)
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as e:  # open_clip raises RuntimeError, ValueError, OSError, HF errors...
+        hint = ''
+        if pretrained and not os.path.exists(pretrained):
+            hint = (f"; open_clip looks for tag {pretrained!r} in its Hugging Face cache (HF_HOME) and downloads it "
+                    "when online. Offline, download the weights elsewhere and set `pretrained` to the file path")
+        raise ModelLoadError(f"cannot load CLIP model {spec.describe()}: {e}{hint}") from e
+    return model, tokenizer
+
+
+class ClipEncoder:
+    """An open_clip model in eval mode, with its preprocessing config, tokenizer and logit scale."""
+
+    def __init__(self, spec: ClipSpec, device: str | torch.device = 'cpu', precision: str = 'fp32',
+                 load_weights: bool = True):
+        self.spec = spec
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        if precision == 'fp16' and self.device.type != 'cuda':
+            raise ModelLoadError("precision fp16 needs a CUDA device; use precision fp32 on the CPU")
+        self.precision = precision
+        self.model, self.tokenizer = _load_open_clip(spec, self.device, precision, load_weights)
+        self.model.eval()
+        self.preprocess_cfg = PreprocessConfig.from_open_clip(self.model.visual.preprocess_cfg)
+        self.embed_dim = int(self._probe_embed_dim())
+        self.model.requires_grad_(False)
+        self.logit_scale = float(self.model.logit_scale.detach().exp()) if hasattr(self.model, 'logit_scale') else 100.0
+        self.input_dtype = torch.float16 if precision == 'fp16' else torch.float32
+
+    def _probe_embed_dim(self) -> int:
+        proj = getattr(self.model.visual, 'proj', None)
+        if isinstance(proj, torch.Tensor):
+            return proj.shape[1]
+        cfg = getattr(self.model, 'embed_dim', None)
+        if cfg:
+            return cfg
+        with torch.inference_mode():
+            dummy = torch.zeros(1, 3, *self.preprocess_cfg.size, device=self.device,
+                                dtype=torch.float16 if self.precision == 'fp16' else torch.float32)
+            return self.model.encode_image(dummy).shape[-1]
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """B x 3 x H x W normalised pixels -> B x E unit vectors (float32)."""
+        feats = self.model.encode_image(pixels.to(self.device, self.input_dtype))
+        return F.normalize(feats.float(), dim=-1)
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, trim: bool = True) -> torch.Tensor:
+        """N texts -> N x E unit vectors (float32). With `trim`, batches of similar length are encoded at
+        their real token length instead of the full context (same result, see encode_tokens_trimmed)."""
+        tokens = self.tokenize(texts)
+        return self.encode_tokens(tokens, batch_size=batch_size, trim=trim)
+
+    @torch.inference_mode()
+    def encode_tokens(self, tokens: torch.Tensor, batch_size: int = 256, trim: bool = True) -> torch.Tensor:
+        out = torch.empty((tokens.shape[0], self.embed_dim), dtype=torch.float32)
+        trim = trim and supports_trimmed_text(self.model)
+        # Sorting by length lets each batch be cut to its own longest prompt.
+        order = torch.argsort(text_lengths(self.model, tokens), descending=True) if trim else torch.arange(len(tokens))
+        for start in range(0, len(tokens), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokens[idx].to(self.device)
+            feats = encode_tokens_trimmed(self.model, batch) if trim else self.model.encode_text(batch)
+            out[idx] = F.normalize(feats.float(), dim=-1).cpu()
+        return out
+
+
+# --- Text encoding at the real token length ---------------------------------------------------
+# CLIP's text tower is causal and pools at end-of-text, so the positions after the last
+# end-of-text in a batch cannot change the pooled feature. Running the tower on tokens[:, :L]
+# (L = 1 + last end-of-text position) with the causal mask and positional embedding cut to L
+# gives the same embedding as the full context (77), at a fraction of the cost for short prompts.
+
+def _text_parts(model):
+    """(tower, pool_type, eos_id) for open_clip CLIP (text tower inline) or CustomTextCLIP (model.text)."""
+    tower = getattr(model, 'text', None)
+    if tower is not None and hasattr(tower, 'token_embedding'):
+        return tower, getattr(tower, 'pool_type', 'argmax'), getattr(tower, 'eos_id', None)
+    if hasattr(model, 'token_embedding') and hasattr(model, 'transformer'):
+        return model, getattr(model, 'text_pool_type', 'argmax'), getattr(model, 'text_eos_id', None)
+    return None, None, None
+
+
+def supports_trimmed_text(model) -> bool:
+    tower, pool, _ = _text_parts(model)
+    return (tower is not None and getattr(tower, 'attn_mask', None) is not None
+            and getattr(tower, 'cls_emb', None) is None and pool in ('argmax', 'eos'))
+
+
+def text_lengths(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-row length up to and including the pooled (end-of-text) token."""
+    _, pool, eos = _text_parts(model)
+    pos = (tokens == eos).int().argmax(dim=-1) if pool == 'eos' else tokens.argmax(dim=-1)
+    return pos + 1
+
+
+def encode_tokens_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
+    """model.encode_text(tokens) (unnormalised), computed on the first L positions only."""
+    from open_clip.transformer import text_global_pool
+    tower, pool, eos = _text_parts(model)
+    length = int(text_lengths(model, tokens).max())
+    t = tokens[:, :length]                                            # B x L
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(t).to(cast) + tower.positional_embedding[:length].to(cast)   # B x L x D
+    x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
+    x = tower.ln_final(x)
+    x = text_global_pool(x, t, pool, eos_token_id=eos)               # B x D
+    proj = tower.text_projection
+    if proj is None:
+        return x
+    return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj

@@ -1,0 +1,207 @@
+"""Every novic_ros parameter, defined once: name, type, default, description, range or choices.
+
+The ROS node declares its parameters from this table (with ParameterDescriptor ranges), the
+CLIs build their flags from it, the launch file maps its arguments onto it, and the README
+table is generated from it (`python -m novic_ros.params --markdown`). ROS-free.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
+DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    pattern: re.Pattern | None = None
+    launch_arg: str | None = None       # launch argument of the same meaning, if any
+    group: str = 'model'                # model | node
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def validate(self, value: Any) -> Any:
+        """Return `value` converted to this parameter's type, or raise ValueError naming the fix."""
+        t = self.type
+        try:
+            if t is bool:
+                if isinstance(value, str):
+                    if value.lower() not in ('true', 'false', '1', '0'):
+                        raise ValueError
+                    value = value.lower() in ('true', '1')
+                elif not isinstance(value, bool):
+                    raise ValueError
+            elif t is list:
+                if isinstance(value, str):
+                    value = [v.strip() for v in value.split(',') if v.strip()]
+                value = [str(v) for v in value]
+            elif t is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            else:
+                value = t(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {self.name!r}: expected {t.__name__}, got {value!r}") from None
+        if self.min is not None and value < self.min or self.max is not None and value > self.max:
+            raise ValueError(f"parameter {self.name!r}: {value} is outside [{self.min}, {self.max}]")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"parameter {self.name!r}: {value!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.pattern is not None and not self.pattern.match(value):
+            raise ValueError(f"parameter {self.name!r}: {value!r} does not match {self.pattern.pattern}")
+        return value
+
+
+PARAMS: tuple[Param, ...] = (
+    # --- model and inference (core; also the CLI flags) ---
+    Param('model', 'toy', "Model variant: a short name from models_file (toy, b32, b16, l14, ...).", launch_arg='model'),
+    Param('models_file', '', "YAML file of model variants; empty = the package's config/models.yaml."),
+    Param('backend', 'auto', "Inference backend. auto = tensorrt when a GPU and the tensorrt package are "
+          "present, else onnxruntime, else torch.", choices=BACKENDS, launch_arg='backend'),
+    Param('device', 'auto', "Torch device: auto, cpu, cuda or cuda:N (auto = cuda when available).",
+          pattern=DEVICE_RE, launch_arg='device'),
+    Param('precision', 'auto', "fp32 or fp16 (fp16 needs a GPU); auto = fp16 on a GPU, fp32 on the CPU.",
+          choices=('auto', 'fp32', 'fp16')),
+    Param('mode', 'generate', "generate: the decoder names the object (no label list). prompted: score "
+          "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
+          choices=('generate', 'prompted', 'hybrid')),
+    Param('labels', [], "Label list for prompted mode."),
+    Param('prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label."),
+    Param('top_k', 3, "Labels per frame, best first (at most beam_width in generate/hybrid mode).", min=1, max=100),
+    Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64),
+    Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64),
+    Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0),
+    Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
+    Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
+    # --- ROS node ---
+    Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
+          "The launch file's `image` argument remaps `image`.", group='node'),
+    Param('transport', 'raw', "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg, png).",
+          choices=('raw', 'compressed'), launch_arg='transport', group='node'),
+    Param('qos', 'sensor_data', "Subscription QoS: sensor_data (best effort) or reliable.",
+          choices=('sensor_data', 'reliable'), group='node'),
+    Param('qos_depth', 5, "Subscription queue depth.", min=1, max=1000, group='node'),
+    Param('rate_hz', 0.0, "Most inferences per second over all cameras; 0 = as fast as the model goes.",
+          min=0.0, max=1000.0, launch_arg='rate_hz', group='node'),
+    Param('labels_topic', 'labels', "Output topic (vision_msgs/Classification); relative to the namespace "
+          "(/novic by default).", group='node'),
+    Param('publish_overlay', False, "Also publish ~/image_labeled: the frame with its labels drawn on.",
+          launch_arg='publish_overlay', group='node'),
+    Param('warmup', True, "Run one dummy frame at start so the first real frame is not slow.", group='node'),
+)
+
+BY_NAME = {p.name: p for p in PARAMS}
+
+
+def defaults(group: str | None = None) -> dict[str, Any]:
+    return {p.name: (list(p.default) if isinstance(p.default, list) else p.default)
+            for p in PARAMS if group is None or p.group == group}
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The validated model/inference parameters, as used by novic_ros.core.build_classifier."""
+    model: str = BY_NAME['model'].default
+    models_file: str = BY_NAME['models_file'].default
+    backend: str = BY_NAME['backend'].default
+    device: str = BY_NAME['device'].default
+    precision: str = BY_NAME['precision'].default
+    mode: str = BY_NAME['mode'].default
+    labels: tuple = ()
+    prompt_template: str = BY_NAME['prompt_template'].default
+    top_k: int = BY_NAME['top_k'].default
+    beam_width: int = BY_NAME['beam_width'].default
+    max_tokens: int = BY_NAME['max_tokens'].default
+    min_score: float = BY_NAME['min_score'].default
+    batch_size: int = BY_NAME['batch_size'].default
+    threads: int = BY_NAME['threads'].default
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = BY_NAME[f.name].validate(getattr(self, f.name))
+            object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
+        if self.mode in ('generate', 'hybrid') and self.top_k > self.beam_width:
+            raise ValueError(f"top_k ({self.top_k}) cannot exceed beam_width ({self.beam_width}) in {self.mode} mode: "
+                             "the decoder only produces beam_width candidates; raise beam_width or lower top_k")
+        if self.mode == 'prompted' and not self.labels:
+            raise ValueError("mode 'prompted' needs a label list: set the `labels` parameter")
+        if '{}' not in self.prompt_template:
+            raise ValueError(f"prompt_template {self.prompt_template!r} must contain {{}} where the label goes")
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> 'ModelParams':
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    image_topics: tuple = ('image',)
+    transport: str = BY_NAME['transport'].default
+    qos: str = BY_NAME['qos'].default
+    qos_depth: int = BY_NAME['qos_depth'].default
+    rate_hz: float = BY_NAME['rate_hz'].default
+    labels_topic: str = BY_NAME['labels_topic'].default
+    publish_overlay: bool = BY_NAME['publish_overlay'].default
+    warmup: bool = BY_NAME['warmup'].default
+    model: ModelParams = field(default_factory=ModelParams)
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name == 'model':
+                continue
+            v = BY_NAME[f.name].validate(getattr(self, f.name))
+            object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
+        if not self.image_topics:
+            raise ValueError("parameter 'image_topics': give at least one camera topic")
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> 'NodeParams':
+        names = {f.name for f in fields(cls)} - {'model'}
+        return cls(model=ModelParams.from_mapping(values), **{k: v for k, v in values.items() if k in names})
+
+
+# --- CLI flags from the same table ------------------------------------------------------------
+
+def add_model_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add --flag for each model parameter (or those in `names`), with the registry's default and doc."""
+    for p in PARAMS:
+        if p.group != 'model' or names is not None and p.name not in names:
+            continue
+        flag = '--' + p.name.replace('_', '-')
+        kw: dict[str, Any] = {'default': p.default, 'help': f"{p.description} (default: {p.default!r})"}
+        if p.type is list:
+            kw.update(nargs='*', default=list(p.default))
+        elif p.type is bool:
+            kw['type'] = lambda s, p=p: p.validate(s)
+        else:
+            kw['type'] = p.type
+        if p.choices:
+            kw['choices'] = p.choices
+        parser.add_argument(flag, **kw)
+
+
+def model_params_from_args(args: argparse.Namespace) -> ModelParams:
+    return ModelParams.from_mapping({f.name: getattr(args, f.name) for f in fields(ModelParams) if hasattr(args, f.name)})
+
+
+def markdown_table() -> str:
+    rows = ['| parameter | type | default | range / choices | launch arg | description |', '|---|---|---|---|---|---|']
+    for p in PARAMS:
+        rng = ', '.join(map(str, p.choices)) if p.choices else (
+            f"[{p.min}, {p.max}]" if p.min is not None else (p.pattern.pattern if p.pattern else ''))
+        rows.append(f"| `{p.name}` | {p.type.__name__} | `{p.default!r}` | {rng} | {p.launch_arg or ''} | {p.description} |")
+    return '\n'.join(rows)
+
+
+if __name__ == '__main__':
+    print(markdown_table())

@@ -1,0 +1,40 @@
+"""Where the package's data (config/, models/, launch/) lives.
+
+In a source checkout (and an editable install) that is the repository root; in a colcon or
+apt install it is share/novic_ros, found through the ament index. NOVIC_ROS_SHARE overrides both.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = 'novic_ros'
+
+
+@lru_cache(maxsize=1)
+def share_dir() -> Path:
+    env = os.environ.get('NOVIC_ROS_SHARE')
+    if env:
+        return Path(env)
+    source_root = Path(__file__).resolve().parent.parent
+    if (source_root / 'config' / 'models.yaml').is_file():
+        return source_root
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory(PACKAGE))
+    except Exception as e:  # not installed through ament, or ament_index missing
+        raise FileNotFoundError(
+            f"cannot find the {PACKAGE} share directory (config/models.yaml): not in a source checkout "
+            f"({source_root}) and not in the ament index ({e}); set NOVIC_ROS_SHARE") from e
+
+
+def config_path(*parts: str) -> Path:
+    return share_dir().joinpath('config', *parts)
+
+
+def cache_dir() -> Path:
+    """User cache for derived files (toy renders, text-embedding caches, exported graphs)."""
+    base = os.environ.get('NOVIC_ROS_CACHE') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), PACKAGE)
+    return Path(base)

@@ -1,0 +1,141 @@
+"""Shared fixtures: tiny randomly initialised models (fast, no weights needed), the committed toy
+variant (where labels must make sense), and real photographs from installed packages."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# DDS must never leave this machine, and parallel runs must not see each other.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
+
+REPO = Path(__file__).resolve().parent.parent
+TOY_CLIP = REPO / 'models' / 'toy' / 'clip'
+TOY_DECODER = REPO / 'models' / 'toy' / 'decoder'
+SHARED_DATA = REPO.parent / 'shared' / 'data'
+
+TINY_CLIP_CFG = {
+    'embed_dim': 32,
+    'vision_cfg': {'image_size': 32, 'layers': 2, 'width': 64, 'head_width': 32, 'patch_size': 8},
+    'text_cfg': {'context_length': 77, 'vocab_size': 49408, 'width': 32, 'heads': 2, 'layers': 2},
+}
+
+
+def make_tiny_clip(folder: Path, seed: int = 0, cfg: dict = TINY_CLIP_CFG, image_size: int | None = None) -> Path:
+    """A randomly initialised open_clip model saved as a 'local-dir:' folder."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+    cfg = json.loads(json.dumps(cfg))
+    if image_size:
+        cfg['vision_cfg']['image_size'] = image_size
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'open_clip_config.json').write_text(json.dumps({'model_cfg': cfg, 'preprocess_cfg': {}}))
+    torch.manual_seed(seed)
+    model = open_clip.model.CLIP(**cfg)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
+    return folder
+
+
+@pytest.fixture(scope='session')
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    return make_tiny_clip(tmp_path_factory.mktemp('tiny_clip'))
+
+
+@pytest.fixture(scope='session')
+def tiny_encoder(tiny_clip_dir):
+    from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec
+    return ClipEncoder(ClipSpec('local-dir:' + str(tiny_clip_dir)))
+
+
+TINY_LABELS = ('dog', 'cat', 'red bicycle', 'golden retriever', 'tree', 'coffee mug', 'fire truck')
+
+
+def make_tiny_decoder(encoder, folder: Path, seed: int = 1, **overrides) -> Path:
+    """A randomly initialised decoder checkpoint paired with `encoder`."""
+    import torch
+    from novic_ros.core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
+    from novic_ros.core.decoder import DecoderConfig, ObjectDecoder
+    from novic_ros.core.label_tokens import LabelVocab
+    vocab = LabelVocab.from_labels(TINY_LABELS)
+    cfg = DecoderConfig(**{'embed_dim': encoder.embed_dim, 'vocab_size': len(vocab), 'width': 64, 'layers': 2,
+                           'heads': 4, 'prefix_len': 3, 'max_tokens': 8, **overrides})
+    torch.manual_seed(seed)
+    decoder = ObjectDecoder(cfg)
+    meta = DecoderMeta(cfg, ClipInfo(encoder.spec.model, encoder.spec.pretrained, encoder.embed_dim,
+                                     clip_fingerprint(encoder.model)), training={'note': 'random init for tests'})
+    return save_decoder(folder, decoder, vocab, meta)
+
+
+@pytest.fixture(scope='session')
+def tiny_decoder_dir(tiny_encoder, tmp_path_factory) -> Path:
+    return make_tiny_decoder(tiny_encoder, tmp_path_factory.mktemp('tiny_decoder'))
+
+
+@pytest.fixture(scope='session')
+def tiny_models_file(tiny_clip_dir, tiny_decoder_dir, tmp_path_factory) -> Path:
+    """A models.yaml with one variant, 'tiny', for classifier and node tests that need no trained model."""
+    path = tmp_path_factory.mktemp('models') / 'models.yaml'
+    path.write_text(f"tiny:\n  clip_model: local-dir:{tiny_clip_dir}\n  pretrained: null\n  decoder: {tiny_decoder_dir}\n")
+    return path
+
+
+@pytest.fixture(scope='session')
+def toy_available() -> bool:
+    return (TOY_CLIP / 'open_clip_model.safetensors').is_file() and (TOY_DECODER / 'model.safetensors').is_file()
+
+
+@pytest.fixture(scope='session')
+def toy_classifier(toy_available):
+    if not toy_available:
+        pytest.fail("the committed toy variant (models/toy) is missing; rebuild it with `novic-toy build`")
+    from novic_ros.core.loader import build_classifier
+    from novic_ros.params import ModelParams
+    return build_classifier(ModelParams(model='toy', backend='torch', device='cpu'))
+
+
+# --- real photographs ------------------------------------------------------------------------
+
+def real_photos() -> list[tuple[str, Path, tuple[str, ...]]]:
+    """(name, path, acceptable nouns) of photographs shipped in installed packages, plus any
+    labelled images under ../shared/data that carry a labels.json."""
+    photos = []
+    try:
+        import skimage
+        d = Path(skimage.__file__).parent / 'data'
+        for name, nouns in (('chelsea.png', ('cat',)), ('coffee.png', ('coffee', 'cup', 'mug')),
+                            ('astronaut.png', ('astronaut', 'person')), ('rocket.jpg', ('rocket',)),
+                            ('motorcycle_left.png', ('motorcycle',)), ('camera.png', ('camera', 'man'))):
+            if (d / name).is_file():
+                photos.append((name, d / name, nouns))
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+        p = Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg'
+        if p.is_file():
+            photos.append(('grace_hopper.jpg', p, ('person', 'woman', 'officer')))
+    except ImportError:
+        pass
+    for labels_file in sorted(SHARED_DATA.glob('*/labels.json')) if SHARED_DATA.is_dir() else []:
+        for rel, nouns in json.loads(labels_file.read_text()).items():
+            photos.append((rel, labels_file.parent / rel, tuple(nouns)))
+    return photos
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+    return np.asarray(Image.open(path).convert('RGB'))
+
+
+@pytest.fixture(scope='session')
+def photos():
+    found = real_photos()
+    if len(found) < 3:
+        pytest.fail("need the real photographs shipped with scikit-image and matplotlib (make setup installs them)")
+    return [(name, load_rgb(path), nouns) for name, path, nouns in found]
