@@ -45,7 +45,7 @@ class Param:
             elif t is list:
                 if isinstance(value, str):
                     value = [v.strip() for v in value.split(',') if v.strip()]
-                value = [str(v) for v in value]
+                value = [str(v).strip() for v in value if str(v).strip()]
             elif t is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
             else:

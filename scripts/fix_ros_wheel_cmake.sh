@@ -8,7 +8,8 @@ PY=${1:-python}
 PYINC=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 NPINC=$("$PY" -c "import numpy; print(numpy.get_include())")
 PREFIX=$("$PY" -c "import sys; print(sys.prefix)")
-grep -rl "/opt/python/cp3" "$PREFIX"/share/*/cmake/*.cmake 2>/dev/null | while read -r f; do
+# grep exits 1 when nothing is left to patch (every run after the first): not an error.
+{ grep -rl "/opt/python/cp3" "$PREFIX"/share/*/cmake/*.cmake 2>/dev/null || true; } | while read -r f; do
   sed -i -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/include/python3\.[0-9]*#${PYINC}#g" \
          -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#${NPINC}#g" "$f"
 done

@@ -44,7 +44,10 @@ def _main(argv) -> int:
         shift = apply_mean_shift_from_folder(encoder, out, args.shift_images)
         print(f"mean shift from {args.shift_images}: norm {shift:.4f}", file=sys.stderr)
     from ..core.checkpoint import read_meta
-    print(f"done: {out} {read_meta(out).training}", file=sys.stderr)
+    t = read_meta(out).training
+    summary = ', '.join(f"{k} {t[k]}" for k in ('num_nouns', 'num_prompts', 'steps', 'final_loss', 'val_loss',
+                                                 'val_inversion_acc', 'train_seconds') if k in t)
+    print(f"done: {out} ({summary})", file=sys.stderr)
     return 0
 
 

@@ -56,8 +56,13 @@ class ImageConversionError(FrameError, ValueError):
     """A message cannot be turned into an RGB frame; the message says why and how to fix it.
 
     Subclasses FrameError (itself a ValueError) so callers that already handle bad
-    frames from the core handle bad messages the same way.
+    frames from the core handle bad messages the same way. `reason` is a short, stable
+    category (diagnostics count rejected frames by it; logs are throttled per reason).
     """
+
+    def __init__(self, message: str, reason: str = 'invalid frame'):
+        super().__init__(message)
+        self.reason = reason
 
 
 # Canonical name -> (bytes per pixel, kind). Aliases map onto canonical names below.
@@ -110,7 +115,7 @@ def _canonical_encoding(encoding: str) -> str:
     else:
         fix = 'publish one of these, or convert upstream (e.g. image_proc or a format-converting node)'
     raise ImageConversionError(
-        f'unsupported encoding {encoding!r}; supported: {_SUPPORTED_TEXT}; {fix}')
+        f'unsupported encoding {encoding!r}; supported: {_SUPPORTED_TEXT}; {fix}', reason='unsupported encoding')
 
 
 def _as_bytes(data: ByteSource) -> np.ndarray:
@@ -131,8 +136,7 @@ def _as_bytes(data: ByteSource) -> np.ndarray:
         except (TypeError, ValueError):
             raise ImageConversionError(
                 f'image data of type {type(data).__name__} is not a byte buffer ({exc}); '
-                'pass msg.data as bytes, bytearray, array.array or a uint8 numpy array'
-            ) from exc
+                'pass msg.data as bytes, bytearray, array.array or a uint8 numpy array', reason='bad data buffer') from exc
 
 
 def _rows(encoding: str, height: int, width: int, step: int, data: ByteSource,
@@ -145,20 +149,20 @@ def _rows(encoding: str, height: int, width: int, step: int, data: ByteSource,
     if height <= 0 or width <= 0:
         raise ImageConversionError(
             f'empty image ({width}x{height}, encoding {encoding!r}); the publisher sent a '
-            'frame with no pixels - check the camera driver is streaming')
+            'frame with no pixels - check the camera driver is streaming', reason='empty image')
     row_bytes = width * bpp
     if step < row_bytes:
         raise ImageConversionError(
             f'step {step} is smaller than one row of {width} px x {bpp} bytes ({row_bytes}) '
             f'for encoding {encoding!r}; the publisher must set step >= width*bytes_per_pixel '
-            '(step is the row length in bytes, including padding)')
+            '(step is the row length in bytes, including padding)', reason='step too small')
     buf = _as_bytes(data)
     needed = step * height
     if buf.size < needed:
         raise ImageConversionError(
             f'truncated frame: expected at least {needed} bytes (step*height = {step}*{height}), '
             f'got {buf.size}; check the publisher fills data completely and sets step/height '
-            'correctly')
+            'correctly', reason='truncated frame')
     # Trailing bytes beyond step*height are ignored: some drivers over-allocate.
     return buf[:needed].reshape(height, step)[:, :row_bytes]
 
@@ -252,7 +256,7 @@ def raw_to_rgb(encoding: str, height: int, width: int, step: int, data: ByteSour
         raise ImageConversionError(
             f'odd width {width} for 4:2:2 encoding {encoding!r}: two pixels share one chroma '
             'pair, so the width must be even; configure the camera for an even width or '
-            'publish rgb8/bgr8')
+            'publish rgb8/bgr8', reason='odd width')
     rows = _rows(encoding, height, width, step, data, bpp)
     return _decode_rows(kind, rows, int(height), int(width), is_bigendian)
 
@@ -266,7 +270,7 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
             'convert with np.asarray(img, dtype=np.uint8)[..., :3] first')
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageConversionError(
-            f'empty image (shape {arr.shape}); pass a frame with at least one pixel')
+            f'empty image (shape {arr.shape}); pass a frame with at least one pixel', reason='empty image')
     return arr
 
 
@@ -358,7 +362,7 @@ def _compressed_kind(fmt: str) -> str:
     if 'compresseddepth' in text:
         raise ImageConversionError(
             f'compressedDepth format {fmt!r} is depth data with a private header, not a '
-            'colour image; subscribe to the colour topic or its /compressed variant instead')
+            'colour image; subscribe to the colour topic or its /compressed variant instead', reason='unsupported format')
     return text
 
 
@@ -391,7 +395,7 @@ def compressed_to_rgb(format: str, data: ByteSource) -> np.ndarray:  # noqa: A00
     if buf.size == 0:
         raise ImageConversionError(
             f'empty CompressedImage data (format {fmt_text!r}); the publisher sent no bytes - '
-            'check the compressed image_transport publisher is running correctly')
+            'check the compressed image_transport publisher is running correctly', reason='empty data')
     # BytesIO shares an immutable bytes object, so bytes input is never copied; other
     # buffers (rclpy's array.array) are copied exactly once.
     raw = data if isinstance(data, bytes) else buf.tobytes()
@@ -407,8 +411,7 @@ def compressed_to_rgb(format: str, data: ByteSource) -> np.ndarray:  # noqa: A00
             f'cannot decode CompressedImage (format {fmt_text!r}, {buf.size} bytes): '
             f'{type(exc).__name__}: {exc}; only complete JPEG or PNG frames are supported - '
             'check the publisher uses the compressed transport with jpeg or png, and that '
-            'frames are not cut off (QoS/transport limits)'
-        ) from exc
+            'frames are not cut off (QoS/transport limits)', reason='undecodable') from exc
 
 
 def encode_compressed(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> bytes:
@@ -429,5 +432,5 @@ def encode_compressed(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> 
     else:
         raise ImageConversionError(
             f'unsupported compressed format {fmt!r}; use "jpeg" or "png" (what '
-            'image_transport\'s compressed plugin writes)')
+            'image_transport\'s compressed plugin writes)', reason='unsupported format')
     return out.getvalue()

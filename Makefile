@@ -1,0 +1,31 @@
+# novic_ros developer entry points. Each target sets up .venv first (idempotent, fast when nothing changed).
+#   make demo    set up, start novic_node, play images to it and print the labels it publishes
+#   make test    set up and run the test suite (what CI runs)
+#   make bench   set up and run the benchmarks (ratios measured side by side in one run)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL ?= toy
+# DDS stays on this machine; every run gets its own domain so parallel runs never meet.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= $(shell shuf -i 1-100 -n 1)
+
+.PHONY: setup test demo bench toy clean
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m novic_ros.demo --model $(MODEL) $(DEMO_ARGS)
+
+bench: setup
+	$(VENV)/bin/novic-bench $(BENCH_ARGS)
+
+toy: setup
+	$(VENV)/bin/novic-toy build
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,133 @@
+"""make demo: start novic_node, play images to it over ROS 2 and print the labels it publishes.
+
+Offline by default: the `toy` variant, shown freshly rendered toy-world pictures (it knows the
+toy world's 162 nouns). With --model b32 (or any variant whose weights open_clip finds locally
+or can download) it is shown real photographs instead: --images DIR, or the sample photos that
+scikit-image and matplotlib ship.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .paths import config_path
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+
+
+def _sample_photos() -> list[tuple[str, np.ndarray]]:
+    from PIL import Image
+    paths = []
+    try:
+        import skimage
+        d = Path(skimage.__file__).parent / 'data'
+        paths += [d / n for n in ('chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png')]
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+        paths.append(Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg')
+    except ImportError:
+        pass
+    return [(p.name, np.asarray(Image.open(p).convert('RGB'))) for p in paths if p.is_file()]
+
+
+def _images(args) -> list[tuple[str, np.ndarray, str | None]]:
+    """(name, frame, true noun or None)."""
+    if args.images:
+        from PIL import Image
+        files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SystemExit(f"no images in {args.images}")
+        return [(p.name, np.asarray(Image.open(p).convert('RGB')), None) for p in files][:args.count]
+    if args.model == 'toy':
+        from .training import toy_world
+        items = toy_world.render_set(1, (480, 640), seed=args.seed)
+        rng = np.random.default_rng(args.seed)
+        pick = rng.choice(len(items), size=min(args.count, len(items)), replace=False)
+        return [(f"toy render of {items[i].label!r}", items[i].image, items[i].label) for i in pick]
+    photos = _sample_photos()
+    if not photos:
+        raise SystemExit("no sample photos found; pass --images DIR")
+    return [(n, f, None) for n, f in photos][:args.count]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='novic-demo', description=__doc__)
+    p.add_argument('--model', default='toy')
+    p.add_argument('--images', default=None, help='folder of images to play (default: see above)')
+    p.add_argument('--count', type=int, default=12)
+    p.add_argument('--seed', type=int, default=int(time.time()) % 1000)
+    p.add_argument('--backend', default='auto')
+    args = p.parse_args(argv)
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Classification
+
+    images = _images(args)
+    node_cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file', str(config_path('novic.yaml')),
+                '-p', f'model:={args.model}', '-p', f'backend:={args.backend}', '-p', 'qos:=reliable']
+    print(f"starting novic_node (model {args.model}) ...", flush=True)
+    node_proc = subprocess.Popen(node_cmd)
+    rclpy.init()
+    client = rclpy.create_node('novic_demo')
+    received: dict[str, tuple[Classification, float]] = {}
+    client.create_subscription(Classification, '/novic/labels',
+                               lambda m: received.setdefault(m.header.frame_id, (m, time.monotonic())), 10)
+    pub = client.create_publisher(Image, '/novic/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        deadline = time.monotonic() + 180
+        while pub.get_subscription_count() == 0:
+            if node_proc.poll() is not None:
+                print(f"novic_node exited with code {node_proc.returncode}", file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                print("novic_node did not subscribe within 180 s", file=sys.stderr)
+                return 1
+            rclpy.spin_once(client, timeout_sec=0.1)
+        print(f"playing {len(images)} images to /novic/image, labels from /novic/labels:\n", flush=True)
+        latencies, correct = [], 0
+        for i, (name, frame, truth) in enumerate(images):
+            h, w = frame.shape[:2]
+            msg = Image(height=h, width=w, encoding='rgb8', step=w * 3, data=frame.tobytes())
+            msg.header.frame_id = f'demo_{i}'
+            msg.header.stamp = client.get_clock().now().to_msg()
+            sent = time.monotonic()
+            pub.publish(msg)
+            while msg.header.frame_id not in received and time.monotonic() - sent < 60:
+                rclpy.spin_once(client, timeout_sec=0.05)
+            if msg.header.frame_id not in received:
+                print(f"  [{i + 1:2d}] {name:32s} -> (no answer within 60 s)")
+                continue
+            out, t = received[msg.header.frame_id]
+            latencies.append((t - sent) * 1e3)
+            labels = ', '.join(f"{r.class_id} {r.score:.2f}" for r in out.results) or '(none)'
+            mark = '' if truth is None else ('  ok' if out.results and out.results[0].class_id == truth else '  x')
+            correct += bool(mark == '  ok')
+            print(f"  [{i + 1:2d}] {name:32s} -> {labels}   ({latencies[-1]:.0f} ms){mark}", flush=True)
+        summary = f"\n{len(latencies)}/{len(images)} labelled, median latency {np.median(latencies):.0f} ms" if latencies else ''
+        if any(t for _, _, t in images):
+            summary += f", top-1 names the rendered noun for {correct}/{len(images)}"
+        print(summary)
+        return 0 if len(latencies) == len(images) else 1
+    finally:
+        client.destroy_node()
+        rclpy.try_shutdown()
+        node_proc.terminate()
+        try:
+            node_proc.wait(15)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

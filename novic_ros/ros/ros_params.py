@@ -1,0 +1,36 @@
+"""Declare and read the node's parameters from the one table in novic_ros.params."""
+from __future__ import annotations
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+from ..params import PARAMS, Param
+
+# Applied while running; every other parameter needs a restart (declared read-only).
+LIVE = ('rate_hz', 'min_score', 'top_k')
+
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+          list: ParameterType.PARAMETER_STRING_ARRAY}
+
+
+def descriptor(p: Param) -> ParameterDescriptor:
+    d = ParameterDescriptor(name=p.name, type=_TYPES[p.type], description=p.description,
+                            read_only=p.name not in LIVE)
+    if p.min is not None and p.type is int:
+        d.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
+    elif p.min is not None and p.type is float:
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
+    if p.choices:
+        d.additional_constraints = 'one of: ' + ', '.join(map(str, p.choices))
+    elif p.pattern is not None:
+        d.additional_constraints = 'matches ' + p.pattern.pattern
+    return d
+
+
+def declare_all(node) -> dict:
+    """Declare every parameter with its default and descriptor; return name -> value."""
+    values = {}
+    for p in PARAMS:
+        default = list(p.default) if isinstance(p.default, list) else p.default
+        values[p.name] = node.declare_parameter(p.name, default, descriptor(p)).value
+    return values

@@ -1,0 +1,112 @@
+"""Helpers for tests that talk to a real novic_node process over DDS (localhost only)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PARAMS_FILE = REPO / 'config' / 'novic.yaml'
+
+
+class NodeProcess:
+    """novic_node started as its own process, as a robot would: console entry point, params file."""
+
+    def __init__(self, tmp_path: Path, *overrides: str, params_file: Path = PARAMS_FILE, namespace: str = '/novic'):
+        self.log_path = tmp_path / f"node-{time.time_ns()}.log"
+        cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file', str(params_file),
+               '-r', f'__ns:={namespace}']
+        for o in overrides:
+            cmd += ['-p', o]
+        self._log = open(self.log_path, 'w')
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout=60) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+class Collector:
+    """Thread-safe list of received messages with their arrival times."""
+
+    def __init__(self):
+        self.items: list = []
+        self.times: list[float] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, msg):
+        with self._cond:
+            self.items.append(msg)
+            self.times.append(time.monotonic())
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.items):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def __len__(self):
+        with self._cond:
+            return len(self.items)
+
+
+class RosClient:
+    """An rclpy node in the test process, spun by a background executor."""
+
+    def __init__(self, name: str = 'novic_test_client'):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.node = rclpy.create_node(name)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def subscribe(self, msg_type, topic: str, qos=10) -> Collector:
+        c = Collector()
+        self.node.create_subscription(msg_type, topic, c, qos)
+        return c
+
+    def publisher(self, msg_type, topic: str, qos=None):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        return self.node.create_publisher(msg_type, topic, qos or QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+
+    def wait_matched(self, pub, node: NodeProcess | None = None, timeout: float = 90.0) -> None:
+        end = time.monotonic() + timeout
+        while pub.get_subscription_count() == 0:
+            if node is not None and not node.alive():
+                raise AssertionError(f"novic_node exited early:\n{node.log()}")
+            if time.monotonic() > end:
+                raise AssertionError(f"no subscriber on {pub.topic_name} after {timeout}s" +
+                                     (f"; node log:\n{node.log()}" if node else ''))
+            time.sleep(0.05)
+        time.sleep(0.3)   # let discovery settle both ways
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()

@@ -1,0 +1,140 @@
+"""The classifier end to end: labels, scores, modes, batching, and novic-classify."""
+import json
+
+import numpy as np
+import pytest
+
+from novic_ros.cli.classify import main as classify_main
+from novic_ros.core.errors import FrameError, ModelLoadError
+from novic_ros.core.loader import build_classifier
+from novic_ros.params import ModelParams
+from novic_ros.training import toy_world
+
+
+@pytest.fixture(scope='module')
+def renders():
+    return toy_world.render_set(1, (180, 240), seed=21, classes=list(range(0, 162, 9)))
+
+
+def test_toy_variant_names_what_it_sees(toy_classifier, renders):
+    results = toy_classifier.classify([r.image for r in renders])
+    top1 = np.mean([res.top.text == r.label for res, r in zip(results, renders)])
+    assert top1 >= 0.5, f"toy variant top-1 {top1:.2f} on {len(renders)} renders"
+
+
+def test_scores_are_sorted_probabilities(toy_classifier, renders):
+    for res in toy_classifier.classify([r.image for r in renders]):
+        scores = [l.score for l in res.labels]
+        assert len(res.labels) == 3
+        assert all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+        assert sum(scores) <= 1.0 + 1e-6                   # renormalised over the beam
+        assert len({l.text for l in res.labels}) == len(res.labels)
+        t = res.timings
+        assert t.preprocess_ms > 0 and t.encode_ms > 0 and t.decode_ms > 0
+
+
+def test_batch_equals_frames_one_by_one(toy_classifier, renders):
+    frames = [r.image for r in renders[:6]] + [np.zeros((50, 400, 3), np.uint8)]
+    batch = toy_classifier.classify(frames)
+    for f, b in zip(frames, batch):
+        one = toy_classifier.classify(f)[0]
+        assert [l.text for l in one.labels] == [l.text for l in b.labels]
+        assert np.allclose([l.score for l in one.labels], [l.score for l in b.labels], atol=1e-5)
+    assert batch[0].batch_size == len(frames)
+
+
+def test_greedy_scores_are_raw_sequence_probabilities(renders):
+    clf = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', beam_width=1, top_k=1))
+    res = clf.classify(renders[0].image)[0]
+    embeds = clf.backend.encode_images(clf.preprocess(renders[0].image))
+    seqs = clf.generate(embeds)
+    assert len(res.labels) == 1
+    assert res.labels[0].score == pytest.approx(float(seqs.log_probs[0, 0].exp()), abs=1e-6)
+
+
+def test_min_score_filters(renders):
+    clf = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', min_score=0.2))
+    for res in clf.classify([r.image for r in renders]):
+        assert all(l.score >= 0.2 for l in res.labels)
+
+
+def test_prompted_mode_scores_the_given_labels(renders):
+    labels = ['dog', 'bicycle', 'pineapple', 'guitar']
+    clf = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', mode='prompted', labels=labels, top_k=4))
+    frames = [toy_world.render(toy_world.NOUNS.index(n), (120, 160), np.random.default_rng(i)) for i, n in enumerate(labels)]
+    results = clf.classify(frames)
+    for n, res in zip(labels, results):
+        assert {l.text for l in res.labels} == set(labels)
+        assert sum(l.score for l in res.labels) == pytest.approx(1.0, abs=1e-5)
+    assert sum(res.top.text == n for n, res in zip(labels, results)) >= 3
+
+
+def test_hybrid_reranks_decoder_candidates_by_clip(renders):
+    beam = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', top_k=5, beam_width=5))
+    hybrid = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', mode='hybrid', top_k=5))
+    frames = [r.image for r in renders]
+    embeds = hybrid.backend.encode_images(hybrid.preprocess(frames))
+    text = hybrid.text_cache
+    for e, g, h in zip(embeds, beam.classify(frames), hybrid.classify(frames)):
+        assert {l.text for l in h.labels} == {l.text for l in g.labels}      # the decoder's candidates...
+        sims = {l.text: float(text([l.text])[0] @ e) for l in h.labels}
+        ranked = sorted(sims, key=lambda t: -sims[t])
+        assert [l.text for l in h.labels] == ranked                          # ...ordered by CLIP similarity
+        assert sum(l.score for l in h.labels) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_prompted_mode_needs_labels_and_top_k_needs_beam():
+    with pytest.raises(ValueError, match='labels'):
+        ModelParams(mode='prompted')
+    with pytest.raises(ValueError, match='beam_width'):
+        ModelParams(top_k=5, beam_width=2)
+
+
+def test_unknown_variant_and_missing_weights_fail_clearly(tmp_path):
+    with pytest.raises(ModelLoadError, match="unknown model variant 'nope'.*toy"):
+        build_classifier(ModelParams(model='nope'))
+    models = tmp_path / 'm.yaml'
+    models.write_text(f"gone:\n  clip_model: local-dir:{tmp_path}/missing\n  decoder: {tmp_path}/dec\n")
+    with pytest.raises(ModelLoadError, match='missing'):
+        build_classifier(ModelParams(model='gone', models_file=str(models)))
+
+
+def test_bad_frames_are_refused_by_the_classifier(toy_classifier):
+    with pytest.raises(FrameError):
+        toy_classifier.classify(np.zeros((10, 10, 4), np.uint8))
+
+
+def test_tiny_random_variant_runs_every_mode(tiny_models_file):
+    for mode, extra in (('generate', {}), ('hybrid', {}), ('prompted', {'labels': ['a', 'b']})):
+        clf = build_classifier(ModelParams(model='tiny', models_file=str(tiny_models_file), mode=mode, top_k=2, **extra))
+        res = clf.classify(np.full((40, 30, 3), 128, np.uint8))
+        assert len(res) == 1 and len(res[0].labels) <= 2
+
+
+def test_cli_prints_json_and_survives_an_unreadable_file(tmp_path, capsys, renders):
+    from PIL import Image
+    paths = []
+    for i, r in enumerate(renders[:2]):
+        p = tmp_path / f'{i}.png'
+        Image.fromarray(r.image).save(p)
+        paths.append(str(p))
+    bad = tmp_path / 'broken.jpg'
+    bad.write_bytes(b'not a jpeg')
+    code = classify_main([paths[0], str(bad), paths[1], '--json', '--top-k', '2', '--backend', 'torch'])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 1
+    assert [o['image'] for o in out] == [paths[0], str(bad), paths[1]]
+    assert out[1]['labels'] == [] and 'broken.jpg' in captured.err and 'cannot read' in captured.err
+    for o, r in zip((out[0], out[2]), renders[:2]):
+        assert len(o['labels']) == 2 and set(o['labels'][0]) == {'label', 'score'}
+        assert 0 <= o['labels'][1]['score'] <= o['labels'][0]['score'] <= 1
+
+
+def test_cli_text_output(tmp_path, capsys, renders):
+    from PIL import Image
+    p = tmp_path / 'x.png'
+    Image.fromarray(renders[3].image).save(p)
+    assert classify_main([str(p), '--backend', 'torch']) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{p}: ") and line.count('(') == 3

@@ -1,0 +1,246 @@
+"""The real novic_node process: frames published over rclpy, Classification messages asserted."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from vision_msgs.msg import Classification  # noqa: E402
+
+from novic_ros.ros.image_conversion import compressed_to_rgb, encode_compressed, raw_to_rgb, rgb_to_raw  # noqa: E402
+from novic_ros.training import toy_world  # noqa: E402
+from ros_helpers import NodeProcess, RosClient  # noqa: E402
+
+TOP_K = 3
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    client = RosClient()
+    yield client
+    client.close()
+    rclpy.try_shutdown()
+
+
+def image_msg(rgb: np.ndarray, encoding='rgb8', padding=0, frame_id='cam', stamp=0) -> Image:
+    data, step = rgb_to_raw(rgb, encoding, row_padding=padding)
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, step=step, data=data)
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 1234
+    return msg
+
+
+def renders(n, size=(120, 160), seed=0):
+    return [x.image for x in toy_world.render_set(1, size, seed=seed, classes=list(range(0, 160, 160 // n))[:n])]
+
+
+def by_frame_id(msgs):
+    return {m.header.frame_id: m for m in msgs}
+
+
+def assert_classification(msg, expected, frame_id, stamp):
+    """Header copied, k sorted probabilities, and the same labels as the core for that frame."""
+    assert msg.header.frame_id == frame_id and msg.header.stamp.sec == stamp and msg.header.stamp.nanosec == 1234
+    scores = [r.score for r in msg.results]
+    assert len(msg.results) == TOP_K
+    assert all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+    assert [r.class_id for r in msg.results] == [l.text for l in expected.labels]
+    assert np.allclose(scores, [l.score for l in expected.labels], atol=1e-4)
+
+
+@pytest.fixture(scope='module')
+def raw_node(ros, tmp_path_factory):
+    node = NodeProcess(tmp_path_factory.mktemp('raw'), 'qos:=reliable', 'model:=toy', 'backend:=torch',
+                       f'top_k:={TOP_K}', 'publish_overlay:=true')
+    yield node
+    node.stop()
+
+
+def test_raw_frames_in_every_encoding_with_row_padding(ros, raw_node, toy_classifier):
+    out = ros.subscribe(Classification, '/novic/labels')
+    overlay = ros.subscribe(Image, '/novic/novic_node/image_labeled')
+    pub = ros.publisher(Image, '/novic/image')
+    ros.wait_matched(pub, raw_node)
+    encodings = ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2']
+    frames = renders(len(encodings))
+    sent = {}
+    for i, (enc, rgb) in enumerate(zip(encodings, frames)):
+        msg = image_msg(rgb, enc, padding=7 if i % 2 else 0, frame_id=f'{enc}-{i}', stamp=100 + i)
+        sent[msg.header.frame_id] = (msg, 100 + i)
+        pub.publish(msg)
+        # One at a time, so the newest-frame policy never drops one of these.
+        assert out.wait_for(lambda m: len(m) > i, 60), raw_node.log()
+    got = by_frame_id(out.items)
+    for fid, (msg, stamp) in sent.items():
+        seen = raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+        assert_classification(got[fid], toy_classifier.classify(seen)[0], fid, stamp)
+    # Generated labels make sense: most renders are named by the toy noun they show.
+    truth = {f'{enc}-{i}': toy_world.NOUNS[c] for i, (enc, c) in enumerate(zip(encodings, range(0, 160, 20)))}
+    assert sum(got[f].results[0].class_id == truth[f] for f in truth) >= len(truth) // 2
+    assert overlay.wait_for(lambda m: len(m) >= len(encodings), 10)
+    o = overlay.items[0]
+    assert o.encoding == 'rgb8' and (o.height, o.width) == (120, 160) and o.header.frame_id == 'rgb8-0'
+
+
+def test_bad_frames_are_rejected_and_the_node_keeps_labelling(ros, raw_node, toy_classifier):
+    out = ros.subscribe(Classification, '/novic/labels')
+    diag = ros.subscribe(DiagnosticArray, '/diagnostics')
+    pub = ros.publisher(Image, '/novic/image')
+    ros.wait_matched(pub, raw_node)
+    good = renders(4, seed=7)
+    bad = [
+        Image(height=8, width=8, encoding='bayer_rggb8', step=8, data=bytes(64)),       # unknown encoding
+        Image(height=120, width=160, encoding='rgb8', step=480, data=bytes(1000)),      # truncated
+        Image(height=120, width=160, encoding='rgb8', step=100, data=bytes(120 * 480)),  # step < row
+        Image(height=0, width=0, encoding='rgb8', step=0, data=b''),                     # empty
+    ]
+    for i, (g, b) in enumerate(zip(good, bad)):
+        b.header.frame_id = f'bad-{i}'
+        pub.publish(b)
+        time.sleep(0.05)
+        pub.publish(image_msg(g, frame_id=f'good-{i}', stamp=i))
+        assert out.wait_for(lambda m: any(x.header.frame_id == f'good-{i}' for x in m), 60), raw_node.log()
+    got = by_frame_id(out.items)
+    assert not any(f.startswith('bad-') for f in got)
+    for i, g in enumerate(good):
+        assert_classification(got[f'good-{i}'], toy_classifier.classify(g)[0], f'good-{i}', i)
+    assert raw_node.alive()
+
+    def rejected(msgs):
+        for m in msgs:
+            values = {kv.key: kv.value for s in m.status for kv in s.values}
+            if int(values.get('frames_rejected', 0)) >= 4:
+                return True
+        return False
+    assert diag.wait_for(rejected, 5), [m.status for m in diag.items[-1:]]
+    log = raw_node.log()
+    # Each kind of problem is warned about (throttled per kind), naming the problem.
+    assert 'bayer_rggb8' in log and 'truncated frame' in log and 'step too small' in log and 'empty image' in log
+    values = {kv.key: kv.value for s in diag.items[-1].status for kv in s.values}
+    assert {'rejected: unsupported encoding', 'rejected: truncated frame', 'rejected: step too small',
+            'rejected: empty image'} <= set(values)
+
+
+def test_diagnostics_report_rates_latency_and_backend(ros, raw_node):
+    diag = ros.subscribe(DiagnosticArray, '/diagnostics')
+    assert diag.wait_for(lambda m: len(m) >= 2, 10)
+    status = diag.items[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    for key in ('input_rate_hz', 'output_rate_hz', 'latency_p50_ms', 'latency_p95_ms', 'frames_dropped',
+                'frames_rejected', 'backend', 'model', 'device'):
+        assert key in values
+    assert values['backend'] == 'torch' and values['model'] == 'toy' and values['device'] == 'cpu'
+    assert 'novic_node' in status.name
+    assert float(values['latency_p50_ms']) > 0
+    t = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in diag.items[-2:]]
+    assert 0.5 < t[1] - t[0] < 2.0      # 1 Hz
+
+
+def test_a_flood_leaves_the_node_on_the_newest_frame(ros, raw_node):
+    out = ros.subscribe(Classification, '/novic/labels')
+    diag = ros.subscribe(DiagnosticArray, '/diagnostics')
+    pub = ros.publisher(Image, '/novic/image')
+    ros.wait_matched(pub, raw_node)
+    frame = renders(1, size=(240, 320))[0]
+    n = 60
+    sent_at = {}
+    for i in range(n):
+        sent_at[f'flood-{i}'] = time.monotonic()
+        pub.publish(image_msg(frame, frame_id=f'flood-{i}', stamp=i))
+        time.sleep(0.002)
+    assert out.wait_for(lambda m: any(x.header.frame_id == f'flood-{n - 1}' for x in m), 30), raw_node.log()
+    time.sleep(1.0)
+    flood = [(m.header.frame_id, t) for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('flood-')]
+    # Far fewer answers than frames: stale frames were dropped, not queued...
+    assert len(flood) < n / 2
+    # ...and the newest frame was answered promptly: latency stays bounded, it does not grow with the backlog.
+    last_latency = dict(flood)[f'flood-{n - 1}'] - sent_at[f'flood-{n - 1}']
+    assert last_latency < 3.0
+    values = {kv.key: kv.value for kv in diag.items[-1].status[0].values} if diag.wait_for(lambda m: m, 3) else {}
+    assert int(values['frames_dropped']) >= n // 2
+
+
+def test_compressed_frames_and_corrupt_jpeg(ros, tmp_path, toy_classifier):
+    node = NodeProcess(tmp_path, 'qos:=reliable', 'transport:=compressed', 'image_topics:=[cam_a, cam_b]',
+                       f'top_k:={TOP_K}', 'backend:=torch', namespace='/ctest')
+    try:
+        out = ros.subscribe(Classification, '/ctest/labels')
+        pubs = [ros.publisher(CompressedImage, f'/ctest/{c}/compressed') for c in ('cam_a', 'cam_b')]
+        for p in pubs:
+            ros.wait_matched(p, node)
+        frames = renders(4, seed=11)
+        msgs = []
+        for i, rgb in enumerate(frames):
+            fmt = 'jpeg' if i % 2 == 0 else 'png'
+            m = CompressedImage(format=f'rgb8; {fmt} compressed bgr8', data=encode_compressed(rgb, fmt))
+            m.header.frame_id, m.header.stamp.sec, m.header.stamp.nanosec = f'c-{i}', i, 1234
+            msgs.append(m)
+        corrupt = CompressedImage(format='jpeg', data=b'\xff\xd8\xff\xe0' + bytes(200))
+        corrupt.header.frame_id = 'corrupt'
+        for i, m in enumerate(msgs):
+            if i == 1:
+                pubs[1].publish(corrupt)
+                time.sleep(1.0)       # a newer frame would replace it before the worker sees it
+            pubs[i % 2].publish(m)
+            assert out.wait_for(lambda got: any(x.header.frame_id == f'c-{i}' for x in got), 60), node.log()
+        got = by_frame_id(out.items)
+        assert 'corrupt' not in got
+        for i, m in enumerate(msgs):
+            assert_classification(got[f'c-{i}'], toy_classifier.classify(compressed_to_rgb(m.format, m.data))[0],
+                                  f'c-{i}', i)
+        assert node.alive() and 'rejected (undecodable)' in node.log()
+    finally:
+        node.stop()
+
+
+def test_rate_hz_caps_the_output_rate(ros, tmp_path):
+    node = NodeProcess(tmp_path, 'qos:=reliable', 'rate_hz:=2.0', 'backend:=torch', 'beam_width:=1', 'top_k:=1',
+                       namespace='/rtest')
+    try:
+        out = ros.subscribe(Classification, '/rtest/labels')
+        pub = ros.publisher(Image, '/rtest/image')
+        ros.wait_matched(pub, node)
+        frame = renders(1)[0]
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < 4.0:
+            pub.publish(image_msg(frame, frame_id=f'r-{i}'))
+            i += 1
+            time.sleep(0.05)                      # 20 Hz in
+        time.sleep(0.6)
+        times = [t for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('r-')]
+        assert i >= 60 and len(times) >= 4
+        assert len(times) <= 2.0 * 4.6 + 1        # at most rate_hz over the publishing window
+        gaps = np.diff(times)
+        assert np.median(gaps) > 0.4              # 2 Hz -> 0.5 s apart
+    finally:
+        node.stop()
+
+
+def test_a_missing_model_fails_at_start_with_one_clear_error(tmp_path):
+    node = NodeProcess(tmp_path, 'model:=no_such_variant')
+    assert node.wait_exit(90) != 0
+    log = node.log()
+    assert 'unknown model variant' in log and 'no_such_variant' in log and 'toy' in log
+    node.stop()
+
+
+def test_an_invalid_parameter_fails_at_start_naming_it(tmp_path):
+    node = NodeProcess(tmp_path, 'top_k:=7', 'beam_width:=2')
+    assert node.wait_exit(90) != 0
+    assert 'top_k' in node.log() and 'beam_width' in node.log()
+    node.stop()
+
+
+def test_a_missing_decoder_checkpoint_fails_naming_the_path(tmp_path, tiny_clip_dir):
+    models = tmp_path / 'models.yaml'
+    models.write_text(f"broken:\n  clip_model: local-dir:{tiny_clip_dir}\n  decoder: {tmp_path}/nowhere\n")
+    node = NodeProcess(tmp_path, 'model:=broken', f'models_file:={models}')
+    assert node.wait_exit(90) != 0
+    assert f'{tmp_path}/nowhere' in node.log() and 'novic-train' in node.log()
+    node.stop()

@@ -1,0 +1,197 @@
+"""Text-only decoder training: the pieces, and the zero-shot transfer it exists for."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TOY_CLIP
+from novic_ros.core.checkpoint import load_decoder, read_meta
+from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec, encode_tokens_trimmed, supports_trimmed_text
+from novic_ros.core.generation import TorchCachedRunner, greedy
+from novic_ros.core.preprocess import Preprocessor
+from novic_ros.training import toy_world
+from novic_ros.training.prompts import PromptGenerator, default_plural
+from novic_ros.training.text_embeddings import SHARD, TextEmbeddingStore
+from novic_ros.training.train_config import DecoderHParams, TrainConfig
+from novic_ros.training.trainer import evaluate, prepare_data, train_decoder
+
+FAST = dict(prompts_per_noun=100, steps=600, eval_every=600, checkpoint_every=300, log_every=100,
+            decoder=DecoderHParams(width=128, layers=2, heads=4, prefix_len=4, max_tokens=6))
+
+
+@pytest.fixture(scope='module')
+def toy_encoder():
+    return ClipEncoder(ClipSpec('local-dir:' + str(TOY_CLIP)))
+
+
+@pytest.fixture(scope='module')
+def toy_cfg():
+    return TrainConfig.from_yaml(TOY_CLIP.parent.parent.parent / 'config' / 'train' / 'toy.yaml').with_overrides(**FAST)
+
+
+# --- text tower at its real length ---------------------------------------------------------
+
+TEXTS = ['dog', 'a photo of a golden retriever on the grass.', 'a fire truck next to a red bicycle in the rain, '
+         'seen from far away on a foggy morning', '']
+
+
+@pytest.mark.parametrize('which', ['tiny', 'toy', 'ViT-B-32'])
+def test_trimmed_text_encoding_equals_full_context(which, tiny_encoder, toy_encoder):
+    if which == 'ViT-B-32':     # the real architecture, random weights: equality does not need training
+        enc = ClipEncoder(ClipSpec('ViT-B-32'), load_weights=False)
+    else:
+        enc = tiny_encoder if which == 'tiny' else toy_encoder
+    assert supports_trimmed_text(enc.model)
+    tokens = enc.tokenize(TEXTS)
+    with torch.inference_mode():
+        full = enc.model.encode_text(tokens)
+        trimmed = encode_tokens_trimmed(enc.model, tokens)
+    assert torch.allclose(full, trimmed, atol=1e-5, rtol=1e-4)
+    # encode_texts sorts by length and batches; order and values are preserved.
+    assert torch.allclose(enc.encode_texts(TEXTS, batch_size=2), enc.encode_texts(TEXTS, trim=False), atol=1e-5)
+
+
+# --- prompts and embedding cache ------------------------------------------------------------
+
+def test_every_prompt_names_its_target():
+    nouns = ['dog', 'hot dog', 'bus', 'apple']
+    gen = PromptGenerator(nouns, [['canine'], ['sausage'], ['vehicle'], ['fruit']], seed=3)
+    prompts = gen.prompts(200)
+    assert len(prompts) == 800 and len({p.text for p in prompts}) > 300
+    for p in prompts:
+        noun = nouns[p.target]
+        assert noun in p.text or default_plural(noun) in p.text
+    # Multi-noun prompts: the designated target is the first noun named, the other a distractor.
+    distinct = ['dog', 'bus', 'apple', 'cat']
+    for p in PromptGenerator(distinct, weights=(0, 0, 1, 0), seed=1).prompts(20):
+        named = sorted((p.text.find(n), n) for n in distinct if n in p.text)
+        assert len(named) == 2 and named[0][1] == distinct[p.target], p
+    assert any('an apple' in p.text for p in prompts)
+
+
+def test_embedding_store_resumes_after_an_interruption(tiny_encoder, tmp_path, monkeypatch):
+    texts = [f'a photo of item {i}' for i in range(SHARD + 100)]
+    store = TextEmbeddingStore(tmp_path, 'tiny', texts)
+    assert store.num_shards == 2 and store.missing() == [0, 1]
+    store.compute(tiny_encoder, progress=False)
+    full = store.load()
+    assert full.shape == (len(texts), tiny_encoder.embed_dim) and full.dtype == torch.float16
+    (store.dir / 'shard00001.npy').unlink()           # as if Ctrl-C hit during the second shard
+    calls = []
+    real = tiny_encoder.encode_texts
+    monkeypatch.setattr(tiny_encoder, 'encode_texts', lambda t, *a, **k: calls.append(len(t)) or real(t, *a, **k))
+    store2 = TextEmbeddingStore(tmp_path, 'tiny', texts)
+    assert store2.missing() == [1]
+    store2.compute(tiny_encoder, progress=False)
+    assert sum(calls) == 100                           # only the missing shard was encoded
+    assert torch.equal(store2.load(), full)
+    assert TextEmbeddingStore(tmp_path, 'tiny', texts[:-1]).dir != store.dir     # keyed by the data
+
+
+# --- the transfer --------------------------------------------------------------------------
+
+def test_text_only_decoder_transfers_to_images_zero_shot(toy_encoder, toy_cfg, tmp_path, monkeypatch):
+    """Train on the toy CLIP's text encoder only (images are unreachable during training), then
+    name freshly rendered pictures with no label list."""
+    def no_images(*a, **k):
+        raise AssertionError('the decoder must never see an image in training')
+    monkeypatch.setattr(toy_encoder, 'encode_images', no_images)
+    train_decoder(toy_encoder, toy_cfg, tmp_path / 'dec', progress=False, cache_root=tmp_path / 'cache')
+    monkeypatch.undo()
+
+    items = toy_world.render_set(2, (160, 200), seed=4242)
+    pre = Preprocessor(toy_encoder.preprocess_cfg)
+    img = torch.cat([toy_encoder.encode_images(pre([x.image for x in items[i:i + 64]])) for i in range(0, len(items), 64)])
+    dec, vocab, meta = load_decoder(tmp_path / 'dec')
+    seqs = greedy(TorchCachedRunner(dec, vocab.eot), img)
+    decoded = [vocab.decode(t[0]) for t in seqs.tokens]
+    decoder_top1 = np.mean([d == x.label for d, x in zip(decoded, items)])
+    text = toy_encoder.encode_texts([f'a photo of a {n}.' for n in toy_world.NOUNS])
+    prompted_top1 = np.mean([toy_world.NOUNS[i] == x.label for i, x in zip((img @ text.T).argmax(1).tolist(), items)])
+    chance = 1 / len(toy_world.NOUNS)
+    print(f"\nzero-shot top-1 on {len(items)} renders: decoder (no label list) {decoder_top1:.3f}, "
+          f"toy CLIP prompted with all {len(toy_world.NOUNS)} nouns {prompted_top1:.3f}, chance {chance:.3f}")
+    assert decoder_top1 > 50 * chance                       # > 0.30
+    assert decoder_top1 > prompted_top1 - 0.25
+    assert sum(d not in toy_world.NOUNS for d in decoded) < len(decoded) * 0.1   # it outputs nouns, not junk
+    assert meta.training['text_only'] is True and meta.training['num_nouns'] == len(toy_world.NOUNS)
+
+
+def test_text_inversion_on_held_out_prompts(toy_encoder, toy_cfg, tmp_path):
+    cfg = toy_cfg.with_overrides(noise=0.0, steps=400, eval_every=400)
+    data = prepare_data(toy_encoder, cfg, progress=False, cache_root=tmp_path)
+    held_out = {data.texts[i] for i in data.val_idx.tolist()}
+    assert held_out and not held_out & {data.texts[i] for i in data.train_idx.tolist()} - held_out
+    train_decoder(toy_encoder, cfg, tmp_path / 'dec', progress=False, data=data)
+    dec, _, meta = load_decoder(tmp_path / 'dec')
+    metrics = evaluate(dec, data, 'cpu')
+    assert metrics['val_inversion_acc'] == meta.training['val_inversion_acc']
+    assert metrics['val_inversion_acc'] > 0.7, metrics
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_encoder, tmp_path, monkeypatch):
+    import novic_ros.training.trainer as trainer
+    cfg = TrainConfig(nouns='toy', max_nouns=20, prompts_per_noun=10, steps=30, eval_every=30, checkpoint_every=1000,
+                      log_every=5, batch_size=16, decoder=DecoderHParams(width=32, layers=1, heads=2, max_tokens=6))
+    real, calls = trainer.batch_loss, []
+
+    def interrupt_at_step_12(*a, **k):
+        calls.append(1)
+        if len(calls) == 13:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(trainer, 'batch_loss', interrupt_at_step_12)
+    with pytest.raises(KeyboardInterrupt):
+        train_decoder(tiny_encoder, cfg, tmp_path / 'run', progress=False, cache_root=tmp_path / 'c')
+    assert read_meta(tmp_path / 'run').training['step'] == 12
+    assert torch.load(tmp_path / 'run' / trainer.STATE_FILE, weights_only=False)['step'] == 12
+    monkeypatch.setattr(trainer, 'batch_loss', real)
+    train_decoder(tiny_encoder, cfg, tmp_path / 'run', resume=True, progress=False, cache_root=tmp_path / 'c')
+    assert read_meta(tmp_path / 'run').training['step'] == 30
+    rows = (tmp_path / 'run' / trainer.LOG_FILE).read_text().splitlines()
+    assert rows[0].startswith('step,loss') and rows[-1].startswith('30,')
+    with pytest.raises(ValueError, match='another config'):
+        train_decoder(tiny_encoder, cfg.with_overrides(lr=1e-2), tmp_path / 'run', resume=True, progress=False,
+                      cache_root=tmp_path / 'c')
+
+
+def test_train_config_validation(tmp_path):
+    with pytest.raises(ValueError, match='unknown keys'):
+        TrainConfig.from_dict({'stepz': 3})
+    with pytest.raises(ValueError, match='unknown decoder keys'):
+        TrainConfig.from_dict({'decoder': {'depth': 3}})
+    with pytest.raises(ValueError, match='steps'):
+        TrainConfig(steps=0)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        TrainConfig.from_yaml(tmp_path / 'nope.yaml')
+
+
+def test_cli_trains_a_decoder_the_core_loads(tiny_models_file, tmp_path):
+    from novic_ros.cli.train import main
+    cfg = tmp_path / 'cfg.yaml'
+    cfg.write_text('nouns: toy\nmax_nouns: 10\nprompts_per_noun: 5\nsteps: 5\nbatch_size: 8\neval_every: 5\n'
+                   'decoder: {width: 32, layers: 1, heads: 2, max_tokens: 6}\n')
+    out = tmp_path / 'dec'
+    assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(cfg), '--out', str(out),
+                 '--no-progress', '--cache-dir', str(tmp_path / 'c')]) == 0
+    dec, vocab, meta = load_decoder(out)
+    assert meta.training['steps'] == 5 and meta.clip.embed_dim == 32 and len(vocab) == dec.cfg.vocab_size
+    assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(tmp_path / 'x.yaml')]) == 1
+
+
+def test_mean_shift_is_stored_and_applied(toy_encoder, tmp_path):
+    from novic_ros.training.modality_gap import apply_mean_shift
+    from novic_ros.core.checkpoint import save_decoder
+    src, vocab, meta = load_decoder(TOY_CLIP.parent / 'decoder')
+    save_decoder(tmp_path / 'd', src, vocab, meta)
+    frames = [x.image for x in toy_world.render_set(1, (64, 64), seed=8)][:30]
+    norm = apply_mean_shift(toy_encoder, tmp_path / 'd', frames, 'renders')
+    dec, _, meta2 = load_decoder(tmp_path / 'd')
+    assert norm > 0 and float(dec.input_shift.norm()) == pytest.approx(norm, rel=1e-5)
+    assert meta2.training['mean_shift']['images'] == 30
+    expected = torch.tensor(meta.training['text_centroid'])
+    pre = Preprocessor(toy_encoder.preprocess_cfg)
+    assert torch.allclose(dec.input_shift, expected - toy_encoder.encode_images(pre(frames)).mean(0), atol=1e-5)
