@@ -82,6 +82,8 @@ PARAMS: tuple[Param, ...] = (
     Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
     Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
+    Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
+          "when writable, else ~/.cache/novic_ros/engines."),
     # --- ROS node ---
     Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
           "The launch file's `image` argument remaps `image`.", group='node'),
@@ -124,6 +126,7 @@ class ModelParams:
     min_score: float = BY_NAME['min_score'].default
     batch_size: int = BY_NAME['batch_size'].default
     threads: int = BY_NAME['threads'].default
+    engine_dir: str = BY_NAME['engine_dir'].default
 
     def __post_init__(self):
         for f in fields(self):

@@ -1,25 +1,68 @@
-"""Interchangeable inference backends behind one interface (base.InferenceBackend)."""
+"""Interchangeable inference backends behind one interface (base.InferenceBackend):
+torch (eager), onnxruntime (exported graphs; CPU or CUDA provider), tensorrt (cached engines)."""
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+from pathlib import Path
 
+import torch
+
+from ..paths import cache_dir, share_dir
 from .base import InferenceBackend
 
 log = logging.getLogger(__name__)
 
 
-def resolve_backend_name(name: str, device) -> str:
+def resolve_backend_name(name: str, device: torch.device) -> str:
     """'auto': tensorrt on a GPU with the tensorrt package, else onnxruntime, else torch."""
     if name != 'auto':
         return name
+    if device.type == 'cuda' and importlib.util.find_spec('tensorrt') is not None:
+        return 'tensorrt'
+    if importlib.util.find_spec('onnxruntime') is not None:
+        return 'onnxruntime'
     return 'torch'
 
 
-def create_backend(name: str, encoder, decoder, vocab, *, threads: int = 0) -> InferenceBackend:
+def resolve_engine_dir(engine_dir: str) -> Path:
+    """The configured folder, else the package's engines/ when writable, else the user cache."""
+    if engine_dir:
+        return Path(os.path.expanduser(engine_dir))
+    try:
+        pkg = share_dir() / 'engines'
+        if pkg.is_dir() and os.access(pkg, os.W_OK):
+            return pkg
+    except FileNotFoundError:
+        pass
+    return cache_dir() / 'engines'
+
+
+def create_backend(name: str, encoder, decoder, vocab, *, variant: str = 'custom', decoder_dir=None,
+                   engine_dir: str = '', threads: int = 0, max_batch: int = 8, beam_width: int = 1) -> InferenceBackend:
     resolved = resolve_backend_name(name, encoder.device)
+    eot = vocab.eot if vocab is not None else 0
     if resolved == 'torch':
         from .torch_backend import TorchBackend
-        backend = TorchBackend(encoder, decoder, vocab.eot if vocab else 0)
+        backend = TorchBackend(encoder, decoder, eot)
+    elif resolved in ('onnxruntime', 'tensorrt'):
+        from .onnx_export import ensure_export, ensure_fp16_encoder, export_info, ENCODER_FILE
+        root = resolve_engine_dir(engine_dir)
+        if resolved == 'tensorrt':
+            from .trt_backend import require_tensorrt
+            require_tensorrt()        # fail before exporting, with the fallback named
+        info = export_info(variant, encoder, decoder, decoder_dir, eot)
+        folder = ensure_export(info, encoder, decoder, root)
+        if resolved == 'onnxruntime':
+            from .ort_backend import OrtBackend
+            backend = OrtBackend(folder, encoder.device, threads, with_decoder=decoder is not None)
+        else:
+            from .trt_backend import TrtBackend
+            from .onnx_export import read_export
+            onnx = ensure_fp16_encoder(folder, encoder) if encoder.precision == 'fp16' else folder / ENCODER_FILE
+            backend = TrtBackend(variant, folder, onnx, read_export(folder), root, encoder.device, encoder.precision,
+                                 max_batch, beam_width, with_decoder=decoder is not None)
     else:
         raise ValueError(f"unknown backend {name!r}")
     log.info("backend %s%s: %s", resolved, " (auto)" if name == 'auto' else '', backend.describe())

@@ -37,5 +37,7 @@ def build_classifier(params: ModelParams, strict: bool = True) -> NovicClassifie
         decoder, vocab, meta = load_decoder(variant.decoder)
         check_pairing(meta, encoder.embed_dim, clip_fingerprint(encoder.model), variant.clip.describe(),
                       str(variant.decoder), strict=strict)
-    backend = create_backend(params.backend, encoder, decoder, vocab, threads=params.threads)
+    backend = create_backend(params.backend, encoder, decoder, vocab, variant=variant.name, decoder_dir=variant.decoder,
+                             engine_dir=params.engine_dir, threads=params.threads, max_batch=params.batch_size,
+                             beam_width=params.beam_width)
     return NovicClassifier(backend, vocab, params, encoder, variant.name)

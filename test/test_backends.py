@@ -1,0 +1,212 @@
+"""Backends: ONNX Runtime matches torch, exports are keyed and atomic, the TensorRT engine cache
+is correct without a GPU, and TensorRT itself runs where a GPU is present."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_decoder
+from novic_ros.backends import create_backend, resolve_backend_name
+from novic_ros.backends.engine_cache import EngineCache, EngineKey, atomic_write
+from novic_ros.backends import onnx_export
+from novic_ros.core.checkpoint import load_decoder
+from novic_ros.core.generation import beam_search
+from novic_ros.core.loader import build_classifier
+from novic_ros.params import ModelParams
+from novic_ros.training import toy_world
+
+HAS_TRT = torch.cuda.is_available() and importlib.util.find_spec('tensorrt') is not None
+TRT_REASON = ("TensorRT tests need an NVIDIA GPU and the tensorrt package "
+              f"(cuda available: {torch.cuda.is_available()}, tensorrt installed: "
+              f"{importlib.util.find_spec('tensorrt') is not None})")
+
+
+@pytest.fixture(scope='module')
+def engine_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp('engines')
+
+
+@pytest.fixture(scope='module')
+def torch_and_ort(engine_dir):
+    common = dict(model='toy', device='cpu', engine_dir=str(engine_dir))
+    return (build_classifier(ModelParams(backend='torch', **common)),
+            build_classifier(ModelParams(backend='onnxruntime', **common)))
+
+
+@pytest.fixture(scope='module')
+def test_images(photos):
+    renders = [x.image for x in toy_world.render_set(1, (240, 320), seed=99)][:80]
+    return [f for _, f, _ in photos] + renders
+
+
+def test_onnxruntime_matches_torch_on_every_image(torch_and_ort, test_images):
+    ref, ort = torch_and_ort
+    assert ort.backend.name == 'onnxruntime'
+    pixels = ref.preprocess(test_images)
+    e_ref, e_ort = ref.backend.encode_images(pixels), ort.backend.encode_images(pixels)
+    cos = (e_ref * e_ort).sum(-1)
+    assert float((1 - cos).max()) < 1e-3
+    a, b = ref.classify(test_images), ort.classify(test_images)
+    assert [r.top.text for r in a] == [r.top.text for r in b]
+    for x, y in zip(a, b):
+        assert [l.text for l in x.labels] == [l.text for l in y.labels]
+        assert np.allclose([l.score for l in x.labels], [l.score for l in y.labels], atol=1e-3)
+
+
+def test_onnx_decoder_graphs_keep_the_cache_and_match_torch(torch_and_ort):
+    ref, ort = torch_and_ort
+    embeds = torch.nn.functional.normalize(torch.randn(7, 64, generator=torch.Generator().manual_seed(0)), dim=-1)
+    s_ref = beam_search(ref.backend.runner, embeds, 4)
+    s_ort = beam_search(ort.backend.runner, embeds, 4)
+    assert torch.equal(s_ref.tokens, s_ort.tokens)
+    assert torch.allclose(s_ref.log_probs, s_ort.log_probs, atol=1e-4)
+
+
+def test_export_metadata_and_reuse(torch_and_ort, engine_dir, monkeypatch):
+    folders = list((engine_dir / 'onnx').iterdir())
+    assert len(folders) == 1
+    meta = json.loads((folders[0] / onnx_export.META_FILE).read_text())
+    for field in ('variant', 'clip_model', 'clip_fingerprint', 'decoder_hash', 'opset', 'image_size', 'embed_dim',
+                  'vocab_size', 'max_batch', 'files', 'key'):
+        assert field in meta
+    assert meta['variant'] == 'toy' and meta['opset'] == onnx_export.OPSET and meta['image_size'] == [64, 64]
+    monkeypatch.setattr(onnx_export, 'export_all', lambda *a, **k: pytest.fail('a current export was redone'))
+    build_classifier(ModelParams(model='toy', backend='onnxruntime', device='cpu', engine_dir=str(engine_dir)))
+
+
+def test_a_changed_checkpoint_gets_a_new_export(tiny_encoder, tmp_path):
+    d1 = make_tiny_decoder(tiny_encoder, tmp_path / 'd1', seed=1)
+    d2 = make_tiny_decoder(tiny_encoder, tmp_path / 'd2', seed=2)
+    infos = []
+    for d in (d1, d2):
+        dec, vocab, _ = load_decoder(d)
+        infos.append(onnx_export.export_info('tiny', tiny_encoder, dec, d, vocab.eot))
+        create_backend('onnxruntime', tiny_encoder, dec, vocab, variant='tiny', decoder_dir=d, engine_dir=str(tmp_path / 'e'))
+    assert infos[0].key != infos[1].key
+    assert sorted(p.name for p in (tmp_path / 'e' / 'onnx').iterdir()) == sorted(i.key for i in infos)
+
+
+def test_a_failed_export_leaves_nothing_behind(tiny_encoder, tiny_decoder_dir, tmp_path, monkeypatch):
+    dec, vocab, _ = load_decoder(tiny_decoder_dir)
+    info = onnx_export.export_info('tiny', tiny_encoder, dec, tiny_decoder_dir, vocab.eot)
+    real, calls = onnx_export._export, []
+
+    def crash_on_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError('simulated crash during export')
+        return real(*a, **k)
+    monkeypatch.setattr(onnx_export, '_export', crash_on_second)
+    with pytest.raises(RuntimeError, match='simulated'):
+        onnx_export.ensure_export(info, tiny_encoder, dec, tmp_path)
+    assert list((tmp_path / 'onnx').iterdir()) == []           # no half-written export, no temp folder
+    monkeypatch.setattr(onnx_export, '_export', real)
+    folder = onnx_export.ensure_export(info, tiny_encoder, dec, tmp_path)
+    assert onnx_export.read_export(folder)['key'] == info.key
+
+
+def test_prompted_mode_on_onnxruntime_exports_only_the_encoder(tmp_path):
+    clf = build_classifier(ModelParams(model='toy', backend='onnxruntime', mode='prompted', labels=['dog', 'cat'],
+                                       engine_dir=str(tmp_path)))
+    (folder,) = (tmp_path / 'onnx').iterdir()
+    assert onnx_export.read_export(folder)['files'] == [onnx_export.ENCODER_FILE]
+    assert clf.classify(np.zeros((32, 32, 3), np.uint8))[0].top.text in ('dog', 'cat')
+
+
+def test_auto_picks_onnxruntime_on_this_cpu_and_tensorrt_fails_naming_the_fallback():
+    assert resolve_backend_name('auto', torch.device('cpu')) == 'onnxruntime'
+    assert resolve_backend_name('torch', torch.device('cpu')) == 'torch'
+    if not HAS_TRT:
+        with pytest.raises(Exception, match="use backend 'onnxruntime'"):
+            build_classifier(ModelParams(model='toy', backend='tensorrt'))
+
+
+# --- engine cache, without a GPU -----------------------------------------------------------
+
+KEY = EngineKey('toy', 'image_encoder', 'abc123', 'NVIDIA H100', '10.16.1', 'fp16', 1, 8)
+
+
+@pytest.mark.parametrize('field, value', [('model', 'b32'), ('graph', 'decoder_step'), ('onnx_hash', 'def'),
+                                          ('gpu', 'Jetson Orin'), ('trt_version', '11.4.0'), ('precision', 'fp32'),
+                                          ('min_batch', 2), ('max_batch', 16)])
+def test_every_key_field_changes_the_engine_file(field, value):
+    other = EngineKey(**{**KEY.__dict__, field: value})
+    assert other.digest != KEY.digest and other.stem != KEY.stem
+
+
+def test_engine_is_built_once_then_reused(tmp_path):
+    cache, builds = EngineCache(tmp_path), []
+    build = lambda: builds.append(1) or b'ENGINE-v1'  # noqa: E731
+    assert cache.get_or_build(KEY, build) == (b'ENGINE-v1', True)
+    assert cache.get_or_build(KEY, build) == (b'ENGINE-v1', False)
+    assert len(builds) == 1
+    assert EngineCache(tmp_path).lookup(KEY) == cache.engine_path(KEY)      # a new process finds it too
+
+
+def test_a_changed_key_rebuilds_and_prunes_the_stale_engine(tmp_path):
+    cache = EngineCache(tmp_path)
+    cache.get_or_build(KEY, lambda: b'old')
+    new = EngineKey(**{**KEY.__dict__, 'onnx_hash': 'changed'})
+    assert cache.get_or_build(new, lambda: b'new') == (b'new', True)
+    assert not cache.engine_path(KEY).exists() and not cache.meta_path(KEY).exists()
+    other_graph = EngineKey(**{**KEY.__dict__, 'graph': 'decoder_step'})
+    cache.get_or_build(other_graph, lambda: b'step')
+    assert cache.lookup(new) is not None                                  # other graphs are kept
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'no_meta', 'bad_meta', 'other_key'])
+def test_a_damaged_or_half_written_engine_is_never_loaded(tmp_path, damage):
+    cache = EngineCache(tmp_path)
+    cache.get_or_build(KEY, lambda: b'0123456789' * 100)
+    engine, meta = cache.engine_path(KEY), cache.meta_path(KEY)
+    if damage == 'truncate':          # a crash while writing without atomic rename would leave this
+        engine.write_bytes(engine.read_bytes()[:500])
+    elif damage == 'no_meta':         # crash between the engine and its metadata
+        meta.unlink()
+    elif damage == 'bad_meta':
+        meta.write_text('{not json')
+    else:
+        info = json.loads(meta.read_text())
+        info['key']['gpu'] = 'another GPU'
+        meta.write_text(json.dumps(info))
+    assert cache.lookup(KEY) is None
+    assert cache.get_or_build(KEY, lambda: b'rebuilt') == (b'rebuilt', True)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / 'x.engine'
+    atomic_write(target, b'old engine')
+
+    def fail_fsync(fd):
+        raise OSError('disk full')
+    monkeypatch.setattr(os, 'fsync', fail_fsync)
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(target, b'new engine that never lands')
+    assert target.read_bytes() == b'old engine'
+    assert [p.name for p in tmp_path.iterdir()] == ['x.engine']          # no temp file left
+
+
+def test_timing_cache_is_per_gpu_and_tensorrt_version(tmp_path):
+    c = EngineCache(tmp_path)
+    assert c.timing_cache_path('A', '10') != c.timing_cache_path('B', '10') != c.timing_cache_path('A', '11')
+
+
+# --- TensorRT on a GPU -----------------------------------------------------------------------
+
+@pytest.mark.skipif(not HAS_TRT, reason=TRT_REASON)
+@pytest.mark.parametrize('precision', ['fp32', 'fp16'])
+def test_tensorrt_matches_torch_and_reuses_its_engines(precision, tmp_path, test_images):
+    common = dict(model='toy', device='cuda', engine_dir=str(tmp_path), precision=precision)
+    ref = build_classifier(ModelParams(backend='torch', **{**common, 'precision': 'fp32'}))
+    trt = build_classifier(ModelParams(backend='tensorrt', **common))
+    assert trt.backend.name == 'tensorrt' and len(trt.backend.built) == 3
+    a, b = ref.classify(test_images), trt.classify(test_images)
+    agree = np.mean([x.top.text == y.top.text for x, y in zip(a, b)])
+    assert agree == 1.0 if precision == 'fp32' else agree >= 0.95
+    again = build_classifier(ModelParams(backend='tensorrt', **common))
+    assert again.backend.built == []
