@@ -206,5 +206,20 @@ def markdown_table() -> str:
     return '\n'.join(rows)
 
 
+BEGIN, END = '<!-- params:begin (python -m novic_ros.params --update README.md) -->', '<!-- params:end -->'
+
+
+def update_readme(path: str) -> None:
+    """Replace the table between the markers in `path` with the current one."""
+    text = open(path).read()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    open(path, 'w').write(f"{head}{BEGIN}\n{markdown_table()}\n{END}{tail}")
+
+
 if __name__ == '__main__':
-    print(markdown_table())
+    import sys
+    if sys.argv[1:2] == ['--update']:
+        update_readme(sys.argv[2])
+    else:
+        print(markdown_table())

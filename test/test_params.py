@@ -64,4 +64,4 @@ def test_ros_descriptors_carry_ranges_and_read_only():
 
 def test_readme_documents_every_parameter():
     readme = (REPO / 'README.md').read_text()
-    assert markdown_table() in readme, "README parameter table is stale: python -m novic_ros.params > table"
+    assert markdown_table() in readme, "README parameter table is stale: python -m novic_ros.params --update README.md"
