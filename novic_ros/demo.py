@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     p.add_argument('--backend', default='auto')
     args = p.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
 
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy

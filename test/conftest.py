@@ -15,6 +15,8 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
 
 REPO = Path(__file__).resolve().parent.parent
+# Raw frames travel over shared memory instead of loopback UDP (the Makefile sets the same).
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(REPO / 'config' / 'fastdds_large_frames.xml'))
 TOY_CLIP = REPO / 'models' / 'toy' / 'clip'
 TOY_DECODER = REPO / 'models' / 'toy' / 'decoder'
 SHARED_DATA = REPO.parent / 'shared' / 'data'

@@ -19,6 +19,9 @@ def session_options(threads: int):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's idle worker threads spin by default; between graph runs we run torch (preprocessing, beam
+    # bookkeeping), and spinning threads would steal its cores.
+    opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -8,6 +8,7 @@ size are resized as one batch.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 import numpy as np
 import torch
@@ -92,6 +93,17 @@ def validate_frame(frame, index: int | None = None) -> np.ndarray:
     return frame
 
 
+def _as_tensor(frame: np.ndarray) -> torch.Tensor:
+    """A tensor sharing the frame's memory. Frames decoded by PIL or received from ROS are often
+    read-only; we only ever read them, so torch's warning about that does not apply."""
+    frame = np.ascontiguousarray(frame)
+    if not frame.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)
+            return torch.from_numpy(frame)
+    return torch.from_numpy(frame)
+
+
 class Preprocessor:
     """Callable: a frame or a sequence of frames -> normalised float tensor B x 3 x H x W on `device`."""
 
@@ -99,8 +111,10 @@ class Preprocessor:
         self.cfg = cfg
         self.device = torch.device(device)
         self.dtype = dtype
-        self._mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._inv_std = 1.0 / (torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1) * 255.0)
+        mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1)
+        self._scale = 1.0 / (255.0 * std)          # normalised = pixel * scale + bias
+        self._bias = -mean / std
         # The uint8 kernels exist for antialiased bilinear/bicubic on the CPU; elsewhere resize in float.
         self._uint8_resize = self.device.type == 'cpu' and cfg.interpolation in ('bicubic', 'bilinear')
 
@@ -117,28 +131,27 @@ class Preprocessor:
         if len(frames) == 0:
             raise FrameError("no frames given")
         frames = [validate_frame(f, i) for i, f in enumerate(frames)]
-        out = torch.empty((len(frames), 3, *self.cfg.size), device=self.device, dtype=self.dtype)
-        # Frames of one size share one resize call.
-        by_shape: dict[tuple, list[int]] = {}
-        for i, f in enumerate(frames):
-            by_shape.setdefault(f.shape, []).append(i)
-        for (h, w, _), idx in by_shape.items():
-            batch = torch.from_numpy(np.stack([frames[i] for i in idx])).to(self.device, non_blocking=True)
-            out[idx] = self._transform(batch.permute(0, 3, 1, 2), h, w).to(self.dtype)
-        return out
+        out = torch.empty((len(frames), 3, *self.cfg.size), device=self.device, dtype=torch.float32)
+        for i, frame in enumerate(frames):
+            # No stacking: each frame is resized straight from its own buffer (a copy of a batch of
+            # 640x480 frames costs as much as resizing them).
+            x = _as_tensor(frame).to(self.device, non_blocking=True).permute(2, 0, 1)[None]
+            self._transform(x, *frame.shape[:2], out[i:i + 1])
+        return out if self.dtype == torch.float32 else out.to(self.dtype)
 
-    def _transform(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        # x: B x 3 x h x w uint8
+    def _transform(self, x: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
+        # x: 1 x 3 x h x w uint8 (channels-last view of the HxWx3 frame)
         g = _geometry(h, w, self.cfg)
-        x = self._resize(x, g.resize) if g.resize != (h, w) else x.float()
+        x = self._resize(x, g.resize) if g.resize != (h, w) else x
         x = self._crop_or_pad(x, g)
-        return (x - self._mean) * self._inv_std
+        # (x / 255 - mean) / std in one pass from the cropped view into the contiguous output.
+        torch.addcmul(self._bias, x, self._scale, out=out)
 
     def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         mode = self.cfg.interpolation
         kw = {} if mode == 'nearest' else {'antialias': True, 'align_corners': False}
         if self._uint8_resize:
-            return F.interpolate(x.contiguous(memory_format=torch.channels_last), size=size, mode=mode, **kw).float()
+            return F.interpolate(x, size=size, mode=mode, **kw)      # uint8 in, uint8 out, like PIL
         # PIL rounds and clamps to 0..255 after resizing; do the same so both paths agree.
         return F.interpolate(x.float(), size=size, mode=mode, **kw).clamp_(0, 255).round_()
 
@@ -146,7 +159,7 @@ class Preprocessor:
         th, tw = self.cfg.size
         if g.top >= 0 and g.left >= 0 and x.shape[-2] >= th + g.top and x.shape[-1] >= tw + g.left:
             return x[..., g.top:g.top + th, g.left:g.left + tw]
-        canvas = torch.full((x.shape[0], 3, th, tw), float(self.cfg.fill_color), device=x.device)
+        canvas = torch.full((x.shape[0], 3, th, tw), self.cfg.fill_color, device=x.device, dtype=x.dtype)
         src_t, src_l = max(g.top, 0), max(g.left, 0)
         dst_t, dst_l = max(-g.top, 0), max(-g.left, 0)
         hh = min(x.shape[-2] - src_t, th - dst_t)

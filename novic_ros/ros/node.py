@@ -85,7 +85,11 @@ class NovicNode(Node):
         return self.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_frame(t, msg), self._qos())
 
     def _on_frame(self, camera: str, msg) -> None:
-        self.stats.arrived()
+        stamp = msg.header.stamp
+        age = None
+        if stamp.sec or stamp.nanosec:   # unstamped frames say nothing about their age
+            age = self.get_clock().now().nanoseconds * 1e-9 - (stamp.sec + stamp.nanosec * 1e-9)
+        self.stats.arrived(age)
         self.frames.put(camera, msg)
 
     # --- inference worker ---
@@ -173,7 +177,8 @@ class NovicNode(Node):
         values = {
             'input_rate_hz': f"{s.input_rate_hz:.2f}", 'output_rate_hz': f"{s.output_rate_hz:.2f}",
             'latency_p50_ms': f"{s.latency_p50_ms:.1f}", 'latency_p95_ms': f"{s.latency_p95_ms:.1f}",
-            'inference_p50_ms': f"{s.inference_p50_ms:.1f}", 'frames_received': str(s.received),
+            'inference_p50_ms': f"{s.inference_p50_ms:.1f}", 'frame_age_p50_ms': f"{s.frame_age_p50_ms:.1f}",
+            'frames_received': str(s.received),
             'frames_processed': str(s.processed), 'frames_published': str(s.published),
             'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected),
             'inference_errors': str(s.errors), 'backend': backend.name, 'backend_detail': backend.describe(),

@@ -22,6 +22,7 @@ class StatsSnapshot:
     latency_p50_ms: float
     latency_p95_ms: float
     inference_p50_ms: float
+    frame_age_p50_ms: float          # receipt time - header stamp: camera pipeline + transport
     rejected_by_reason: dict = field(default_factory=dict)
 
 
@@ -33,12 +34,15 @@ class NodeStats:
         self._outputs: deque[float] = deque(maxlen=max_samples * 10)
         self._latency: deque[float] = deque(maxlen=max_samples)
         self._inference: deque[float] = deque(maxlen=max_samples)
+        self._age: deque[float] = deque(maxlen=max_samples)
         self.processed = self.published = self.errors = 0
         self.rejected: Counter[str] = Counter()
 
-    def arrived(self) -> None:
+    def arrived(self, age_s: float | None = None) -> None:
         with self._lock:
             self._arrivals.append(time.monotonic())
+            if age_s is not None:
+                self._age.append(age_s * 1e3)
 
     def published_one(self, latency_s: float, inference_ms: float) -> None:
         with self._lock:
@@ -70,9 +74,11 @@ class NodeStats:
         with self._lock:
             lat = np.array(self._latency) if self._latency else np.zeros(1)
             inf = np.array(self._inference) if self._inference else np.zeros(1)
+            age = np.array(self._age) if self._age else np.zeros(1)
             return StatsSnapshot(
                 received=received, processed=self.processed, published=self.published, dropped=dropped,
                 rejected=sum(self.rejected.values()), errors=self.errors,
                 input_rate_hz=self._rate(self._arrivals, now), output_rate_hz=self._rate(self._outputs, now),
                 latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)),
-                inference_p50_ms=float(np.percentile(inf, 50)), rejected_by_reason=dict(self.rejected))
+                inference_p50_ms=float(np.percentile(inf, 50)), frame_age_p50_ms=float(np.percentile(age, 50)),
+                rejected_by_reason=dict(self.rejected))

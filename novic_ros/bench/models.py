@@ -1,0 +1,80 @@
+"""Benchmark models: the real architectures with random weights (speed does not depend on the
+weights, and no pretrained weights can be downloaded here), built once and cached."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
+from ..core.clip_encoder import ClipEncoder, ClipSpec
+from ..core.decoder import DecoderConfig, ObjectDecoder
+from ..core.label_tokens import LabelVocab
+from ..paths import cache_dir, config_path
+from ..training.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+TYPICAL_STEPS = 4     # a typical label: the dictionary's mean is 2.4 BPE tokens, plus end-of-text
+
+
+def bench_dir() -> Path:
+    return cache_dir() / 'bench'
+
+
+@lru_cache(maxsize=1)
+def dictionary_vocab() -> LabelVocab:
+    """The compact vocabulary of the full WordNet dictionary (what a real b32 decoder emits)."""
+    from ..training.nouns import build_dictionary
+    from ..training.wordnet import WordNet
+    return LabelVocab.from_labels([e.label for e in build_dictionary(WordNet.load())])
+
+
+def b32_decoder_config(embed_dim: int = 512) -> DecoderConfig:
+    """The decoder config/train/gpu.yaml trains for ViT-B/32, over the dictionary's vocabulary."""
+    h = TrainConfig.from_yaml(config_path('train', 'gpu.yaml')).decoder
+    return DecoderConfig(embed_dim=embed_dim, vocab_size=len(dictionary_vocab()), width=h.width, layers=h.layers,
+                         heads=h.heads, mlp_ratio=h.mlp_ratio, prefix_len=h.prefix_len, max_tokens=h.max_tokens)
+
+
+def b32_clip_dir() -> Path:
+    """A local-dir open_clip folder with ViT-B-32 and random (seeded) weights, for the node benchmark."""
+    import open_clip
+    from safetensors.torch import save_file
+    folder = bench_dir() / 'vit-b-32-random'
+    if not (folder / 'open_clip_model.safetensors').is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = open_clip.get_model_config('ViT-B-32')
+        (folder / 'open_clip_config.json').write_text(json.dumps({'model_cfg': cfg, 'preprocess_cfg': {}}))
+        torch.manual_seed(0)
+        model = open_clip.create_model('ViT-B-32', load_weights=False)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
+    return folder
+
+
+def b32_encoder() -> ClipEncoder:
+    return ClipEncoder(ClipSpec('local-dir:' + str(b32_clip_dir())), 'cpu')
+
+
+def b32_decoder_dir(encoder: ClipEncoder) -> Path:
+    cfg = b32_decoder_config(encoder.embed_dim)
+    tag = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    folder = bench_dir() / f'b32-decoder-random-{tag}'       # a new config gets a new decoder
+    if not (folder / 'config.json').is_file():
+        torch.manual_seed(0)
+        decoder = ObjectDecoder(cfg)
+        meta = DecoderMeta(cfg, ClipInfo(encoder.spec.model, None, encoder.embed_dim, clip_fingerprint(encoder.model)),
+                           training={'note': 'random weights, for benchmarks only'})
+        save_decoder(folder, decoder, dictionary_vocab(), meta)
+    return folder
+
+
+def b32_models_file() -> Path:
+    """models.yaml with the variant `b32-random` for the node benchmark."""
+    enc = b32_encoder()
+    path = bench_dir() / 'models.yaml'
+    path.write_text(f"b32-random:\n  clip_model: local-dir:{b32_clip_dir()}\n  decoder: {b32_decoder_dir(enc)}\n")
+    return path

@@ -1,0 +1,20 @@
+"""Side-by-side timing: candidates run interleaved, so drift and background load hit all alike."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int = 10, warmup: int = 2) -> dict[str, float]:
+    """Median milliseconds of each function, measured in alternation."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}

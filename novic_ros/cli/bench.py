@@ -1,0 +1,74 @@
+"""novic-bench: per-stage latency, KV cache, text encoding, backends and node overhead, each
+figure measured side by side in one run. `make bench` runs all sections."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+from .common import run, setup_logging
+
+SECTIONS = ('preprocess', 'cache', 'text', 'stages', 'node')
+
+
+def machine() -> str:
+    cpu = platform.processor() or 'unknown CPU'
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def _main(argv) -> int:
+    p = argparse.ArgumentParser(prog='novic-bench', description=__doc__)
+    p.add_argument('--sections', default=','.join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    p.add_argument('--backends', default='torch,onnxruntime', help='backends for the stages section')
+    p.add_argument('--repeat', type=int, default=10, help='timed repetitions per candidate (median reported)')
+    p.add_argument('--out', default=None, help='also write the report (markdown) to this file')
+    p.add_argument('-v', '--verbose', action='store_true')
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    from ..bench import sections as s
+    chosen = [x.strip() for x in args.sections.split(',') if x.strip()]
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    report = [f"# novic_ros benchmark, {time.strftime('%Y-%m-%d')}", '', f"Machine: {machine()}.", '',
+              'Models: ViT-B/32 and the config/train/gpu.yaml decoder over the 12,654-token dictionary vocabulary, '
+              'random weights (speed does not depend on them). A "typical label" is 4 decoding steps '
+              '(the dictionary averages 2.4 tokens, plus end-of-text).', '']
+    runners = {
+        'preprocess': ('Preprocessing, 640x480 frames -> 224x224', lambda: s.preprocess(args.repeat)),
+        'cache': ('Decoder: key/value cache against recomputing, 8 tokens', lambda: s.decoder_cache(args.repeat)),
+        'text': ('Training-time text encoding, ViT-B/32 text tower', lambda: s.text_encoding(args.repeat)),
+        'stages': ('Per-stage latency, ViT-B/32 + decoder, 640x480 frames, beam 5',
+                   lambda: s.stages(args.repeat, [b.strip() for b in args.backends.split(',')])),
+        'node': ('novic_node overhead, 640x480 rgb8, ViT-B/32 + decoder', lambda: s.node_overhead(max(6, args.repeat))),
+    }
+    for name in chosen:
+        title, fn = runners[name]
+        print(f"## {title}\n", flush=True)
+        t0 = time.time()
+        table = fn()
+        print(table + f"\n\n({time.time() - t0:.0f} s)\n", flush=True)
+        report += [f"## {title}", '', table, '']
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write('\n'.join(report) + '\n')
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
