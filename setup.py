@@ -27,6 +27,7 @@ setup(
         ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
         *tree('config'),
         *tree('models'),
+        *tree('interfaces'),      # message definitions, read by novic-eval to write vision_msgs into bags
     ],
     install_requires=['setuptools'],
     zip_safe=False,

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                 '-p', f'model:={args.model}', '-p', f'backend:={args.backend}', '-p', 'qos:=reliable']
     print(f"starting novic_node (model {args.model}) ...", flush=True)
     node_proc = subprocess.Popen(node_cmd)
-    rclpy.init()
+    rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
     client = rclpy.create_node('novic_demo')
     received: dict[str, tuple[Classification, float]] = {}
     client.create_subscription(Classification, '/novic/labels',

@@ -143,7 +143,7 @@ def node_overhead(repeat: int, backend: str = 'onnxruntime') -> str:
            '-p', 'model:=b32-random', '-p', f'models_file:={models}', '-p', f'backend:={backend}', '-p', 'qos:=reliable',
            '-p', f'max_tokens:={TYPICAL_STEPS}', '-p', f'engine_dir:={enc_dir_engines()}', '-r', '__ns:=/novic_bench']
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rclpy.init()
+    rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
     node = rclpy.create_node('novic_bench_client')
     got: dict[str, float] = {}
     node.create_subscription(Classification, '/novic_bench/labels', lambda m: got.setdefault(m.header.frame_id, time.perf_counter()), 10)

@@ -1,0 +1,187 @@
+"""novic-eval: turn bags into numbers and pictures.
+
+  novic-eval make-bag SOURCE OUT      images folder or video file -> ROS 2 bag (mcap or sqlite3)
+  novic-eval offline BAG              classify every frame with the core; labels as JSONL/CSV (+ a labels bag)
+  novic-eval live BAG                 play the bag into the running novic_node; latency, rate, drops
+
+offline and live write OUT/report.md with tables and PNG plots, labels.jsonl and labels.csv;
+with --annotations FILE they also score top-1/top-k accuracy and the hierarchy-aware score.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..params import add_model_arguments, model_params_from_args
+from .common import run, setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='novic-eval', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='cmd', required=True)
+    m = sub.add_parser('make-bag', help='images folder or video -> bag')
+    m.add_argument('source', help='folder of images (sorted by name; labels.json is turned into annotations) or a video file')
+    m.add_argument('out', help='output bag folder (must not exist)')
+    m.add_argument('--topic', default='/camera/image_raw')
+    m.add_argument('--rate', type=float, default=10.0, help='frames per second of bag time (default 10)')
+    m.add_argument('--frame-id', default='camera')
+    m.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    m.add_argument('--transport', default='raw', choices=('raw', 'compressed'),
+                   help='raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage on TOPIC/compressed')
+    m.add_argument('--encoding', default='rgb8', help='raw encoding (rgb8, bgr8, mono8, yuv422, ...)')
+    m.add_argument('--format', default='jpeg', choices=('jpeg', 'png'), help='compressed format')
+    m.add_argument('--no-progress', action='store_true')
+    for name, help_ in (('offline', 'classify every frame with the core library'),
+                        ('live', 'play into the running novic_node and record its labels')):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument('bag')
+        s.add_argument('--out', default=None, help='report folder (default: reports/<bag name>-<mode>)')
+        s.add_argument('--annotations', default=None, help='ground truth CSV (topic,frame,nouns); default: BAG.annotations.csv if present')
+        s.add_argument('--topics', nargs='*', default=None, help='image topics to evaluate (default: all)')
+        s.add_argument('--no-progress', action='store_true')
+    off = sub.choices['offline']
+    off.add_argument('--labels-bag', default=None, help='also write a copy of the bag with /novic/labels added')
+    add_model_arguments(off)
+    live = sub.choices['live']
+    live.add_argument('--labels-topic', default='/novic/labels')
+    live.add_argument('--speed', type=float, default=1.0, help='playback speed factor (default 1: recorded timing)')
+    live.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'))
+    live.add_argument('--drain', type=float, default=5.0, help='seconds to wait for late labels after the last frame')
+    live.add_argument('--top-k', type=int, default=3, help='k for top-k accuracy')
+    live.add_argument('--start-node', action='store_true',
+                      help='start novic_node for the run (namespace /novic, the bag topics as image_topics)')
+    live.add_argument('--params-file', default=None, help='with --start-node: node parameters file')
+    live.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
+                      help='with --start-node: extra node parameter (repeatable)')
+    for sp in sub.choices.values():
+        sp.add_argument('-v', '--verbose', action='store_true')
+    return p
+
+
+def _score(annotations: str | None, bag: Path, results, k: int, warnings: list[str]):
+    from ..eval.annotations import load_annotations, match_annotations
+    from ..eval.scoring import Scorer
+    path = Path(annotations) if annotations else bag.parent / f"{bag.name}.annotations.csv"
+    if not path.is_file():
+        if annotations:
+            raise FileNotFoundError(f"annotations file {path} does not exist")
+        return None
+    matched, more = match_annotations(load_annotations(path), results)
+    warnings += more
+    if not matched:
+        warnings.append(f"no frame of the bag matches an annotation in {path}")
+        return None
+    try:
+        from ..training.wordnet import WordNet
+        wn = WordNet.load()
+    except FileNotFoundError as e:
+        warnings.append(f"{e}; scoring exact matches only")
+        wn = None
+    positions = sorted(matched)
+    preds = [[t for t, _ in results[i].labels] for i in positions]
+    return Scorer(wn).score(preds, [list(matched[i].nouns) for i in positions], k)
+
+
+def _finish(args, mode: str, bag: Path, results, warnings, meta: dict, k: int, live=None) -> int:
+    from ..eval.report import write_report
+    from ..eval.results import write_csv, write_jsonl
+    out = Path(args.out) if args.out else Path('reports') / f"{bag.name}-{mode}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(results, out / 'labels.jsonl')
+    write_csv(results, out / 'labels.csv', k)
+    score = _score(args.annotations, bag, results, k, warnings)
+    summary_json = {'mode': mode, **meta, 'frames': len(results), 'labelled': sum(bool(r.labels) for r in results),
+                    'rejected': sum(bool(r.error) for r in results), 'warnings': warnings,
+                    'score': score.to_dict() if score is not None else None,
+                    'live': None if live is None else {**vars(live), 'dropped': live.dropped}}
+    (out / 'summary.json').write_text(json.dumps(summary_json, indent=1, default=str) + '\n')
+    report = write_report(out, mode=mode, meta=meta, results=results, warnings=warnings, score=score, k=k, live=live)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    summary = f"{len(results)} frames, {sum(bool(r.labels) for r in results)} labelled"
+    if live is not None:
+        summary += (f", {live.dropped} dropped or unanswered, latency p50 {live.latency_p50_ms:.1f} ms, "
+                    f"output {live.output_rate_hz:.2f} Hz")
+    if score is not None:
+        summary += f", top-1 {score.top1:.1%}, top-{k} {score.topk:.1%}, hierarchy {score.hierarchy:.3f}"
+    print(f"{summary}\nreport: {report}")
+    return 0
+
+
+def _offline(args) -> int:
+    from ..core.loader import build_classifier
+    from ..eval.offline import run_offline, write_labels_bag
+    params = model_params_from_args(args)
+    clf = build_classifier(params)
+    bag = Path(args.bag)
+    results, warnings = run_offline(bag, clf, topics=args.topics, batch_size=params.batch_size,
+                                    progress=not args.no_progress)
+    if args.labels_bag:
+        write_labels_bag(bag, args.labels_bag, results)
+        print(f"labels bag: {args.labels_bag}")
+    meta = {'bag': str(bag), 'model': params.model, 'mode': params.mode, 'backend': clf.backend.describe()}
+    return _finish(args, 'offline', bag, results, warnings, meta, params.top_k)
+
+
+def _start_node(args, topics: list[str]):
+    from ..paths import config_path
+    cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file',
+           args.params_file or str(config_path('novic.yaml')), '-r', '__ns:=/novic',
+           '-p', f"image_topics:=[{','.join(topics)}]", '-p', f"qos:={args.qos}"]
+    for p in args.node_param:
+        cmd += ['-p', p]
+    return subprocess.Popen(cmd)
+
+
+def _live(args) -> int:
+    import rclpy
+    from ..eval.bagio import read_frames
+    from ..eval.live import play_and_record
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    bag = Path(args.bag)
+    frames, warnings = read_frames(bag, args.topics)
+    if not frames:
+        raise ValueError(f"bag {bag} has no readable image messages")
+    node = _start_node(args, sorted({f.topic for f in frames})) if args.start_node else None
+    rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
+    try:
+        results, stats = play_and_record(frames, labels_topic=args.labels_topic, speed=args.speed, qos=args.qos,
+                                         drain_s=args.drain, progress=not args.no_progress,
+                                         node_alive=(lambda: node.poll() is None) if node else (lambda: True))
+    finally:
+        rclpy.try_shutdown()
+        if node is not None:
+            node.terminate()
+            node.wait(15)
+    meta = {'bag': str(bag), 'labels topic': args.labels_topic, 'speed': args.speed, 'qos': args.qos}
+    return _finish(args, 'live', bag, results, warnings, meta, args.top_k, live=stats)
+
+
+def _main(argv) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if args.cmd == 'make-bag':
+        from ..eval.make_bag import make_bag
+        topic = args.topic + ('/compressed' if args.transport == 'compressed' and not args.topic.endswith('/compressed') else '')
+        res = make_bag(args.source, args.out, topic=topic, rate_hz=args.rate, frame_id=args.frame_id,
+                       storage=args.storage, transport=args.transport, encoding=args.encoding, fmt=args.format,
+                       progress=not args.no_progress)
+        print(f"{res.frames} frames -> {res.bag} ({args.storage}, {topic})" +
+              (f"; annotations: {res.annotations}" if res.annotations else ''))
+        return 0
+    return _offline(args) if args.cmd == 'offline' else _live(args)
+
+
+def main(argv=None) -> int:
+    return run(_main, argv)      # BagError, AnnotationError: ValueErrors -> one line on stderr, exit 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
