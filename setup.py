@@ -7,11 +7,15 @@ from setuptools import find_packages, setup
 PACKAGE = 'novic_ros'
 
 
+# Training state and half-written files may lie in a source tree; they are not package data.
+SKIP = ('train_state.pt', '.tmp')
+
+
 def tree(src):
     """data_files entries that install every file under `src` to share/novic_ros/<src>."""
     entries = []
     for dirpath, _, filenames in os.walk(src):
-        files = [os.path.join(dirpath, f) for f in sorted(filenames)]
+        files = [os.path.join(dirpath, f) for f in sorted(filenames) if not f.endswith(SKIP)]
         if files:
             entries.append((os.path.join('share', PACKAGE, dirpath), files))
     return entries
@@ -28,6 +32,7 @@ setup(
         *tree('config'),
         *tree('models'),
         *tree('interfaces'),      # message definitions, read by novic-eval to write vision_msgs into bags
+        ('share/' + PACKAGE + '/engines', ['engines/README.md']),   # the engine cache's home when writable
     ],
     install_requires=['setuptools'],
     zip_safe=False,
@@ -35,7 +40,6 @@ setup(
     maintainer_email='novic-ros@example.org',
     description='Open-vocabulary image classification (NOVIC) for ROS 2: names what a camera sees in free English.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'novic_node = novic_ros.ros.node:main',

@@ -75,6 +75,8 @@ PARAMS: tuple[Param, ...] = (
           "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
           choices=('generate', 'prompted', 'hybrid')),
     Param('labels', [], "Label list for prompted mode."),
+    Param('labels_file', '', "Prompted mode: a file of labels, one per line, or a novic-nouns dictionary (.jsonl); "
+          "added to `labels`."),
     Param('prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label."),
     Param('top_k', 3, "Labels per frame, best first (at most beam_width in generate/hybrid mode).", min=1, max=100),
     Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64),
@@ -119,6 +121,7 @@ class ModelParams:
     precision: str = BY_NAME['precision'].default
     mode: str = BY_NAME['mode'].default
     labels: tuple = ()
+    labels_file: str = BY_NAME['labels_file'].default
     prompt_template: str = BY_NAME['prompt_template'].default
     top_k: int = BY_NAME['top_k'].default
     beam_width: int = BY_NAME['beam_width'].default
@@ -135,8 +138,8 @@ class ModelParams:
         if self.mode in ('generate', 'hybrid') and self.top_k > self.beam_width:
             raise ValueError(f"top_k ({self.top_k}) cannot exceed beam_width ({self.beam_width}) in {self.mode} mode: "
                              "the decoder only produces beam_width candidates; raise beam_width or lower top_k")
-        if self.mode == 'prompted' and not self.labels:
-            raise ValueError("mode 'prompted' needs a label list: set the `labels` parameter")
+        if self.mode == 'prompted' and not self.labels and not self.labels_file:
+            raise ValueError("mode 'prompted' needs a label list: set the `labels` or `labels_file` parameter")
         if '{}' not in self.prompt_template:
             raise ValueError(f"prompt_template {self.prompt_template!r} must contain {{}} where the label goes")
 

@@ -138,3 +138,33 @@ def test_cli_text_output(tmp_path, capsys, renders):
     assert classify_main([str(p), '--backend', 'torch']) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{p}: ") and line.count('(') == 3
+
+
+def test_prompted_labels_from_a_file(tmp_path):
+    txt = tmp_path / 'labels.txt'
+    txt.write_text('# household\ndog\n\npineapple\nguitar\n')
+    jsonl = tmp_path / 'nouns.jsonl'
+    jsonl.write_text('{"label": "bicycle", "synset": 1}\n{"label": "rocket", "synset": 2}\n')
+    for path, labels in ((txt, {'dog', 'pineapple', 'guitar'}), (jsonl, {'bicycle', 'rocket', 'cat'})):
+        extra = ['cat'] if path == jsonl else []
+        clf = build_classifier(ModelParams(model='toy', backend='torch', mode='prompted', labels=extra,
+                                           labels_file=str(path), top_k=3))
+        assert set(clf.prompt_labels) == labels
+        assert {l.text for l in clf.classify(np.zeros((32, 32, 3), np.uint8))[0].labels} <= labels
+    with pytest.raises(FileNotFoundError, match='labels_file'):
+        build_classifier(ModelParams(model='toy', mode='prompted', labels_file=str(tmp_path / 'none.txt')))
+
+
+def test_open_clip_name_plus_local_checkpoint_file_loads_the_same_model(toy_classifier):
+    """The way users name weights: an open_clip model name and a checkpoint file path."""
+    from conftest import TOY_CLIP
+    from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec
+    by_file = ClipEncoder(ClipSpec('novic-toy-clip', str(TOY_CLIP / 'open_clip_model.safetensors')))
+    frame = toy_world.render(0, (64, 64), np.random.default_rng(0))
+    pixels = toy_classifier.preprocess(frame)
+    assert torch_allclose(by_file.encode_images(pixels), toy_classifier.backend.encoder.encode_images(pixels))
+
+
+def torch_allclose(a, b):
+    import torch
+    return torch.allclose(a, b, atol=1e-6)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array
 import io
-import time
 
 import numpy as np
 import pytest
@@ -359,21 +358,6 @@ def test_draw_labels_tiny_frame_and_no_labels():
 def test_draw_labels_rejects_non_rgb():
     with pytest.raises(ValueError):
         draw_labels(np.zeros((8, 8), dtype=np.uint8), [('x', 1.0)])
-
-
-def test_conversion_speed_report(capsys):
-    """Benchmark-style report only; timings depend on the machine and are not asserted."""
-    rgb = _random_rgb(720, 1280)
-    lines = []
-    for encoding in ('rgb8', 'rgba8', 'bgr8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuyv'):
-        data, step = rgb_to_raw(rgb, encoding, row_padding=64)
-        start = time.perf_counter()
-        for _ in range(5):
-            out = raw_to_rgb(encoding, 720, 1280, step, data)
-        lines.append(f'{encoding}: {(time.perf_counter() - start) / 5 * 1e3:.2f} ms/frame (720p)')
-    assert out.shape == (720, 1280, 3)
-    with capsys.disabled():
-        print('\n' + '\n'.join(lines))
 
 
 def test_conversion_modules_do_not_import_ros():

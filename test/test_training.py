@@ -195,3 +195,18 @@ def test_mean_shift_is_stored_and_applied(toy_encoder, tmp_path):
     expected = torch.tensor(meta.training['text_centroid'])
     pre = Preprocessor(toy_encoder.preprocess_cfg)
     assert torch.allclose(dec.input_shift, expected - toy_encoder.encode_images(pre(frames)).mean(0), atol=1e-5)
+
+
+def test_toy_clip_build_is_cached(tmp_path, monkeypatch):
+    """An up-to-date toy CLIP folder is returned as it is; a changed setting retrains."""
+    import shutil
+    from novic_ros.training import toy_clip
+    shutil.copytree(TOY_CLIP, tmp_path / 'clip')
+    monkeypatch.setattr(toy_clip, 'train', lambda *a, **k: pytest.fail('retrained an up-to-date toy CLIP'))
+    assert toy_clip.build(tmp_path / 'clip', progress=False) == tmp_path / 'clip'
+    calls = []
+    monkeypatch.setattr(toy_clip, 'train', lambda cfg, progress: calls.append(cfg) or (toy_clip.create_model(), {}))
+    toy_clip.build(tmp_path / 'clip', toy_clip.ToyClipTrainConfig(steps=3), progress=False)
+    assert calls and calls[0].steps == 3
+    meta = json.loads((tmp_path / 'clip' / 'open_clip_config.json').read_text())['novic_toy']
+    assert meta['key'] == toy_clip.cache_key(toy_clip.ToyClipTrainConfig(steps=3))

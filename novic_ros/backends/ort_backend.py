@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import ENCODER_INPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT
+from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT
 from .onnx_export import ENCODER_FILE, PREFILL_FILE, STEP_FILE, read_export
 
 log = logging.getLogger(__name__)

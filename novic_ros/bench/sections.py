@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import TYPICAL_STEPS, b32_decoder_config, b32_decoder_dir, b32_encoder, dictionary_vocab
+from .models import TYPICAL_STEPS, b32_decoder_config, b32_decoder_dir, b32_encoder
 from .timing import interleaved
 
 
@@ -37,6 +37,16 @@ def preprocess(repeat: int) -> str:
                          'ours': lambda: ours(frames)}, repeat)
         rows.append([b, t['pil'], t['ours'], t['pil'] / t['ours']])
     return _table(['batch', 'open_clip PIL ms', 'novic_ros ms', 'speed-up (target >= 3)'], rows)
+
+
+def conversion(repeat: int) -> str:
+    """ROS image message -> RGB frame, per encoding, 640x480 with row padding (the node's per-frame cost)."""
+    from ..ros.image_conversion import raw_to_rgb, rgb_to_raw
+    rgb = frames_640x480(1)[0]
+    encodings = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2')
+    msgs = {e: rgb_to_raw(rgb, e, row_padding=64) for e in encodings}
+    t = interleaved({e: (lambda e=e: raw_to_rgb(e, 480, 640, msgs[e][1], msgs[e][0])) for e in encodings}, repeat)
+    return _table(['encoding', 'ms per frame'], [[e, t[e]] for e in encodings])
 
 
 def decoder_cache(repeat: int) -> str:

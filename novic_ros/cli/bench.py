@@ -10,7 +10,7 @@ import time
 
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'cache', 'text', 'stages', 'node')
+SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node')
 
 
 def machine() -> str:
@@ -47,6 +47,7 @@ def _main(argv) -> int:
               '(the dictionary averages 2.4 tokens, plus end-of-text).', '']
     runners = {
         'preprocess': ('Preprocessing, 640x480 frames -> 224x224', lambda: s.preprocess(args.repeat)),
+        'conversion': ('ROS image message to RGB, 640x480 with row padding', lambda: s.conversion(args.repeat)),
         'cache': ('Decoder: key/value cache against recomputing, 8 tokens', lambda: s.decoder_cache(args.repeat)),
         'text': ('Training-time text encoding, ViT-B/32 text tower', lambda: s.text_encoding(args.repeat)),
         'stages': ('Per-stage latency, ViT-B/32 + decoder, 640x480 frames, beam 5',

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..params import add_model_arguments
 from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-build-engines', description=__doc__)
-    p.add_argument('--model', default='toy', help='model variant (default: toy)')
-    p.add_argument('--models-file', default='')
+    add_model_arguments(p, ('model', 'models_file'))       # the same flags as every other tool
     p.add_argument('--precision', default='fp16', choices=('fp16', 'fp32'), help='image encoder precision (default fp16)')
     p.add_argument('--batch-size', type=int, default=8, help='largest batch the engines accept (default 8)')
     p.add_argument('--beam-width', type=int, default=5, help='beam width the decoder engines must serve (default 5)')

@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
+from ..params import add_model_arguments
 from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-export', description=__doc__)
-    p.add_argument('--model', default='toy', help='model variant (default: toy)')
-    p.add_argument('--models-file', default='', help="YAML file of model variants (default: the package's)")
+    add_model_arguments(p, ('model', 'models_file'))       # the same flags as every other tool
     p.add_argument('--engine-dir', default='', help="output root (default: the package's engines/, else ~/.cache/novic_ros/engines)")
     p.add_argument('--force', action='store_true', help='export again even when an up-to-date export exists')
     p.add_argument('-v', '--verbose', action='store_true')

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..params import add_model_arguments
 from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-train', description=__doc__)
-    p.add_argument('--model', required=True, help='model variant from the models file (toy, b32, ...)')
-    p.add_argument('--models-file', default='', help="YAML file of model variants (default: the package's)")
+    add_model_arguments(p, ('model', 'models_file'))       # the same flags as every other tool
     p.add_argument('--config', required=True, help='training config YAML (config/train/*.yaml)')
     p.add_argument('--out', default=None, help="output checkpoint folder (default: the variant's decoder path)")
     p.add_argument('--resume', action='store_true', help='continue from OUT/train_state.pt')

@@ -9,7 +9,9 @@ Scores:
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from collections import OrderedDict
 from typing import Sequence
 
@@ -21,6 +23,18 @@ from .generation import Sequences, beam_search, greedy
 from .label_tokens import LabelVocab
 from .preprocess import Preprocessor
 from .results import FrameLabels, Label, StageTimings
+
+
+def read_labels_file(path: str) -> tuple[str, ...]:
+    """Labels from a text file (one per line, '#' comments) or a novic-nouns dictionary (.jsonl)."""
+    if not path:
+        return ()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"labels_file {p} does not exist")
+    if p.suffix == '.jsonl':
+        return tuple(json.loads(line)['label'] for line in p.read_text().splitlines() if line.strip())
+    return tuple(l.strip() for l in p.read_text().splitlines() if l.strip() and not l.lstrip().startswith('#'))
 
 
 class TextEmbeddingCache:
@@ -61,7 +75,7 @@ class NovicClassifier:
             if text_encoder is None:
                 raise ValueError(f"mode {params.mode!r} needs the CLIP text encoder")
             self.text_cache = TextEmbeddingCache(text_encoder, params.prompt_template)
-        self.prompt_labels = tuple(dict.fromkeys(params.labels))
+        self.prompt_labels = tuple(dict.fromkeys(params.labels + read_labels_file(params.labels_file)))
         if params.mode == 'prompted':
             self._prompt_embs = self.text_cache(self.prompt_labels)
 

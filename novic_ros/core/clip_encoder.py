@@ -40,8 +40,19 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+MODEL_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'model_configs')
+
+
+def register_model_configs() -> None:
+    """Make our own open_clip architectures (novic-toy-clip) known to open_clip by name."""
+    import open_clip
+    if 'novic-toy-clip' not in open_clip.list_models():
+        open_clip.add_model_config(MODEL_CONFIGS)
+
+
 def _load_open_clip(spec: ClipSpec, device: torch.device, precision: str, load_weights: bool):
     import open_clip
+    register_model_configs()
     name = spec.model
     if name.startswith('local-dir:') and not os.path.isdir(name[len('local-dir:'):]):
         raise ModelLoadError(f"CLIP model folder {name[len('local-dir:'):]!r} does not exist "

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..core.checkpoint import load_decoder, read_meta, save_decoder
+from ..core.checkpoint import load_decoder, save_decoder
 from ..core.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..core.preprocess import Preprocessor, PreprocessConfig
 from . import toy_world
-from .prompts import PromptGenerator, SINGLE
+from .prompts import PromptGenerator
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ def cache_key(cfg: ToyClipTrainConfig) -> str:
 
 def create_model():
     import open_clip
-    open_clip.add_model_config(str(CONFIG_DIR / f'{MODEL_NAME}.json'))
+    from ..core.clip_encoder import register_model_configs
+    register_model_configs()
     return open_clip.create_model(MODEL_NAME, load_weights=False)
 
 
