@@ -175,6 +175,15 @@ class NodeParams:
         names = {f.name for f in fields(cls)} - {'model'}
         return cls(model=ModelParams.from_mapping(values), **{k: v for k, v in values.items() if k in names})
 
+    def flat(self) -> dict:
+        """Every parameter by name, node and model alike (the shape of the ROS parameter list)."""
+        node = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'model'}
+        return {**node, **{f.name: getattr(self.model, f.name) for f in fields(self.model)}}
+
+    def updated(self, **changes) -> 'NodeParams':
+        """A validated copy with `changes` applied (ValueError names what is wrong)."""
+        return NodeParams.from_mapping({**self.flat(), **changes})
+
 
 # --- CLI flags from the same table ------------------------------------------------------------
 

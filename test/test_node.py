@@ -244,3 +244,33 @@ def test_a_missing_decoder_checkpoint_fails_naming_the_path(tmp_path, tiny_clip_
     assert node.wait_exit(90) != 0
     assert f'{tmp_path}/nowhere' in node.log() and 'novic-train' in node.log()
     node.stop()
+
+
+def test_live_parameters_are_validated_on_set(ros, raw_node):
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    client = AsyncParameterClient(ros.node, '/novic/novic_node')
+    assert client.wait_for_services(timeout_sec=30)
+
+    def set_(**values):
+        fut = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+        end = time.monotonic() + 30
+        while not fut.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        return fut.result().results
+    out = ros.subscribe(Classification, '/novic/labels')
+    pub = ros.publisher(Image, '/novic/image')
+    ros.wait_matched(pub, raw_node)
+    try:
+        assert set_(top_k=1)[0].successful
+        pub.publish(image_msg(renders(1)[0], frame_id='k1'))
+        assert out.wait_for(lambda m: any(x.header.frame_id == 'k1' for x in m), 30)
+        assert len(by_frame_id(out.items)['k1'].results) == 1
+        too_many = set_(top_k=9)[0]                     # more than beam_width (5) candidates
+        assert not too_many.successful and 'beam_width' in too_many.reason
+        assert not set_(top_k=0)[0].successful          # outside the declared range
+        model = set_(model='b32')[0]
+        assert not model.successful                     # needs a restart: declared read-only
+        assert set_(rate_hz=50.0, min_score=0.01)[0].successful
+    finally:
+        set_(top_k=TOP_K, rate_hz=0.0, min_score=0.0)

@@ -155,10 +155,8 @@ class NovicNode(Node):
         if set(updates) - set(LIVE):
             return SetParametersResult(successful=False, reason=f"only {', '.join(LIVE)} can change while running; "
                                                                   "restart the node for the others")
-        current = {**vars(self.params), **vars(self.params.model)}
-        current.pop('model')
         try:
-            new = NodeParams.from_mapping({**current, 'model': self.params.model.model, **updates})
+            new = self.params.updated(**updates)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         self.params = new
