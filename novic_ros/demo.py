@@ -23,19 +23,8 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 
 def _sample_photos() -> list[tuple[str, np.ndarray]]:
     from PIL import Image
-    paths = []
-    try:
-        import skimage
-        d = Path(skimage.__file__).parent / 'data'
-        paths += [d / n for n in ('chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png')]
-    except ImportError:
-        pass
-    try:
-        import matplotlib
-        paths.append(Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg')
-    except ImportError:
-        pass
-    return [(p.name, np.asarray(Image.open(p).convert('RGB'))) for p in paths if p.is_file()]
+    from .sample_images import sample_photos
+    return [(name, np.asarray(Image.open(path).convert('RGB'))) for name, path, _ in sample_photos()]
 
 
 def _images(args) -> list[tuple[str, np.ndarray, str | None]]:

@@ -104,26 +104,10 @@ def toy_classifier(toy_available):
 # --- real photographs ------------------------------------------------------------------------
 
 def real_photos() -> list[tuple[str, Path, tuple[str, ...]]]:
-    """(name, path, acceptable nouns) of photographs shipped in installed packages, plus any
+    """(name, path, acceptable nouns): the photographs shipped in installed packages, plus any
     labelled images under ../shared/data that carry a labels.json."""
-    photos = []
-    try:
-        import skimage
-        d = Path(skimage.__file__).parent / 'data'
-        for name, nouns in (('chelsea.png', ('cat',)), ('coffee.png', ('coffee', 'cup', 'mug')),
-                            ('astronaut.png', ('astronaut', 'person')), ('rocket.jpg', ('rocket',)),
-                            ('motorcycle_left.png', ('motorcycle',)), ('camera.png', ('camera', 'man'))):
-            if (d / name).is_file():
-                photos.append((name, d / name, nouns))
-    except ImportError:
-        pass
-    try:
-        import matplotlib
-        p = Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg'
-        if p.is_file():
-            photos.append(('grace_hopper.jpg', p, ('person', 'woman', 'officer')))
-    except ImportError:
-        pass
+    from novic_ros.sample_images import sample_photos
+    photos = sample_photos()
     for labels_file in sorted(SHARED_DATA.glob('*/labels.json')) if SHARED_DATA.is_dir() else []:
         for rel, nouns in json.loads(labels_file.read_text()).items():
             photos.append((rel, labels_file.parent / rel, tuple(nouns)))

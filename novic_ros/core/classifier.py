@@ -60,21 +60,17 @@ class TextEmbeddingCache:
 
 
 class NovicClassifier:
-    def __init__(self, backend, vocab: LabelVocab, params: ModelParams, text_encoder: ClipEncoder | None,
-                 model_name: str = ''):
+    def __init__(self, backend, vocab: LabelVocab | None, params: ModelParams, clip: ClipEncoder, model_name: str = ''):
+        """`clip` is the open_clip model of the variant: its preprocessing config and logit scale are
+        used whatever the backend, and its text tower embeds prompts in prompted and hybrid modes."""
         self.backend = backend
         self.vocab = vocab
         self.params = params
         self.model_name = model_name
-        self.preprocess = Preprocessor(text_encoder.preprocess_cfg if text_encoder else backend.preprocess_cfg,
-                                       backend.device, backend.input_dtype)
+        self.preprocess = Preprocessor(clip.preprocess_cfg, backend.device, backend.input_dtype)
         self.max_tokens = params.max_tokens or None
-        self.text_cache = None
-        self.logit_scale = text_encoder.logit_scale if text_encoder else 100.0
-        if params.mode in ('prompted', 'hybrid'):
-            if text_encoder is None:
-                raise ValueError(f"mode {params.mode!r} needs the CLIP text encoder")
-            self.text_cache = TextEmbeddingCache(text_encoder, params.prompt_template)
+        self.logit_scale = clip.logit_scale
+        self.text_cache = TextEmbeddingCache(clip, params.prompt_template) if params.mode != 'generate' else None
         self.prompt_labels = tuple(dict.fromkeys(params.labels + read_labels_file(params.labels_file)))
         if params.mode == 'prompted':
             self._prompt_embs = self.text_cache(self.prompt_labels)

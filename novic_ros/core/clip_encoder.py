@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,14 +111,17 @@ class ClipEncoder:
         return self.tokenizer(list(texts))
 
     @torch.inference_mode()
-    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, trim: bool = True) -> torch.Tensor:
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, trim: bool = True,
+                     on_batch: Callable[[int], object] | None = None) -> torch.Tensor:
         """N texts -> N x E unit vectors (float32). With `trim`, batches of similar length are encoded at
-        their real token length instead of the full context (same result, see encode_tokens_trimmed)."""
+        their real token length instead of the full context (same result, see encode_tokens_trimmed).
+        `on_batch(n)` is called after each batch of n texts (progress bars)."""
         tokens = self.tokenize(texts)
-        return self.encode_tokens(tokens, batch_size=batch_size, trim=trim)
+        return self.encode_tokens(tokens, batch_size=batch_size, trim=trim, on_batch=on_batch)
 
     @torch.inference_mode()
-    def encode_tokens(self, tokens: torch.Tensor, batch_size: int = 256, trim: bool = True) -> torch.Tensor:
+    def encode_tokens(self, tokens: torch.Tensor, batch_size: int = 256, trim: bool = True,
+                      on_batch: Callable[[int], object] | None = None) -> torch.Tensor:
         out = torch.empty((tokens.shape[0], self.embed_dim), dtype=torch.float32)
         trim = trim and supports_trimmed_text(self.model)
         # Sorting by length lets each batch be cut to its own longest prompt.
@@ -128,6 +131,8 @@ class ClipEncoder:
             batch = tokens[idx].to(self.device)
             feats = encode_tokens_trimmed(self.model, batch) if trim else self.model.encode_text(batch)
             out[idx] = F.normalize(feats.float(), dim=-1).cpu()
+            if on_batch is not None:
+                on_batch(len(idx))
         return out
 
 

@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from vision_msgs.msg import Classification, ObjectHypothesis
 
 from ..core.errors import FrameError, NovicError
@@ -186,11 +187,7 @@ class NovicNode(Node):
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: open-vocabulary classifier",
                                   message=message, hardware_id=str(backend.device),
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        self.diag_pub.publish(DiagnosticArray(header=self._diag_header(), status=[status]))
-
-    def _diag_header(self):
-        from std_msgs.msg import Header
-        return Header(stamp=self.get_clock().now().to_msg())
+        self.diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
     def destroy_node(self):
         self._stop.set()

@@ -56,10 +56,8 @@ class TextEmbeddingStore:
                   mininterval=2) as bar:
             for i in todo:
                 chunk = self.texts[i * SHARD:(i + 1) * SHARD]
-                embs = np.empty((len(chunk), encoder.embed_dim), dtype=np.float16)
-                for s in range(0, len(chunk), batch_size):
-                    embs[s:s + batch_size] = encoder.encode_texts(chunk[s:s + batch_size], batch_size).numpy()
-                    bar.update(len(chunk[s:s + batch_size]))
+                # The whole shard at once: sorted by length across 8192 prompts, batches trim best.
+                embs = encoder.encode_texts(chunk, batch_size, on_batch=bar.update).numpy().astype(np.float16)
                 tmp = self._shard(i).with_suffix('.tmp.npy')
                 np.save(tmp, embs)
                 os.replace(tmp, self._shard(i))
