@@ -12,7 +12,8 @@ import torch
 
 from conftest import make_tiny_decoder
 from novic_ros.backends import create_backend, resolve_backend_name
-from novic_ros.backends.engine_cache import EngineCache, EngineKey, atomic_write
+from novic_ros.atomic_file import atomic_write
+from novic_ros.backends.engine_cache import EngineCache, EngineKey
 from novic_ros.backends import onnx_export
 from novic_ros.core.checkpoint import load_decoder
 from novic_ros.core.generation import beam_search

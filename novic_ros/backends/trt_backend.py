@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT
+from ..atomic_file import atomic_write
 from .engine_cache import EngineCache, EngineKey, file_hash
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ def build_engine(onnx_path: Path, profile: Profile, timing_cache: Path) -> bytes
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
-    from .engine_cache import atomic_write
     atomic_write(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from ..atomic_file import atomic_write, atomic_write_text
 from .decoder import DecoderConfig, ObjectDecoder
 from .errors import CheckpointMismatchError, ModelLoadError
 from .label_tokens import TOKENIZER_NAME, LabelVocab
@@ -82,13 +83,8 @@ def save_decoder(path: str | os.PathLike, decoder: ObjectDecoder, vocab: LabelVo
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
     tensors[VOCAB_KEY] = vocab.clip_ids.clone()
-    tmp = path / (WEIGHTS_FILE + '.tmp')
-    save_file(tensors, str(tmp), metadata={'format': FORMAT})
-    os.chmod(tmp, 0o644)   # safetensors creates the file private; checkpoints are meant to be shared
-    os.replace(tmp, path / WEIGHTS_FILE)
-    tmp = path / (CONFIG_FILE + '.tmp')
-    tmp.write_text(json.dumps(meta.to_json(), indent=2) + '\n')
-    os.replace(tmp, path / CONFIG_FILE)
+    atomic_write(path / WEIGHTS_FILE, save(tensors, metadata={'format': FORMAT}))
+    atomic_write_text(path / CONFIG_FILE, json.dumps(meta.to_json(), indent=2) + '\n')
     return path
 
 

@@ -137,16 +137,17 @@ class NovicClassifier:
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:self.params.top_k]
         return tuple(Label(t, min(1.0, max(0.0, float(s)))) for t, s in ranked if s >= self.params.min_score)
 
-    def _clip_softmax(self, embed: torch.Tensor, text_embs: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logit_scale * text_embs @ embed.float().cpu(), dim=0)
+    def _clip_probs(self, embeds: torch.Tensor, text_embs: torch.Tensor) -> torch.Tensor:
+        """B x E image embeddings, N x E text embeddings -> B x N softmax of CLIP's scaled similarity."""
+        return torch.softmax(self.logit_scale * embeds.float().cpu() @ text_embs.T, dim=1)
 
     def _prompted(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
-        probs = torch.softmax(self.logit_scale * embeds.float().cpu() @ self._prompt_embs.T, dim=1)
+        probs = self._clip_probs(embeds, self._prompt_embs)
         return [self._finish(dict(zip(self.prompt_labels, p.tolist()))) for p in probs]
 
     def _rerank(self, embed: torch.Tensor, candidates: dict[str, float]) -> tuple[Label, ...]:
         if not candidates:
             return ()
         labels = list(candidates)
-        probs = self._clip_softmax(embed, self.text_cache(labels))
+        probs = self._clip_probs(embed[None], self.text_cache(labels))[0]
         return self._finish(dict(zip(labels, probs.tolist())))

@@ -46,9 +46,9 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Collection, Iterable, Sequence
 
+from ..atomic_file import atomic_write_text
 from .wordnet import Synset, WordNet, index_key
 
 log = logging.getLogger(__name__)
@@ -270,13 +270,8 @@ def hypernym_chain(wn: WordNet, offset: int) -> list[str]:
 
 def save_dictionary(entries: Iterable[NounEntry], path: str | os.PathLike) -> None:
     """JSON Lines, one entry per line, fields as in NounEntry (tuples as lists)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        for entry in entries:
-            f.write(json.dumps(dataclasses.asdict(entry), ensure_ascii=False) + '\n')
-    os.replace(tmp, path)  # never leave a half-written dictionary behind
+    # Never leave a half-written dictionary behind.
+    atomic_write_text(path, ''.join(json.dumps(dataclasses.asdict(e), ensure_ascii=False) + '\n' for e in entries))
 
 
 def load_dictionary(path: str | os.PathLike) -> list[NounEntry]:

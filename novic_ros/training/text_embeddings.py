@@ -7,6 +7,7 @@ an interrupted run resumes at the first missing shard.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from ..atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,9 @@ class TextEmbeddingStore:
                 chunk = self.texts[i * SHARD:(i + 1) * SHARD]
                 # The whole shard at once: sorted by length across 8192 prompts, batches trim best.
                 embs = encoder.encode_texts(chunk, batch_size, on_batch=bar.update).numpy().astype(np.float16)
-                tmp = self._shard(i).with_suffix('.tmp.npy')
-                np.save(tmp, embs)
-                os.replace(tmp, self._shard(i))
+                buf = io.BytesIO()
+                np.save(buf, embs)
+                atomic_write(self._shard(i), buf.getvalue())
 
     def load(self) -> torch.Tensor:
         """All embeddings as one N x E float16 tensor (call compute first)."""

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm import tqdm
 
+from ..atomic_file import atomic_write, atomic_write_text
 from ..core.preprocess import Preprocessor, PreprocessConfig
 from . import toy_world
 from .prompts import PromptGenerator
@@ -154,11 +155,8 @@ def build(out_dir: str | os.PathLike, cfg: ToyClipTrainConfig = ToyClipTrainConf
     out.mkdir(parents=True, exist_ok=True)
     # fp16 halves the committed file; loading casts back to the model's dtype.
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    tmp = out / 'open_clip_model.safetensors.tmp'
-    save_file(tensors, str(tmp))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / 'open_clip_model.safetensors')
-    cfg_file.write_text(json.dumps({'model_cfg': model_cfg(), 'preprocess_cfg': PREPROCESS,
+    atomic_write(out / 'open_clip_model.safetensors', save(tensors))
+    atomic_write_text(cfg_file, json.dumps({'model_cfg': model_cfg(), 'preprocess_cfg': PREPROCESS,
                                     'novic_toy': {'key': key, 'train': asdict(cfg), **summary}}, indent=2) + '\n')
     log.info("toy CLIP saved to %s: %s", out, summary)
     return out

@@ -10,6 +10,7 @@ checkpoint in the core's format (novic_ros.core.checkpoint), ready for config/mo
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..atomic_file import atomic_write
 from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, load_decoder, save_decoder
 from ..core.clip_encoder import ClipEncoder
 from ..core.decoder import DecoderConfig, ObjectDecoder
@@ -187,10 +189,10 @@ def train_decoder(encoder: ClipEncoder, cfg: TrainConfig, out_dir: str | os.Path
     def checkpoint(step_done: int):
         save_decoder(out, decoder, data.vocab, _meta(encoder, dec_cfg, cfg, data,
                                                      {'step': step_done, **(extra_summary or {}), **metrics}))
-        tmp = out / (STATE_FILE + '.tmp')
+        buf = io.BytesIO()
         torch.save({'step': step_done, 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(),
-                    'generator': gen.get_state(), 'config': cfg.to_dict(), 'num_prompts': len(data.texts)}, tmp)
-        os.replace(tmp, out / STATE_FILE)
+                    'generator': gen.get_state(), 'config': cfg.to_dict(), 'num_prompts': len(data.texts)}, buf)
+        atomic_write(out / STATE_FILE, buf.getvalue())
 
     bar = tqdm(range(start, cfg.steps), desc='decoder', disable=not progress, initial=start, total=cfg.steps,
                mininterval=2)
