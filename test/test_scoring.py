@@ -17,7 +17,7 @@ from novic_ros.eval.annotations import (
 from novic_ros.eval.scoring import (
     HYPERNYM_STEP, HYPONYM_STEP, NO_PREDICTION, ClassScore, Scorer, normalise,
 )
-from novic_ros.training.wordnet import WordNet, resolve_root
+from novic_ros.lexicon.wordnet import WordNet, resolve_root
 
 WORDNET_DIR = resolve_root()
 needs_wordnet = pytest.mark.skipif(

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from novic_ros.cli.nouns import main as nouns_main
-from novic_ros.training.nouns import (
+from novic_ros.lexicon.nouns import (
     OBJECT_LEXNAMES, NounEntry, build_dictionary, dictionary_summary, load_dictionary,
     lookup_entry, physical_object_filter, save_dictionary,
 )
-from novic_ros.training.wordnet import LEXNAMES, ROOT_ENV, WordNet, resolve_root
+from novic_ros.lexicon.wordnet import LEXNAMES, ROOT_ENV, WordNet, resolve_root
 
 WORDNET_DIR = resolve_root()
 pytestmark = pytest.mark.skipif(

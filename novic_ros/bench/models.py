@@ -28,8 +28,8 @@ def bench_dir() -> Path:
 @lru_cache(maxsize=1)
 def dictionary_vocab() -> LabelVocab:
     """The compact vocabulary of the full WordNet dictionary (what a real b32 decoder emits)."""
-    from ..training.nouns import build_dictionary
-    from ..training.wordnet import WordNet
+    from ..lexicon.nouns import build_dictionary
+    from ..lexicon.wordnet import WordNet
     return LabelVocab.from_labels([e.label for e in build_dictionary(WordNet.load())])
 
 

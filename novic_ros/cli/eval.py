@@ -79,7 +79,7 @@ def _score(annotations: str | None, bag: Path, results, k: int, warnings: list[s
         warnings.append(f"no frame of the bag matches an annotation in {path}")
         return None
     try:
-        from ..training.wordnet import WordNet
+        from ..lexicon.wordnet import WordNet
         wn = WordNet.load()
     except FileNotFoundError as e:
         warnings.append(f"{e}; scoring exact matches only")

@@ -10,8 +10,8 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from novic_ros.training.nouns import build_dictionary, dictionary_summary, hypernym_chain, lookup_entry, save_dictionary
-from novic_ros.training.wordnet import ROOT_ENV, WordNet
+from novic_ros.lexicon.nouns import build_dictionary, dictionary_summary, hypernym_chain, lookup_entry, save_dictionary
+from novic_ros.lexicon.wordnet import ROOT_ENV, WordNet
 
 PROG = 'novic-nouns'
 

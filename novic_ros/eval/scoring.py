@@ -31,7 +31,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from ..training.wordnet import WordNet, index_key
+from ..lexicon.wordnet import WordNet, index_key
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ class NounSet:
 
 def _wordnet():
     """Debian's WordNet, or None (with a warning) when wordnet-base is not installed."""
-    from .wordnet import WordNet
+    from ..lexicon.wordnet import WordNet
     try:
         return WordNet.load()
     except FileNotFoundError as e:
@@ -36,7 +36,7 @@ def _wordnet():
 
 def toy_nouns() -> NounSet:
     from . import toy_world
-    from .nouns import lookup_entry
+    from ..lexicon.nouns import lookup_entry
     wn = _wordnet()
     entries = [lookup_entry(wn, n) if wn else None for n in toy_world.NOUNS]
     return NounSet(list(toy_world.NOUNS), [list(e.hypernyms) if e else [] for e in entries],
@@ -44,7 +44,7 @@ def toy_nouns() -> NounSet:
 
 
 def dictionary_nouns(path: str | None, max_nouns: int = 0) -> NounSet:
-    from .nouns import build_dictionary, load_dictionary
+    from ..lexicon.nouns import build_dictionary, load_dictionary
     wn = _wordnet()
     if path:
         entries = load_dictionary(path)
