@@ -21,7 +21,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) -m novic_ros.demo --model $(MODEL) $(DEMO_ARGS)
+	$(PY) -m novic_ros.cli.demo --model $(MODEL) $(DEMO_ARGS)
 
 bench: setup
 	$(VENV)/bin/novic-bench $(BENCH_ARGS)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
+NODE_NAME = 'novic_node'
+DEFAULT_NAMESPACE = '/novic'
 DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 
@@ -104,6 +106,8 @@ PARAMS: tuple[Param, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
+# Where a node started with the defaults publishes its labels (clients, the demo and novic-eval listen here).
+DEFAULT_LABELS_TOPIC = f"{DEFAULT_NAMESPACE}/{BY_NAME['labels_topic'].default}"
 
 
 def defaults(group: str | None = None) -> dict[str, Any]:

@@ -1,49 +1,22 @@
 """Helpers for tests that talk to a real novic_node process over DDS (localhost only)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+
+from novic_ros.ros import node_process as novic_node_process
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO / 'config' / 'novic.yaml'
 
 
-class NodeProcess:
-    """novic_node started as its own process, as a robot would: console entry point, params file."""
+class NodeProcess(novic_node_process.NodeProcess):
+    """novic_node as its own process (the package's launcher), logging to a file under tmp_path."""
 
     def __init__(self, tmp_path: Path, *overrides: str, params_file: Path = PARAMS_FILE, namespace: str = '/novic'):
-        self.log_path = tmp_path / f"node-{time.time_ns()}.log"
-        cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file', str(params_file),
-               '-r', f'__ns:={namespace}']
-        for o in overrides:
-            cmd += ['-p', o]
-        self._log = open(self.log_path, 'w')
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_exit(self, timeout=60) -> int:
-        return self.proc.wait(timeout)
-
-    def stop(self) -> int:
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
+        super().__init__(list(overrides), params_file=params_file, namespace=namespace,
+                         log_path=tmp_path / f"node-{time.time_ns()}.log")
 
 
 class Collector:

@@ -5,22 +5,11 @@ import argparse
 import json
 import sys
 
-import numpy as np
 
-from ..core.errors import FrameError
+from ..image_files import read_image
 from ..params import add_model_arguments, model_params_from_args
+from ..pipeline import classify_in_batches
 from .common import run, setup_logging
-
-
-def read_image(path: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert('RGB'))
-    except FileNotFoundError:
-        raise FrameError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise FrameError(f"{path}: cannot read as an image ({e})") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,25 +27,14 @@ def _main(argv) -> int:
     from ..core.loader import build_classifier
     params = model_params_from_args(args)
     clf = build_classifier(params)
-    results, failed = [], 0
-    frames, paths = [], []
-    for path in args.images:
-        try:
-            frames.append(read_image(path))
-            paths.append(path)
-        except FrameError as e:
-            failed += 1
-            print(f"error: {e}", file=sys.stderr)
-            results.append({'image': path, 'error': str(e), 'labels': []})
-    by_path = {}
-    for start in range(0, len(frames), params.batch_size):
-        for path, res in zip(paths[start:start + params.batch_size],
-                             clf.classify(frames[start:start + params.batch_size])):
-            by_path[path] = res
-    for path in args.images:
-        if path in by_path:
-            results.append({'image': path, 'labels': by_path[path].to_json()})
-    results.sort(key=lambda r: args.images.index(r['image']))
+    results = []
+    for c in classify_in_batches(clf, args.images, read_image, params.batch_size):
+        if c.error is not None:
+            print(f"error: {c.error}", file=sys.stderr)
+            results.append({'image': c.item, 'error': str(c.error), 'labels': []})
+        else:
+            results.append({'image': c.item, 'labels': c.labels.to_json()})
+    failed = sum('error' in r for r in results)
     if args.json:
         print(json.dumps(results, indent=1))
     else:

@@ -13,11 +13,11 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from ..params import add_model_arguments, model_params_from_args
+from ..params import DEFAULT_LABELS_TOPIC, add_model_arguments, model_params_from_args
+from ..ros.node_process import NodeProcess, ros_value
 from .common import run, setup_logging
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     off.add_argument('--labels-bag', default=None, help='also write a copy of the bag with /novic/labels added')
     add_model_arguments(off)
     live = sub.choices['live']
-    live.add_argument('--labels-topic', default='/novic/labels')
+    live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC)
     live.add_argument('--speed', type=float, default=1.0, help='playback speed factor (default 1: recorded timing)')
     live.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'))
     live.add_argument('--drain', type=float, default=5.0, help='seconds to wait for late labels after the last frame')
@@ -130,14 +130,9 @@ def _offline(args) -> int:
     return _finish(args, 'offline', bag, results, warnings, meta, params.top_k)
 
 
-def _start_node(args, topics: list[str]):
-    from ..paths import config_path
-    cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file',
-           args.params_file or str(config_path('novic.yaml')), '-r', '__ns:=/novic',
-           '-p', f"image_topics:=[{','.join(topics)}]", '-p', f"qos:={args.qos}"]
-    for p in args.node_param:
-        cmd += ['-p', p]
-    return subprocess.Popen(cmd)
+def _start_node(args, topics: list[str]) -> NodeProcess:
+    params = [f"image_topics:={ros_value(topics)}", f"qos:={args.qos}", *args.node_param]
+    return NodeProcess(params, params_file=args.params_file)
 
 
 def _live(args) -> int:
@@ -154,12 +149,11 @@ def _live(args) -> int:
     try:
         results, stats = play_and_record(frames, labels_topic=args.labels_topic, speed=args.speed, qos=args.qos,
                                          drain_s=args.drain, progress=not args.no_progress,
-                                         node_alive=(lambda: node.poll() is None) if node else (lambda: True))
+                                         node_alive=node.alive if node else (lambda: True))
     finally:
         rclpy.try_shutdown()
         if node is not None:
-            node.terminate()
-            node.wait(15)
+            node.stop()
     meta = {'bag': str(bag), 'labels topic': args.labels_topic, 'speed': args.speed, 'qos': args.qos}
     return _finish(args, 'live', bag, results, warnings, meta, args.top_k, live=stats)
 

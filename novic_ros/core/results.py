@@ -29,6 +29,11 @@ class FrameLabels:
     batch_size: int = 1
 
     @property
+    def per_frame_ms(self) -> float:
+        """This frame's share of its batch's inference time."""
+        return self.timings.total_ms / max(1, self.batch_size)
+
+    @property
     def top(self) -> Label | None:
         return self.labels[0] if self.labels else None
 

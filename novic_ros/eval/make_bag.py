@@ -13,11 +13,12 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from ..core.errors import FrameError
+from ..image_files import IMAGE_SUFFIXES, list_images, read_image
 from .annotations import write_annotations
 from .bagio import COMPRESSED, IMAGE, BagError, create_writer, typestore
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.ppm', '.tif', '.tiff')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
 START_NS = 1_700_000_000 * 1_000_000_000      # fixed start stamp: the same input makes the same bag
 
@@ -30,16 +31,14 @@ class MakeBagResult:
 
 
 def _folder_frames(folder: Path) -> Iterator[tuple[str, np.ndarray]]:
-    from PIL import Image
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(folder)
     if not files:
         raise BagError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     for p in files:
         try:
-            with Image.open(p) as im:
-                yield p.name, np.asarray(im.convert('RGB'))
-        except OSError as e:
-            log.warning("skipping %s: cannot read it as an image (%s)", p, e)
+            yield p.name, read_image(p)
+        except FrameError as e:
+            log.warning("skipping %s", e)
 
 
 def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:

@@ -3,12 +3,12 @@ the labels into a new bag beside the original topics, to play back with the came
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..core.errors import FrameError
+from ..params import DEFAULT_LABELS_TOPIC
+from ..pipeline import classify_in_batches
 from .bagio import CLASSIFICATION, BagFrame, create_writer, decode, open_reader, read_frames, typestore
 from .results import FrameResult
 
@@ -17,27 +17,17 @@ log = logging.getLogger(__name__)
 
 def classify_frames(frames: list[BagFrame], classifier, batch_size: int, progress: bool = True) -> list[FrameResult]:
     results: list[FrameResult] = []
-    bar = tqdm(total=len(frames), desc='offline', unit='frame', disable=not progress)
-    for start in range(0, len(frames), batch_size):
-        chunk = frames[start:start + batch_size]
-        images, good = [], []
-        for f in chunk:
-            try:
-                images.append(decode(f))
-                good.append(f)
-            except FrameError as e:
-                results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(e)))
-        if images:
-            t0 = time.perf_counter()
-            out = classifier.classify(images)
-            per_frame = (time.perf_counter() - t0) * 1e3 / len(images)
-            for f, res in zip(good, out):
+    with tqdm(total=len(frames), desc='offline', unit='frame', disable=not progress) as bar:
+        for c in classify_in_batches(classifier, frames, decode, batch_size):
+            f = c.item
+            if c.error is not None:
+                results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error)))
+            else:
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns,
-                                           tuple((l.text, l.score) for l in res.labels), latency_ms=per_frame))
-        bar.update(len(chunk))
-    bar.close()
-    order = {(f.topic, f.index): i for i, f in enumerate(frames)}
-    return sorted(results, key=lambda r: order[(r.topic, r.index)])
+                                           tuple((l.text, l.score) for l in c.labels.labels),
+                                           latency_ms=c.labels.per_frame_ms))
+            bar.update(1)
+    return results
 
 
 def run_offline(bag: str | Path, classifier, *, topics: list[str] | None = None, batch_size: int = 8,
@@ -47,7 +37,7 @@ def run_offline(bag: str | Path, classifier, *, topics: list[str] | None = None,
 
 
 def write_labels_bag(source: str | Path, out: str | Path, results: list[FrameResult],
-                     labels_topic: str = '/novic/labels', storage: str | None = None) -> Path:
+                     labels_topic: str = DEFAULT_LABELS_TOPIC, storage: str | None = None) -> Path:
     """Copy every topic of `source` into a new bag and add `labels_topic` (vision_msgs/Classification),
     one message per labelled frame at that frame's bag time, with the frame's header."""
     store = typestore()

@@ -22,8 +22,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, ObjectHypothesis
 
-from ..core.errors import FrameError, NovicError
+from ..core.errors import NovicError
 from ..params import NodeParams
+from ..pipeline import classify_in_batches
 from .image_conversion import compressed_to_rgb, raw_to_rgb
 from .latest_frames import LatestFrames
 from .node_stats import NodeStats
@@ -115,24 +116,18 @@ class NovicNode(Node):
                                         throttle_duration_sec=WARN_THROTTLE_S)
 
     def _process(self, items) -> None:
-        good, frames = [], []
-        for item in items:
-            try:
-                frames.append(frame_from_msg(item.msg))
-                good.append(item)
-            except FrameError as e:
-                self._reject(item.camera, e)
-        if not frames:
-            return
-        results = self.classifier.classify(frames)
-        self.stats.processed_batch(len(frames))
-        for item, frame, res in zip(good, frames, results):
-            out = Classification(header=item.msg.header)
-            out.results = [ObjectHypothesis(class_id=l.text, score=float(l.score)) for l in res.labels]
+        classifier = self.classifier          # one classifier (one set of settings) for the whole batch
+        for c in classify_in_batches(classifier, items, lambda item: frame_from_msg(item.msg), len(items)):
+            if c.error is not None:
+                self._reject(c.item.camera, c.error)
+                continue
+            self.stats.processed_batch(1)
+            out = Classification(header=c.item.msg.header)
+            out.results = [ObjectHypothesis(class_id=l.text, score=float(l.score)) for l in c.labels.labels]
             self.pub.publish(out)
-            self.stats.published_one(time.monotonic() - item.received, res.timings.total_ms / max(1, res.batch_size))
+            self.stats.published_one(time.monotonic() - c.item.received, c.labels.per_frame_ms)
             if self.overlay_pub is not None:
-                self._publish_overlay(item.msg.header, frame, res)
+                self._publish_overlay(c.item.msg.header, c.frame, c.labels)
 
     def _reject(self, camera: str, error: Exception) -> None:
         reason = getattr(error, 'reason', 'invalid frame')

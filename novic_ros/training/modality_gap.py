@@ -13,16 +13,14 @@ Two tools, both from the NOVIC recipe:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..core.checkpoint import load_decoder, save_decoder
 from ..core.preprocess import Preprocessor
+from ..image_files import IMAGE_SUFFIXES, list_images, read_image
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 
 
 def image_centroid(encoder, frames) -> torch.Tensor:
@@ -46,9 +44,8 @@ def apply_mean_shift(encoder, checkpoint_dir, frames, source: str = '') -> float
 
 
 def apply_mean_shift_from_folder(encoder, checkpoint_dir, folder) -> float:
-    from PIL import Image
-    paths = sorted(p for p in Path(folder).rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = list_images(folder, recursive=True)
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    frames = [np.asarray(Image.open(p).convert('RGB')) for p in paths]
+    frames = [read_image(p) for p in paths]
     return apply_mean_shift(encoder, checkpoint_dir, frames, str(folder))

@@ -9,82 +9,80 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .paths import config_path
+from ..image_files import list_images, read_image
+from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments
+from ..paths import config_path
+from ..ros.node_process import NodeProcess
+from ..sample_images import sample_photos
+from ..training import toy_world
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
-
-
-def _sample_photos() -> list[tuple[str, np.ndarray]]:
-    from PIL import Image
-    from .sample_images import sample_photos
-    return [(name, np.asarray(Image.open(path).convert('RGB'))) for name, path, _ in sample_photos()]
+SUBSCRIBE_TIMEOUT_S = 180       # first start may export the model to ONNX
+ANSWER_TIMEOUT_S = 60
 
 
 def _images(args) -> list[tuple[str, np.ndarray, str | None]]:
     """(name, frame, true noun or None)."""
     if args.images:
-        from PIL import Image
-        files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = list_images(args.images)
         if not files:
             raise SystemExit(f"no images in {args.images}")
-        return [(p.name, np.asarray(Image.open(p).convert('RGB')), None) for p in files][:args.count]
+        return [(p.name, read_image(p), None) for p in files][:args.count]
     if args.model == 'toy':
-        from .training import toy_world
         items = toy_world.render_set(1, (480, 640), seed=args.seed)
         rng = np.random.default_rng(args.seed)
         pick = rng.choice(len(items), size=min(args.count, len(items)), replace=False)
         return [(f"toy render of {items[i].label!r}", items[i].image, items[i].label) for i in pick]
-    photos = _sample_photos()
+    photos = [(name, read_image(path), None) for name, path, _ in sample_photos()]
     if not photos:
         raise SystemExit("no sample photos found; pass --images DIR")
-    return [(n, f, None) for n, f in photos][:args.count]
+    return photos[:args.count]
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-demo', description=__doc__)
-    p.add_argument('--model', default='toy')
     p.add_argument('--images', default=None, help='folder of images to play (default: see above)')
     p.add_argument('--count', type=int, default=12)
     p.add_argument('--seed', type=int, default=int(time.time()) % 1000)
-    p.add_argument('--backend', default='auto')
-    args = p.parse_args(argv)
+    add_model_arguments(p, names=('model', 'backend'))
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
-
+    # rclpy and the message packages come from ROS (apt or the PyPI wheels), not from our requirements.
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Classification
 
     images = _images(args)
-    node_cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file', str(config_path('novic.yaml')),
-                '-p', f'model:={args.model}', '-p', f'backend:={args.backend}', '-p', 'qos:=reliable']
     print(f"starting novic_node (model {args.model}) ...", flush=True)
-    node_proc = subprocess.Popen(node_cmd)
+    node = NodeProcess({'model': args.model, 'backend': args.backend, 'qos': 'reliable'})
     rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
     client = rclpy.create_node('novic_demo')
     received: dict[str, tuple[Classification, float]] = {}
-    client.create_subscription(Classification, '/novic/labels',
+    client.create_subscription(Classification, DEFAULT_LABELS_TOPIC,
                                lambda m: received.setdefault(m.header.frame_id, (m, time.monotonic())), 10)
-    pub = client.create_publisher(Image, '/novic/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    image_topic = f"{DEFAULT_NAMESPACE}/image"
+    pub = client.create_publisher(Image, image_topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
         while pub.get_subscription_count() == 0:
-            if node_proc.poll() is not None:
-                print(f"novic_node exited with code {node_proc.returncode}", file=sys.stderr)
+            if not node.alive():
+                print(f"novic_node exited with code {node.proc.returncode}", file=sys.stderr)
                 return 1
             if time.monotonic() > deadline:
-                print("novic_node did not subscribe within 180 s", file=sys.stderr)
+                print(f"novic_node did not subscribe within {SUBSCRIBE_TIMEOUT_S} s", file=sys.stderr)
                 return 1
             rclpy.spin_once(client, timeout_sec=0.1)
-        print(f"playing {len(images)} images to /novic/image, labels from /novic/labels:\n", flush=True)
+        print(f"playing {len(images)} images to {image_topic}, labels from {DEFAULT_LABELS_TOPIC}:\n", flush=True)
         latencies, correct = [], 0
         for i, (name, frame, truth) in enumerate(images):
             h, w = frame.shape[:2]
@@ -93,10 +91,10 @@ def main(argv=None) -> int:
             msg.header.stamp = client.get_clock().now().to_msg()
             sent = time.monotonic()
             pub.publish(msg)
-            while msg.header.frame_id not in received and time.monotonic() - sent < 60:
+            while msg.header.frame_id not in received and time.monotonic() - sent < ANSWER_TIMEOUT_S:
                 rclpy.spin_once(client, timeout_sec=0.05)
             if msg.header.frame_id not in received:
-                print(f"  [{i + 1:2d}] {name:32s} -> (no answer within 60 s)")
+                print(f"  [{i + 1:2d}] {name:32s} -> (no answer within {ANSWER_TIMEOUT_S} s)")
                 continue
             out, t = received[msg.header.frame_id]
             latencies.append((t - sent) * 1e3)
@@ -112,11 +110,7 @@ def main(argv=None) -> int:
     finally:
         client.destroy_node()
         rclpy.try_shutdown()
-        node_proc.terminate()
-        try:
-            node_proc.wait(15)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        node.stop()
 
 
 if __name__ == '__main__':
