@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass, field, fields
+import sys
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
+
+from .core.options import MODES, ClassifierOptions, read_labels_file
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
 NODE_NAME = 'novic_node'
@@ -28,6 +31,7 @@ class Param:
     pattern: re.Pattern | None = None
     launch_arg: str | None = None       # launch argument of the same meaning, if any
     group: str = 'model'                # model | node
+    live: bool = False                  # the node applies a change while running (else: restart)
 
     @property
     def type(self) -> type:
@@ -75,15 +79,17 @@ PARAMS: tuple[Param, ...] = (
           choices=('auto', 'fp32', 'fp16')),
     Param('mode', 'generate', "generate: the decoder names the object (no label list). prompted: score "
           "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
-          choices=('generate', 'prompted', 'hybrid')),
-    Param('labels', [], "Label list for prompted mode."),
+          choices=MODES, live=True),
+    Param('labels', [], "Label list for prompted mode.", live=True),
     Param('labels_file', '', "Prompted mode: a file of labels, one per line, or a novic-nouns dictionary (.jsonl); "
-          "added to `labels`."),
-    Param('prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label."),
-    Param('top_k', 3, "Labels per frame, best first (at most beam_width in generate/hybrid mode).", min=1, max=100),
-    Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64),
-    Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64),
-    Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0),
+          "added to `labels`.", live=True),
+    Param('prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label.",
+          live=True),
+    Param('top_k', 3, "Labels per frame, best first (at most beam_width in generate/hybrid mode).", min=1, max=100,
+          live=True),
+    Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64, live=True),
+    Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64, live=True),
+    Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0, live=True),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
     Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
     Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
@@ -97,7 +103,7 @@ PARAMS: tuple[Param, ...] = (
           choices=('sensor_data', 'reliable'), group='node'),
     Param('qos_depth', 5, "Subscription queue depth.", min=1, max=1000, group='node'),
     Param('rate_hz', 0.0, "Most inferences per second over all cameras; 0 = as fast as the model goes.",
-          min=0.0, max=1000.0, launch_arg='rate_hz', group='node'),
+          min=0.0, max=1000.0, launch_arg='rate_hz', group='node', live=True),
     Param('labels_topic', 'labels', "Output topic (vision_msgs/Classification); relative to the namespace "
           "(/novic by default).", group='node'),
     Param('publish_overlay', False, "Also publish ~/image_labeled: the frame with its labels drawn on.",
@@ -115,37 +121,43 @@ def defaults(group: str | None = None) -> dict[str, Any]:
             for p in PARAMS if group is None or p.group == group}
 
 
-@dataclass(frozen=True)
-class ModelParams:
-    """The validated model/inference parameters, as used by novic_ros.core.build_classifier."""
-    model: str = BY_NAME['model'].default
-    models_file: str = BY_NAME['models_file'].default
-    backend: str = BY_NAME['backend'].default
-    device: str = BY_NAME['device'].default
-    precision: str = BY_NAME['precision'].default
-    mode: str = BY_NAME['mode'].default
-    labels: tuple = ()
-    labels_file: str = BY_NAME['labels_file'].default
-    prompt_template: str = BY_NAME['prompt_template'].default
-    top_k: int = BY_NAME['top_k'].default
-    beam_width: int = BY_NAME['beam_width'].default
-    max_tokens: int = BY_NAME['max_tokens'].default
-    min_score: float = BY_NAME['min_score'].default
-    batch_size: int = BY_NAME['batch_size'].default
-    threads: int = BY_NAME['threads'].default
-    engine_dir: str = BY_NAME['engine_dir'].default
+def _fields(group: str) -> list:
+    """Dataclass fields of one group, straight from the table (lists become tuples: the configs are frozen)."""
+    out = []
+    for p in PARAMS:
+        if p.group == group:
+            default = tuple(p.default) if isinstance(p.default, list) else p.default
+            out.append((p.name, tuple if p.type is list else p.type, field(default=default)))
+    return out
+
+
+class _Validated:
+    """Every field of the group checked and converted by its row of the table."""
+    _group = ''
 
     def __post_init__(self):
         for f in fields(self):
-            v = BY_NAME[f.name].validate(getattr(self, f.name))
-            object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
-        if self.mode in ('generate', 'hybrid') and self.top_k > self.beam_width:
-            raise ValueError(f"top_k ({self.top_k}) cannot exceed beam_width ({self.beam_width}) in {self.mode} mode: "
-                             "the decoder only produces beam_width candidates; raise beam_width or lower top_k")
-        if self.mode == 'prompted' and not self.labels and not self.labels_file:
-            raise ValueError("mode 'prompted' needs a label list: set the `labels` or `labels_file` parameter")
-        if '{}' not in self.prompt_template:
-            raise ValueError(f"prompt_template {self.prompt_template!r} must contain {{}} where the label goes")
+            if f.name in BY_NAME and BY_NAME[f.name].group == self._group:
+                v = BY_NAME[f.name].validate(getattr(self, f.name))
+                object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
+
+
+class _ModelParams(_Validated):
+    _group = 'model'
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.to_options()          # the checks between fields (and that labels_file can be read)
+
+    def to_options(self) -> ClassifierOptions:
+        """The core's options: the label list merges `labels` and `labels_file`."""
+        try:
+            labels = self.labels + read_labels_file(self.labels_file)
+        except ValueError as e:
+            raise ValueError(f"parameter 'labels_file': {e}") from None
+        return ClassifierOptions(mode=self.mode, labels=labels, prompt_template=self.prompt_template,
+                                 beam_width=self.beam_width, max_tokens=self.max_tokens, top_k=self.top_k,
+                                 min_score=self.min_score)
 
     @classmethod
     def from_mapping(cls, values: dict) -> 'ModelParams':
@@ -153,24 +165,16 @@ class ModelParams:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-@dataclass(frozen=True)
-class NodeParams:
-    image_topics: tuple = ('image',)
-    transport: str = BY_NAME['transport'].default
-    qos: str = BY_NAME['qos'].default
-    qos_depth: int = BY_NAME['qos_depth'].default
-    rate_hz: float = BY_NAME['rate_hz'].default
-    labels_topic: str = BY_NAME['labels_topic'].default
-    publish_overlay: bool = BY_NAME['publish_overlay'].default
-    warmup: bool = BY_NAME['warmup'].default
-    model: ModelParams = field(default_factory=ModelParams)
+ModelParams = make_dataclass('ModelParams', _fields('model'), bases=(_ModelParams,), frozen=True)
+ModelParams.__doc__ = "The validated model/inference parameters (group 'model' of the table)."
+ModelParams.__module__ = __name__
+
+
+class _NodeParams(_Validated):
+    _group = 'node'
 
     def __post_init__(self):
-        for f in fields(self):
-            if f.name == 'model':
-                continue
-            v = BY_NAME[f.name].validate(getattr(self, f.name))
-            object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
+        super().__post_init__()
         if not self.image_topics:
             raise ValueError("parameter 'image_topics': give at least one camera topic")
 
@@ -187,6 +191,12 @@ class NodeParams:
     def updated(self, **changes) -> 'NodeParams':
         """A validated copy with `changes` applied (ValueError names what is wrong)."""
         return NodeParams.from_mapping({**self.flat(), **changes})
+
+
+NodeParams = make_dataclass('NodeParams', [*_fields('node'), ('model', ModelParams, field(default_factory=ModelParams))],
+                            bases=(_NodeParams,), frozen=True)
+NodeParams.__doc__ = "The validated node parameters (group 'node'), with the model parameters in `model`."
+NodeParams.__module__ = __name__
 
 
 # --- CLI flags from the same table ------------------------------------------------------------
@@ -214,11 +224,13 @@ def model_params_from_args(args: argparse.Namespace) -> ModelParams:
 
 
 def markdown_table() -> str:
-    rows = ['| parameter | type | default | range / choices | launch arg | description |', '|---|---|---|---|---|---|']
+    rows = ['| parameter | type | default | range / choices | live | launch arg | description |',
+            '|---|---|---|---|---|---|---|']
     for p in PARAMS:
         rng = ', '.join(map(str, p.choices)) if p.choices else (
             f"[{p.min}, {p.max}]" if p.min is not None else (p.pattern.pattern if p.pattern else ''))
-        rows.append(f"| `{p.name}` | {p.type.__name__} | `{p.default!r}` | {rng} | {p.launch_arg or ''} | {p.description} |")
+        rows.append(f"| `{p.name}` | {p.type.__name__} | `{p.default!r}` | {rng} | {'yes' if p.live else ''} | "
+                    f"{p.launch_arg or ''} | {p.description} |")
     return '\n'.join(rows)
 
 
@@ -234,7 +246,6 @@ def update_readme(path: str) -> None:
 
 
 if __name__ == '__main__':
-    import sys
     if sys.argv[1:2] == ['--update']:
         update_readme(sys.argv[2])
     else:

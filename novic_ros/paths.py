@@ -21,6 +21,7 @@ def share_dir() -> Path:
     if (source_root / 'config' / 'models.yaml').is_file():
         return source_root
     try:
+        # Optional: only an ament (colcon/apt) install has the index.
         from ament_index_python.packages import get_package_share_directory
         return Path(get_package_share_directory(PACKAGE))
     except Exception as e:  # not installed through ament, or ament_index missing

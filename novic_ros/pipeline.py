@@ -7,15 +7,44 @@ here and nowhere else.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
+import torch
 
+from .backends import create_backend
+from .core.checkpoint import check_pairing, clip_fingerprint, load_decoder
+from .core.classifier import NovicClassifier
+from .core.clip_encoder import ClipEncoder, resolve_device, resolve_precision
 from .core.errors import FrameError
 from .core.results import FrameLabels
+from .core.variants import get_variant
+from .params import ModelParams
 
+log = logging.getLogger(__name__)
 T = TypeVar('T')
+
+
+def build_classifier(params: ModelParams, strict: bool = True) -> NovicClassifier:
+    """Load the variant named by params.model and wrap it in the chosen backend. Raises
+    ModelLoadError (or CheckpointMismatchError) saying what was looked for where; with
+    strict=False a decoder trained for other CLIP weights only warns."""
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    variant = get_variant(params.model, params.models_file or None)
+    device = resolve_device(params.device)
+    encoder = ClipEncoder(variant.clip, device, resolve_precision(params.precision, device))
+    decoder = vocab = None
+    if params.mode != 'prompted':      # prompted mode needs no decoder
+        decoder, vocab, meta = load_decoder(variant.decoder)
+        check_pairing(meta, encoder.embed_dim, clip_fingerprint(encoder.model), variant.clip.describe(),
+                      str(variant.decoder), strict=strict)
+    backend = create_backend(params.backend, encoder, decoder, vocab, variant=variant.name, decoder_dir=variant.decoder,
+                             engine_dir=params.engine_dir, threads=params.threads, max_batch=params.batch_size,
+                             beam_width=params.beam_width)
+    return NovicClassifier(backend, vocab, params.to_options(), encoder, variant.name)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def toy_available() -> bool:
 def toy_classifier(toy_available):
     if not toy_available:
         pytest.fail("the committed toy variant (models/toy) is missing; rebuild it with `novic-toy build`")
-    from novic_ros.core.loader import build_classifier
+    from novic_ros.pipeline import build_classifier
     from novic_ros.params import ModelParams
     return build_classifier(ModelParams(model='toy', backend='torch', device='cpu'))
 

@@ -17,7 +17,7 @@ from novic_ros.backends.engine_cache import EngineCache, EngineKey
 from novic_ros.backends import onnx_export
 from novic_ros.core.checkpoint import load_decoder
 from novic_ros.core.generation import beam_search
-from novic_ros.core.loader import build_classifier
+from novic_ros.pipeline import build_classifier
 from novic_ros.params import ModelParams
 from novic_ros.training import toy_world
 

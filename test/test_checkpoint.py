@@ -9,7 +9,7 @@ from novic_ros.core.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, check_pairing,
                                        load_decoder, read_meta, save_decoder)
 from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec
 from novic_ros.core.errors import CheckpointMismatchError, ModelLoadError
-from novic_ros.core.loader import build_classifier
+from novic_ros.pipeline import build_classifier
 from novic_ros.params import ModelParams
 
 

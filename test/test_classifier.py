@@ -1,4 +1,5 @@
 """The classifier end to end: labels, scores, modes, batching, and novic-classify."""
+import dataclasses
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from novic_ros.cli.classify import main as classify_main
 from novic_ros.core.errors import FrameError, ModelLoadError
-from novic_ros.core.loader import build_classifier
+from novic_ros.pipeline import build_classifier
 from novic_ros.params import ModelParams
 from novic_ros.training import toy_world
 
@@ -105,10 +106,18 @@ def test_bad_frames_are_refused_by_the_classifier(toy_classifier):
 
 
 def test_tiny_random_variant_runs_every_mode(tiny_models_file):
-    for mode, extra in (('generate', {}), ('hybrid', {}), ('prompted', {'labels': ['a', 'b']})):
-        clf = build_classifier(ModelParams(model='tiny', models_file=str(tiny_models_file), mode=mode, top_k=2, **extra))
-        res = clf.classify(np.full((40, 30, 3), 128, np.uint8))
-        assert len(res) == 1 and len(res[0].labels) <= 2
+    """Each mode labels from its own source: the decoder's beam (generate, hybrid) or the list (prompted)."""
+    frame = np.full((40, 30, 3), 128, np.uint8)
+    gen = build_classifier(ModelParams(model='tiny', models_file=str(tiny_models_file), top_k=2, beam_width=5))
+    seqs = gen.generate(gen.backend.encode_images(gen.preprocess(frame)))
+    spelled = {gen.vocab.decode(t) for t in seqs.tokens[0]} - {''}
+    assert spelled, "the tiny random decoder should spell at least one non-empty label"
+    for clf in (gen, gen.with_options(dataclasses.replace(gen.options, mode="hybrid"))):
+        (res,) = clf.classify(frame)
+        assert 1 <= len(res.labels) == min(2, len(spelled)) and {l.text for l in res.labels} <= spelled
+    prompted = gen.with_options(ModelParams(mode='prompted', labels=['a', 'b'], top_k=2).to_options())
+    (res,) = prompted.classify(frame)
+    assert {l.text for l in res.labels} == {'a', 'b'} and sum(l.score for l in res.labels) == pytest.approx(1.0)
 
 
 def test_cli_prints_json_and_survives_an_unreadable_file(tmp_path, capsys, renders):
@@ -151,8 +160,12 @@ def test_prompted_labels_from_a_file(tmp_path):
                                            labels_file=str(path), top_k=3))
         assert set(clf.prompt_labels) == labels
         assert {l.text for l in clf.classify(np.zeros((32, 32, 3), np.uint8))[0].labels} <= labels
-    with pytest.raises(FileNotFoundError, match='labels_file'):
-        build_classifier(ModelParams(model='toy', mode='prompted', labels_file=str(tmp_path / 'none.txt')))
+    with pytest.raises(ValueError, match="labels_file.*none.txt does not exist"):
+        ModelParams(model='toy', mode='prompted', labels_file=str(tmp_path / 'none.txt'))
+    broken = tmp_path / 'broken.jsonl'
+    broken.write_text('{"label": "cat"}\nnot json\n')
+    with pytest.raises(ValueError, match="labels_file.*broken.jsonl.*JSONDecodeError"):
+        ModelParams(model='toy', mode='prompted', labels_file=str(broken))
 
 
 def test_open_clip_name_plus_local_checkpoint_file_loads_the_same_model(toy_classifier):

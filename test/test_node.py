@@ -1,6 +1,7 @@
 """The real novic_node process: frames published over rclpy, Classification messages asserted."""
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -148,19 +149,19 @@ def test_a_flood_leaves_the_node_on_the_newest_frame(ros, raw_node):
     ros.wait_matched(pub, raw_node)
     frame = renders(1, size=(240, 320))[0]
     n = 60
-    sent_at = {}
     for i in range(n):
-        sent_at[f'flood-{i}'] = time.monotonic()
         pub.publish(image_msg(frame, frame_id=f'flood-{i}', stamp=i))
         time.sleep(0.002)
+    published_all = time.monotonic()
     assert out.wait_for(lambda m: any(x.header.frame_id == f'flood-{n - 1}' for x in m), 30), raw_node.log()
-    time.sleep(1.0)
-    flood = [(m.header.frame_id, t) for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('flood-')]
+    flood = [(int(m.header.frame_id[6:]), t) for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('flood-')]
     # Far fewer answers than frames: stale frames were dropped, not queued...
     assert len(flood) < n / 2
-    # ...and the newest frame was answered promptly: latency stays bounded, it does not grow with the backlog.
-    last_latency = dict(flood)[f'flood-{n - 1}'] - sent_at[f'flood-{n - 1}']
-    assert last_latency < 3.0
+    # ...answered in order, ending with the newest frame, and no backlog worked off after the flood:
+    # at most the frame in flight and the newest one are answered once publishing stopped.
+    ids = [i for i, _ in flood]
+    assert ids == sorted(ids) and ids[-1] == n - 1
+    assert sum(t > published_all for _, t in flood) <= 2
     values = {kv.key: kv.value for kv in diag.items[-1].status[0].values} if diag.wait_for(lambda m: m, 3) else {}
     assert int(values['frames_dropped']) >= n // 2
 
@@ -203,23 +204,27 @@ def test_rate_hz_caps_the_output_rate(ros, tmp_path):
                        namespace='/rtest')
     try:
         out = ros.subscribe(Classification, '/rtest/labels')
+        diag = ros.subscribe(DiagnosticArray, '/diagnostics')
         pub = ros.publisher(Image, '/rtest/image')
         ros.wait_matched(pub, node)
         frame = renders(1)[0]
-        start = time.monotonic()
-        i = 0
-        while time.monotonic() - start < 4.0:
-            pub.publish(image_msg(frame, frame_id=f'r-{i}'))
-            i += 1
-            time.sleep(0.05)                      # 20 Hz in
-        time.sleep(0.6)
-        times = [t for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('r-')]
-        assert i >= 60 and len(times) >= 4
-        assert len(times) <= 2.0 * 4.6 + 1        # at most rate_hz over the publishing window
-        gaps = np.diff(times)
-        assert np.median(gaps) > 0.4              # 2 Hz -> 0.5 s apart
+        sent = 0
+        while len(out) < 7:
+            pub.publish(image_msg(frame, frame_id=f'r-{sent}'))
+            sent += 1
+            time.sleep(0.05)                      # about 20 Hz in
+        # Judged by the node's own clock (its diagnostics), so a slow test client cannot bunch the answers up.
+        ours = lambda msgs: [s for a in msgs for s in a.status  # noqa: E731
+                             if s.name.startswith('/rtest/') and int(_value(s, 'frames_published')) >= 6]
+        assert diag.wait_for(ours, 10)
+        rates = [float(_value(s, 'output_rate_hz')) for s in ours(diag.items)]
+        assert sent >= 2 * len(out) and max(rates) <= 2.0 * 1.1
     finally:
         node.stop()
+
+
+def _value(status, key: str) -> str:
+    return next(kv.value for kv in status.values if kv.key == key)
 
 
 def test_a_missing_model_fails_at_start_with_one_clear_error(tmp_path):
@@ -274,3 +279,72 @@ def test_live_parameters_are_validated_on_set(ros, raw_node):
         assert set_(rate_hz=50.0, min_score=0.01)[0].successful
     finally:
         set_(top_k=TOP_K, rate_hz=0.0, min_score=0.0)
+
+
+def test_live_settings_are_swapped_whole_between_frames(ros, tmp_path):
+    """Label list and top_k change together (atomically) while frames stream: every message was
+    computed with one whole set of settings, never the list of one and the top_k of the other; an
+    invalid change is refused with its reason and changes nothing."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    # top_k -> labels: three labels each, so a message with the list of one and the top_k of the other shows.
+    sets = {3: ('dog', 'cat', 'apple'), 2: ('pizza', 'tractor', 'guitar')}
+    node = NodeProcess(tmp_path, 'qos:=reliable', 'backend:=torch', 'mode:=prompted', 'labels:=[dog, cat, apple]',
+                       'top_k:=3', namespace='/swap')
+    client = AsyncParameterClient(ros.node, '/swap/novic_node')
+
+    def call(fut):
+        end = time.monotonic() + 30
+        while not fut.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        return fut.result()
+
+    try:
+        assert client.wait_for_services(timeout_sec=60), node.log()
+        out = ros.subscribe(Classification, '/swap/labels')
+        pub = ros.publisher(Image, '/swap/image')
+        ros.wait_matched(pub, node)
+        frames = renders(4)
+        stop = threading.Event()
+
+        def stream():
+            i = 0
+            while not stop.is_set():
+                pub.publish(image_msg(frames[i % len(frames)], frame_id=f's-{i}'))
+                i += 1
+                time.sleep(0.02)
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        try:
+            for switch in range(12):
+                k = 2 if switch % 2 == 0 else 3
+                result = call(client.set_parameters_atomically(
+                    [Parameter('labels', value=list(sets[k])), Parameter('top_k', value=k)])).result
+                assert result.successful, result.reason
+                before = len(out)
+                assert out.wait_for(lambda m: len(m) >= before + 3, 30), node.log()
+            refused = {
+                'labels': call(client.set_parameters([Parameter('labels', value=[''])])).results[0],
+                'prompt_template': call(client.set_parameters([Parameter('prompt_template', value='no slot')])).results[0],
+                'mode': call(client.set_parameters([Parameter('mode', value='sorting')])).results[0],
+                'model': call(client.set_parameters([Parameter('model', value='b32')])).results[0],
+            }
+            before = len(out)
+            assert out.wait_for(lambda m: len(m) >= before + 3, 30)
+        finally:
+            stop.set()
+            streamer.join()
+        assert not refused['labels'].successful and 'label list' in refused['labels'].reason
+        assert not refused['prompt_template'].successful and '{}' in refused['prompt_template'].reason
+        assert not refused['mode'].successful and 'sorting' in refused['mode'].reason
+        assert not refused['model'].successful and 'read-only' in refused['model'].reason
+        seen = {2: 0, 3: 0}
+        for m in out.items:
+            got = tuple(r.class_id for r in m.results)
+            k = len(got)
+            assert k in sets and set(got) <= set(sets[k]), f"message computed with mixed settings: {got}"
+            seen[k] += 1
+        assert seen[2] >= 6 and seen[3] >= 6
+        assert len(out.items[-1].results) == 3        # the refused changes left the last good settings
+    finally:
+        node.stop()

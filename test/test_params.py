@@ -54,12 +54,13 @@ def test_cli_flags_come_from_the_table():
 
 
 def test_ros_descriptors_carry_ranges_and_read_only():
-    from novic_ros.ros.ros_params import LIVE, descriptor
+    from novic_ros.ros.ros_params import descriptor
     d = descriptor(BY_NAME['top_k'])
     assert d.integer_range[0].from_value == 1 and d.integer_range[0].to_value == 100
     assert descriptor(BY_NAME['rate_hz']).floating_point_range[0].to_value == 1000.0
     assert 'onnxruntime' in descriptor(BY_NAME['backend']).additional_constraints
-    assert all(not descriptor(BY_NAME[n]).read_only for n in LIVE) and descriptor(BY_NAME['model']).read_only
+    assert all(descriptor(p).read_only != p.live for p in PARAMS)
+    assert not descriptor(BY_NAME['labels']).read_only and descriptor(BY_NAME['model']).read_only
 
 
 def test_readme_documents_every_parameter():

@@ -1,5 +1,10 @@
 """Interchangeable inference backends behind one interface (base.InferenceBackend):
-torch (eager), onnxruntime (exported graphs; CPU or CUDA provider), tensorrt (cached engines)."""
+torch (eager), onnxruntime (exported graphs; CPU or CUDA provider), tensorrt (cached engines),
+with the ONNX export and the engine cache they share.
+
+May import: core, paths, atomic_file, torch; onnxruntime and tensorrt only where that backend is
+chosen (optional packages). Never params, pipeline, ros, eval, training or cli.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -11,6 +16,9 @@ import torch
 
 from ..paths import cache_dir, share_dir
 from .base import InferenceBackend
+from .onnx_export import ENCODER_FILE, ensure_export, ensure_fp16_encoder, export_info, read_export
+from .torch_backend import TorchBackend
+from .trt_backend import TrtBackend, require_tensorrt
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +52,17 @@ def create_backend(name: str, encoder, decoder, vocab, *, variant: str = 'custom
     resolved = resolve_backend_name(name, encoder.device)
     eot = vocab.eot if vocab is not None else 0
     if resolved == 'torch':
-        from .torch_backend import TorchBackend
         backend = TorchBackend(encoder, decoder, eot)
     elif resolved in ('onnxruntime', 'tensorrt'):
-        from .onnx_export import ensure_export, ensure_fp16_encoder, export_info, ENCODER_FILE
         root = resolve_engine_dir(engine_dir)
         if resolved == 'tensorrt':
-            from .trt_backend import require_tensorrt
             require_tensorrt()        # fail before exporting, with the fallback named
         info = export_info(variant, encoder, decoder, decoder_dir, eot)
         folder = ensure_export(info, encoder, decoder, root)
         if resolved == 'onnxruntime':
-            from .ort_backend import OrtBackend
+            from .ort_backend import OrtBackend    # onnxruntime is optional: imported only when chosen
             backend = OrtBackend(folder, encoder.device, threads, with_decoder=decoder is not None)
         else:
-            from .trt_backend import TrtBackend
-            from .onnx_export import read_export
             onnx = ensure_fp16_encoder(folder, encoder) if encoder.precision == 'fp16' else folder / ENCODER_FILE
             backend = TrtBackend(variant, folder, onnx, read_export(folder), root, encoder.device, encoder.precision,
                                  max_batch, beam_width, with_decoder=decoder is not None)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT
@@ -16,7 +17,6 @@ log = logging.getLogger(__name__)
 
 
 def session_options(threads: int):
-    import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ORT's idle worker threads spin by default; between graph runs we run torch (preprocessing, beam
@@ -29,7 +29,6 @@ def session_options(threads: int):
 
 
 def providers(device: torch.device) -> list[str]:
-    import onnxruntime as ort
     available = ort.get_available_providers()
     if device.type == 'cuda' and 'CUDAExecutionProvider' in available:
         return ['CUDAExecutionProvider', 'CPUExecutionProvider']
@@ -66,7 +65,6 @@ class OrtBackend:
     name = 'onnxruntime'
 
     def __init__(self, export_dir: Path, device: torch.device, threads: int = 0, with_decoder: bool = True):
-        import onnxruntime as ort
         meta = read_export(export_dir)
         if meta is None:
             raise FileNotFoundError(f"no complete ONNX export in {export_dir}; run novic-export")

@@ -16,6 +16,7 @@ import torch
 from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT
 from ..atomic_file import atomic_write
 from .engine_cache import EngineCache, EngineKey, file_hash
+from .onnx_export import PREFILL_FILE, STEP_FILE
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def require_tensorrt():
         raise TensorRTUnavailable("backend 'tensorrt' needs an NVIDIA GPU, and CUDA is not available here; "
                                   "use backend 'onnxruntime' (fastest on the CPU) or 'auto'")
     try:
-        import tensorrt as trt
+        import tensorrt as trt      # optional: GPU machines only
     except ImportError as e:
         raise TensorRTUnavailable("backend 'tensorrt' needs the tensorrt package (pip install tensorrt); "
                                   "use backend 'onnxruntime' or 'auto' meanwhile") from e
@@ -173,7 +174,6 @@ class TrtBackend:
                 self.built.append(key.stem)
             return TrtEngine(data, device)
 
-        from .onnx_export import PREFILL_FILE, STEP_FILE
         self.encoder = engine('image_encoder', encoder_onnx, precision, max_batch)
         self.runner = None
         if with_decoder:

@@ -8,12 +8,16 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
+import open_clip
 import torch
+from safetensors.torch import save_file
 
 from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
 from ..core.clip_encoder import ClipEncoder, ClipSpec
 from ..core.decoder import DecoderConfig, ObjectDecoder
 from ..core.label_tokens import LabelVocab
+from ..lexicon.nouns import build_dictionary
+from ..lexicon.wordnet import WordNet
 from ..paths import cache_dir, config_path
 from ..training.train_config import TrainConfig
 
@@ -28,8 +32,6 @@ def bench_dir() -> Path:
 @lru_cache(maxsize=1)
 def dictionary_vocab() -> LabelVocab:
     """The compact vocabulary of the full WordNet dictionary (what a real b32 decoder emits)."""
-    from ..lexicon.nouns import build_dictionary
-    from ..lexicon.wordnet import WordNet
     return LabelVocab.from_labels([e.label for e in build_dictionary(WordNet.load())])
 
 
@@ -42,8 +44,6 @@ def b32_decoder_config(embed_dim: int = 512) -> DecoderConfig:
 
 def b32_clip_dir() -> Path:
     """A local-dir open_clip folder with ViT-B-32 and random (seeded) weights, for the node benchmark."""
-    import open_clip
-    from safetensors.torch import save_file
     folder = bench_dir() / 'vit-b-32-random'
     if not (folder / 'open_clip_model.safetensors').is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def b32_clip_dir() -> Path:
 
 
 def b32_encoder() -> ClipEncoder:
-    return ClipEncoder(ClipSpec('local-dir:' + str(b32_clip_dir())), 'cpu')
+    return ClipEncoder(ClipSpec.local_dir(b32_clip_dir()), 'cpu')
 
 
 def b32_decoder_dir(encoder: ClipEncoder) -> Path:

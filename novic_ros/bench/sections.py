@@ -2,11 +2,29 @@
 the same run, interleaved (timing.interleaved)."""
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from PIL import Image
 
-from .models import TYPICAL_STEPS, b32_decoder_config, b32_decoder_dir, b32_encoder
+from ..backends import create_backend
+from ..core.checkpoint import load_decoder
+from ..core.classifier import NovicClassifier
+from ..core.decoder import ObjectDecoder
+from ..core.generation import TorchCachedRunner, TorchRecomputeRunner, beam_search, greedy
+from ..core.preprocess import PreprocessConfig, Preprocessor
+from ..params import ModelParams
+from ..paths import config_path
+from ..ros.image_conversion import raw_to_rgb, rgb_to_raw
+from ..ros.node_process import NodeProcess
+from ..training import toy_world
+from ..training.nouns_source import dictionary_nouns
+from ..training.prompts import PromptGenerator
+from .models import TYPICAL_STEPS, b32_decoder_config, b32_decoder_dir, b32_encoder, b32_models_file, bench_dir
 from .timing import interleaved
 
 
@@ -18,15 +36,11 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def frames_640x480(n: int, seed: int = 0) -> list[np.ndarray]:
-    from ..training import toy_world
     return [x.image for x in toy_world.render_set(1, (480, 640), seed=seed, classes=list(range(n)))]
 
 
 def preprocess(repeat: int) -> str:
     """Our vectorised preprocessing against open_clip's PIL transform, ViT-B/32 config, 640x480."""
-    from PIL import Image
-    from open_clip.transform import PreprocessCfg, image_transform_v2
-    from ..core.preprocess import PreprocessConfig, Preprocessor
     cfg = PreprocessConfig((224, 224), (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
     pil = image_transform_v2(PreprocessCfg(size=224), is_train=False)
     ours = Preprocessor(cfg)
@@ -41,7 +55,6 @@ def preprocess(repeat: int) -> str:
 
 def conversion(repeat: int) -> str:
     """ROS image message -> RGB frame, per encoding, 640x480 with row padding (the node's per-frame cost)."""
-    from ..ros.image_conversion import raw_to_rgb, rgb_to_raw
     rgb = frames_640x480(1)[0]
     encodings = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2')
     msgs = {e: rgb_to_raw(rgb, e, row_padding=64) for e in encodings}
@@ -51,8 +64,6 @@ def conversion(repeat: int) -> str:
 
 def decoder_cache(repeat: int) -> str:
     """Key/value cache against recomputing the whole sequence, 8 tokens, the b32 decoder."""
-    from ..core.decoder import ObjectDecoder
-    from ..core.generation import TorchCachedRunner, TorchRecomputeRunner, greedy
     torch.manual_seed(0)
     dec = ObjectDecoder(b32_decoder_config()).eval()
     never = -1          # no end-of-text: every run generates exactly 8 tokens
@@ -68,8 +79,6 @@ def decoder_cache(repeat: int) -> str:
 
 def text_encoding(repeat: int) -> str:
     """ViT-B/32 text tower on training prompts: full 77-token context against the real length."""
-    from ..training.nouns_source import dictionary_nouns
-    from ..training.prompts import PromptGenerator
     enc = b32_encoder()
     nouns = dictionary_nouns(None, 2000)
     texts = [p.text for p in PromptGenerator(nouns.labels, nouns.hypernyms, nouns.plural, seed=0).prompts(1)][:256]
@@ -82,30 +91,24 @@ def text_encoding(repeat: int) -> str:
 
 
 def _classifiers(backends: list[str], device: str):
-    from ..backends import create_backend
-    from ..core.checkpoint import load_decoder
-    from ..core.classifier import NovicClassifier
-    from ..params import ModelParams
     enc = b32_encoder()
     dec_dir = b32_decoder_dir(enc)
     out = {}
     for name in backends:
         decoder, vocab, _ = load_decoder(dec_dir)
-        params = ModelParams(model='b32-random', backend=name, beam_width=5, top_k=3, max_tokens=TYPICAL_STEPS)
+        options = ModelParams(model='b32-random', backend=name, beam_width=5, top_k=3, max_tokens=TYPICAL_STEPS).to_options()
         backend = create_backend(name, enc, decoder, vocab, variant='bench-b32', decoder_dir=dec_dir,
                                  engine_dir=str(enc_dir_engines()), max_batch=8, beam_width=5)
-        out[name] = NovicClassifier(backend, vocab, params, enc, 'b32-random')
+        out[name] = NovicClassifier(backend, vocab, options, enc, 'b32-random')
     return out
 
 
 def enc_dir_engines():
-    from .models import bench_dir
     return bench_dir() / 'engines'
 
 
 def stages(repeat: int, backends: list[str], device: str = 'cpu') -> str:
     """Per-stage latency and frames/s of the whole frame, ViT-B/32 + b32 decoder, per backend."""
-    from ..core.generation import beam_search, greedy
     clfs = _classifiers(backends, device)
     rows = []
     for b in (1, 8):
@@ -133,42 +136,36 @@ def stages(repeat: int, backends: list[str], device: str = 'cpu') -> str:
 def node_overhead(repeat: int, backend: str = 'onnxruntime') -> str:
     """End-to-end latency through novic_node (publish a 640x480 rgb8 frame -> Classification
     received) against the bare classifier on the same frames, same backend, in the same run."""
-    import os
-    import subprocess
-    import sys
-    import time
+    # rclpy and the messages come from ROS: only this section needs them.
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image as ImageMsg
     from vision_msgs.msg import Classification
-    from ..paths import config_path
-    from .models import b32_models_file
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     # Both sides use the large-frame profile, as a camera driver beside novic_node should.
     os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
     models = b32_models_file()
     clf = _classifiers([backend], 'cpu')[backend]
     frames = frames_640x480(max(4, repeat), seed=3)
-    cmd = [sys.executable, '-m', 'novic_ros.ros.node', '--ros-args', '--params-file', str(config_path('novic.yaml')),
-           '-p', 'model:=b32-random', '-p', f'models_file:={models}', '-p', f'backend:={backend}', '-p', 'qos:=reliable',
-           '-p', f'max_tokens:={TYPICAL_STEPS}', '-p', f'engine_dir:={enc_dir_engines()}', '-r', '__ns:=/novic_bench']
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = NodeProcess({'model': 'b32-random', 'models_file': str(models), 'backend': backend, 'qos': 'reliable',
+                        'max_tokens': TYPICAL_STEPS, 'engine_dir': str(enc_dir_engines())}, namespace='/novic_bench',
+                       log_path=bench_dir() / 'node.log')
     rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
     node = rclpy.create_node('novic_bench_client')
     got: dict[str, float] = {}
     node.create_subscription(Classification, '/novic_bench/labels', lambda m: got.setdefault(m.header.frame_id, time.perf_counter()), 10)
-    pub = node.create_publisher(Image, '/novic_bench/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = node.create_publisher(ImageMsg, '/novic_bench/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
         deadline = time.monotonic() + 300
         while pub.get_subscription_count() == 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if not proc.alive() or time.monotonic() > deadline:
                 raise RuntimeError("novic_node did not start for the benchmark")
             rclpy.spin_once(node, timeout_sec=0.1)
         e2e, bare = [], []
         for i in range(len(frames) * 2 + 2):
             f = frames[i % len(frames)]
             h, w = f.shape[:2]
-            msg = Image(height=h, width=w, encoding='rgb8', step=w * 3, data=f.tobytes())
+            msg = ImageMsg(height=h, width=w, encoding='rgb8', step=w * 3, data=f.tobytes())
             msg.header.frame_id = str(i)
             t0 = time.perf_counter()
             pub.publish(msg)
@@ -185,5 +182,4 @@ def node_overhead(repeat: int, backend: str = 'onnxruntime') -> str:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-        proc.terminate()
-        proc.wait(15)
+        proc.stop()

@@ -8,6 +8,9 @@ import platform
 import sys
 import time
 
+import torch
+
+from ..bench import sections as s
 from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node')
@@ -22,7 +25,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
@@ -36,7 +38,6 @@ def _main(argv) -> int:
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    from ..bench import sections as s
     chosen = [x.strip() for x in args.sections.split(',') if x.strip()]
     unknown = set(chosen) - set(SECTIONS)
     if unknown:

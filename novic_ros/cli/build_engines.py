@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..backends import create_backend, resolve_engine_dir
+from ..backends.trt_backend import TensorRTUnavailable, require_tensorrt
+from ..core.checkpoint import load_decoder
+from ..core.clip_encoder import ClipEncoder, resolve_device, resolve_precision
+from ..core.variants import get_variant
 from ..params import add_model_arguments
 from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-build-engines', description=__doc__)
-    add_model_arguments(p, ('model', 'models_file'))       # the same flags as every other tool
-    p.add_argument('--precision', default='fp16', choices=('fp16', 'fp32'), help='image encoder precision (default fp16)')
-    p.add_argument('--batch-size', type=int, default=8, help='largest batch the engines accept (default 8)')
-    p.add_argument('--beam-width', type=int, default=5, help='beam width the decoder engines must serve (default 5)')
-    p.add_argument('--device', default='cuda', help='CUDA device (default cuda)')
-    p.add_argument('--engine-dir', default='')
+    # The same flags, defaults and meaning as the node's parameters: engines built here are the ones
+    # the node finds (batch_size and beam_width set the engines' largest batch).
+    add_model_arguments(p, ('model', 'models_file', 'device', 'precision', 'batch_size', 'beam_width', 'engine_dir'))
     p.add_argument('-v', '--verbose', action='store_true')
     return p
 
@@ -24,18 +26,14 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    from ..backends import create_backend, resolve_engine_dir
-    from ..backends.trt_backend import TensorRTUnavailable, require_tensorrt
-    from ..core.checkpoint import load_decoder
-    from ..core.clip_encoder import ClipEncoder
-    from ..core.variants import get_variant
     try:
         require_tensorrt()
     except TensorRTUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     variant = get_variant(args.model, args.models_file or None)
-    encoder = ClipEncoder(variant.clip, args.device, args.precision)
+    device = resolve_device(args.device)
+    encoder = ClipEncoder(variant.clip, device, resolve_precision(args.precision, device))
     decoder, vocab, _ = load_decoder(variant.decoder)
     backend = create_backend('tensorrt', encoder, decoder, vocab, variant=variant.name, decoder_dir=variant.decoder,
                              engine_dir=args.engine_dir, max_batch=args.batch_size, beam_width=args.beam_width)

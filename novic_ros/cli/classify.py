@@ -8,7 +8,7 @@ import sys
 
 from ..image_files import read_image
 from ..params import add_model_arguments, model_params_from_args
-from ..pipeline import classify_in_batches
+from ..pipeline import build_classifier, classify_in_batches
 from .common import run, setup_logging
 
 
@@ -24,7 +24,6 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    from ..core.loader import build_classifier
     params = model_params_from_args(args)
     clf = build_classifier(params)
     results = []

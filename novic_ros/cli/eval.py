@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..params import DEFAULT_LABELS_TOPIC, add_model_arguments, model_params_from_args
+from ..pipeline import build_classifier
 from ..ros.node_process import NodeProcess, ros_value
 from .common import run, setup_logging
 
@@ -116,7 +117,6 @@ def _finish(args, mode: str, bag: Path, results, warnings, meta: dict, k: int, l
 
 
 def _offline(args) -> int:
-    from ..core.loader import build_classifier
     from ..eval.offline import run_offline, write_labels_bag
     params = model_params_from_args(args)
     clf = build_classifier(params)

@@ -6,14 +6,18 @@ import argparse
 import json
 import sys
 
+from ..backends import resolve_engine_dir
+from ..backends.onnx_export import ensure_export, export_all, export_info, read_export
+from ..core.checkpoint import load_decoder
+from ..core.clip_encoder import ClipEncoder
+from ..core.variants import get_variant
 from ..params import add_model_arguments
 from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-export', description=__doc__)
-    add_model_arguments(p, ('model', 'models_file'))       # the same flags as every other tool
-    p.add_argument('--engine-dir', default='', help="output root (default: the package's engines/, else ~/.cache/novic_ros/engines)")
+    add_model_arguments(p, ('model', 'models_file', 'engine_dir'))       # the same flags as every other tool
     p.add_argument('--force', action='store_true', help='export again even when an up-to-date export exists')
     p.add_argument('-v', '--verbose', action='store_true')
     return p
@@ -22,11 +26,6 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    from ..backends import resolve_engine_dir
-    from ..backends.onnx_export import ensure_export, export_all, export_info, read_export
-    from ..core.checkpoint import load_decoder
-    from ..core.clip_encoder import ClipEncoder
-    from ..core.variants import get_variant
     variant = get_variant(args.model, args.models_file or None)
     encoder = ClipEncoder(variant.clip, 'cpu')
     decoder, vocab, _ = load_decoder(variant.decoder)

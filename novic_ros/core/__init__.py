@@ -1,1 +1,11 @@
-"""core"""
+"""The ROS-free inference core: frame -> preprocess -> CLIP encoder -> object decoder (greedy and
+beam generation with a key/value cache) -> labels with scores.
+
+Holds the models (clip_encoder, decoder, kv_cache, checkpoint, label_tokens, variants), the steps
+(preprocess, generation), the classifier with its frozen options (classifier, options, text_cache)
+and the typed results and errors every layer above uses.
+
+May import: torch, open_clip, numpy, PIL and the leaf utilities novic_ros.paths and
+novic_ros.atomic_file. Never rclpy, novic_ros.params, novic_ros.pipeline, backends, ros, eval,
+training or cli: everything above builds on the core, not the other way round.
+"""

@@ -6,74 +6,54 @@ Scores:
   1 there is nothing to renormalise against, and the score is the raw sequence probability.
 - prompted: softmax over the given labels of CLIP's scaled image-text similarity.
 - hybrid: the decoder's candidates, re-scored by that same CLIP softmax over the candidates.
+
+A classifier's options never change. New settings make a new classifier (`with_options`) that
+shares the loaded models and cached text embeddings; the caller swaps it in between frames.
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
-from collections import OrderedDict
-from typing import Sequence
 
 import torch
 
-from ..params import ModelParams
 from .clip_encoder import ClipEncoder
 from .generation import Sequences, beam_search, greedy
 from .label_tokens import LabelVocab
+from .options import ClassifierOptions
 from .preprocess import Preprocessor
 from .results import FrameLabels, Label, StageTimings
-
-
-def read_labels_file(path: str) -> tuple[str, ...]:
-    """Labels from a text file (one per line, '#' comments) or a novic-nouns dictionary (.jsonl)."""
-    if not path:
-        return ()
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"labels_file {p} does not exist")
-    if p.suffix == '.jsonl':
-        return tuple(json.loads(line)['label'] for line in p.read_text().splitlines() if line.strip())
-    return tuple(l.strip() for l in p.read_text().splitlines() if l.strip() and not l.lstrip().startswith('#'))
-
-
-class TextEmbeddingCache:
-    """CLIP text embeddings of prompts, computed once. Bounded (LRU) for hybrid mode, where new
-    candidate labels keep arriving."""
-
-    def __init__(self, encoder: ClipEncoder, template: str, capacity: int = 20000):
-        self.encoder, self.template, self.capacity = encoder, template, capacity
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    def __call__(self, labels: Sequence[str]) -> torch.Tensor:
-        missing = list(dict.fromkeys(l for l in labels if l not in self._cache))
-        if missing:
-            embs = self.encoder.encode_texts([self.template.format(l) for l in missing])
-            for label, e in zip(missing, embs):
-                self._cache[label] = e
-        for label in labels:
-            self._cache.move_to_end(label)
-        out = torch.stack([self._cache[l] for l in labels])
-        while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
-        return out
+from .text_cache import TextEmbeddingCache
 
 
 class NovicClassifier:
-    def __init__(self, backend, vocab: LabelVocab | None, params: ModelParams, clip: ClipEncoder, model_name: str = ''):
+    def __init__(self, backend, vocab: LabelVocab | None, options: ClassifierOptions, clip: ClipEncoder,
+                 model_name: str = '', *, text_cache: TextEmbeddingCache | None = None):
         """`clip` is the open_clip model of the variant: its preprocessing config and logit scale are
         used whatever the backend, and its text tower embeds prompts in prompted and hybrid modes."""
+        if vocab is None and options.mode != 'prompted':
+            raise ValueError(f"mode {options.mode!r} needs the decoder; this classifier was loaded without one "
+                             "(prompted mode); restart with the new mode")
         self.backend = backend
         self.vocab = vocab
-        self.params = params
+        self.options = options
+        self.clip = clip
         self.model_name = model_name
         self.preprocess = Preprocessor(clip.preprocess_cfg, backend.device, backend.input_dtype)
-        self.max_tokens = params.max_tokens or None
         self.logit_scale = clip.logit_scale
-        self.text_cache = TextEmbeddingCache(clip, params.prompt_template) if params.mode != 'generate' else None
-        self.prompt_labels = tuple(dict.fromkeys(params.labels + read_labels_file(params.labels_file)))
-        if params.mode == 'prompted':
-            self._prompt_embs = self.text_cache(self.prompt_labels)
+        if text_cache is None or text_cache.template != options.prompt_template:
+            text_cache = TextEmbeddingCache(clip, options.prompt_template)
+        self.text_cache = text_cache
+        # Computed here, before the classifier is used: swapping in a prompted classifier never
+        # leaves frames waiting for the label embeddings.
+        self._prompt_embs = self.text_cache(options.labels) if options.mode == 'prompted' else None
+
+    def with_options(self, options: ClassifierOptions) -> 'NovicClassifier':
+        """A classifier with other settings over the same models (this one stays as it is)."""
+        return NovicClassifier(self.backend, self.vocab, options, self.clip, self.model_name, text_cache=self.text_cache)
+
+    @property
+    def prompt_labels(self) -> tuple[str, ...]:
+        return self.options.labels if self.options.mode == 'prompted' else ()
 
     # --- public API ---
 
@@ -93,21 +73,21 @@ class NovicClassifier:
 
     def labels_for_embeddings(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
         """B x E unit CLIP embeddings -> labels per row."""
-        if self.params.mode == 'prompted':
+        if self.options.mode == 'prompted':
             return self._prompted(embeds)
-        seqs = self.generate(embeds)
-        candidates = self._candidates(seqs)
-        if self.params.mode == 'hybrid':
+        candidates = self._candidates(self.generate(embeds))
+        if self.options.mode == 'hybrid':
             return [self._rerank(e, c) for e, c in zip(embeds, candidates)]
         return [self._finish(c) for c in candidates]
 
     def generate(self, embeds: torch.Tensor) -> Sequences:
-        if self.params.beam_width == 1:
-            return greedy(self.backend.runner, embeds, self.max_tokens)
-        return beam_search(self.backend.runner, embeds, self.params.beam_width, self.max_tokens)
+        max_tokens = self.options.max_tokens or None
+        if self.options.beam_width == 1:
+            return greedy(self.backend.runner, embeds, max_tokens)
+        return beam_search(self.backend.runner, embeds, self.options.beam_width, max_tokens)
 
     def describe(self) -> str:
-        return f"model {self.model_name}, mode {self.params.mode}, backend {self.backend.describe()}"
+        return f"model {self.model_name}, mode {self.options.mode}, backend {self.backend.describe()}"
 
     # --- scoring ---
 
@@ -134,8 +114,8 @@ class NovicClassifier:
         return out
 
     def _finish(self, scores: dict[str, float]) -> tuple[Label, ...]:
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:self.params.top_k]
-        return tuple(Label(t, min(1.0, max(0.0, float(s)))) for t, s in ranked if s >= self.params.min_score)
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:self.options.top_k]
+        return tuple(Label(t, min(1.0, max(0.0, float(s)))) for t, s in ranked if s >= self.options.min_score)
 
     def _clip_probs(self, embeds: torch.Tensor, text_embs: torch.Tensor) -> torch.Tensor:
         """B x E image embeddings, N x E text embeddings -> B x N softmax of CLIP's scaled similarity."""
@@ -143,7 +123,7 @@ class NovicClassifier:
 
     def _prompted(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
         probs = self._clip_probs(embeds, self._prompt_embs)
-        return [self._finish(dict(zip(self.prompt_labels, p.tolist()))) for p in probs]
+        return [self._finish(dict(zip(self.options.labels, p.tolist()))) for p in probs]
 
     def _rerank(self, embed: torch.Tensor, candidates: dict[str, float]) -> tuple[Label, ...]:
         if not candidates:

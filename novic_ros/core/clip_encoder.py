@@ -11,8 +11,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
 
 from .errors import ModelLoadError
 from .preprocess import PreprocessConfig
@@ -20,11 +22,18 @@ from .preprocess import PreprocessConfig
 log = logging.getLogger(__name__)
 
 
+LOCAL_DIR = 'local-dir:'      # open_clip's prefix for a folder with open_clip_config.json and weights
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """Which CLIP model: open_clip name (or 'local-dir:PATH') and pretrained tag or checkpoint file."""
     model: str
     pretrained: str | None = None
+
+    @classmethod
+    def local_dir(cls, folder) -> 'ClipSpec':
+        return cls(LOCAL_DIR + str(folder))
 
     def describe(self) -> str:
         return self.model + (f" (pretrained={self.pretrained})" if self.pretrained else '')
@@ -40,22 +49,27 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto': fp16 on a GPU, fp32 on the CPU (ClipEncoder refuses fp16 without a GPU)."""
+    if precision == 'auto':
+        return 'fp16' if device.type == 'cuda' else 'fp32'
+    return precision
+
+
 MODEL_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'model_configs')
 
 
 def register_model_configs() -> None:
     """Make our own open_clip architectures (novic-toy-clip) known to open_clip by name."""
-    import open_clip
     if 'novic-toy-clip' not in open_clip.list_models():
         open_clip.add_model_config(MODEL_CONFIGS)
 
 
 def _load_open_clip(spec: ClipSpec, device: torch.device, precision: str, load_weights: bool):
-    import open_clip
     register_model_configs()
     name = spec.model
-    if name.startswith('local-dir:') and not os.path.isdir(name[len('local-dir:'):]):
-        raise ModelLoadError(f"CLIP model folder {name[len('local-dir:'):]!r} does not exist "
+    if name.startswith(LOCAL_DIR) and not os.path.isdir(name[len(LOCAL_DIR):]):
+        raise ModelLoadError(f"CLIP model folder {name[len(LOCAL_DIR):]!r} does not exist "
                              "(it should hold open_clip_config.json and open_clip_model.safetensors)")
     pretrained = spec.pretrained if load_weights else None
     try:
@@ -167,7 +181,6 @@ def text_lengths(model, tokens: torch.Tensor) -> torch.Tensor:
 
 def encode_tokens_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     """model.encode_text(tokens) (unnormalised), computed on the first L positions only."""
-    from open_clip.transformer import text_global_pool
     tower, pool, eos = _text_parts(model)
     length = int(text_lengths(model, tokens).max())
     t = tokens[:, :length]                                            # B x L

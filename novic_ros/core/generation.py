@@ -2,8 +2,9 @@
 
 A backend supplies a *decoder runner*: `start(embeds)` returns the first-token logits and a
 session; `session.step(tokens)` feeds one token per row and returns the next logits;
-`session.reorder(index)` moves rows (beam search). Runners for torch (with and without a
-key/value cache), ONNX Runtime and TensorRT live in novic_ros.backends.
+`session.reorder(index)` moves rows (beam search). The torch runners (with and without a
+key/value cache) are at the end of this module; those of ONNX Runtime and TensorRT are in
+novic_ros.backends.
 """
 from __future__ import annotations
 

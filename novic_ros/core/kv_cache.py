@@ -12,12 +12,14 @@ from .decoder import DecoderConfig
 
 class StaticKVCache:
     """Preallocated buffers (layers x B x H x max_positions x Dh), written in place: no
-    reallocation per token. `reorder` moves rows for beam search (and expands frames to beams)."""
+    reallocation per token. `reorder` moves rows for beam search into a second pair of buffers and
+    swaps (allocated once); only a change of row count (frames expanded to beams) allocates."""
 
     def __init__(self, cfg: DecoderConfig, batch: int, device, dtype=torch.float32):
         shape = (cfg.layers, batch, cfg.heads, cfg.max_positions, cfg.width // cfg.heads)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self._spare: tuple[torch.Tensor, torch.Tensor] | None = None
         self.length = 0
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
@@ -32,8 +34,17 @@ class StaticKVCache:
 
     def reorder(self, index: torch.Tensor):
         """Row i of the cache becomes old row index[i]; len(index) may differ from the batch."""
-        self.k = self.k.index_select(1, index)
-        self.v = self.v.index_select(1, index)
+        if len(index) != self.k.shape[1]:
+            self.k, self.v, self._spare = self.k.index_select(1, index), self.v.index_select(1, index), None
+            return
+        if self._spare is None:
+            self._spare = (torch.empty_like(self.k), torch.empty_like(self.v))
+        k, v = self._spare
+        # Only the filled positions are worth copying.
+        torch.index_select(self.k[..., :self.length, :], 1, index, out=k[..., :self.length, :])
+        torch.index_select(self.v[..., :self.length, :], 1, index, out=v[..., :self.length, :])
+        self._spare = (self.k, self.v)
+        self.k, self.v = k, v
 
 
 class ConcatKVCache:

@@ -12,13 +12,13 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import torch
+from open_clip.tokenizer import SimpleTokenizer
 
 TOKENIZER_NAME = 'open_clip.SimpleTokenizer'
 
 
 @lru_cache(maxsize=1)
-def clip_bpe():
-    from open_clip.tokenizer import SimpleTokenizer
+def clip_bpe() -> SimpleTokenizer:
     return SimpleTokenizer()
 
 
@@ -51,9 +51,6 @@ class LabelVocab:
     def encode(self, label: str) -> list[int]:
         """Compact indices of `label`, followed by end-of-text. KeyError if a token is not in the vocabulary."""
         return [self._index[t] for t in clip_bpe().encode(label)] + [self.eot]
-
-    def can_spell(self, label: str) -> bool:
-        return all(t in self._index for t in clip_bpe().encode(label))
 
     def decode(self, indices: Iterable[int]) -> str:
         """Text of compact indices, up to (not including) the first end-of-text."""

@@ -9,10 +9,8 @@ from pathlib import Path
 import yaml
 
 from ..paths import config_path, share_dir
-from .clip_encoder import ClipSpec
+from .clip_encoder import LOCAL_DIR, ClipSpec
 from .errors import ModelLoadError
-
-LOCAL_DIR = 'local-dir:'
 
 
 @dataclass(frozen=True)

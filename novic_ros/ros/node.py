@@ -23,17 +23,15 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification, ObjectHypothesis
 
 from ..core.errors import NovicError
-from ..params import NodeParams
-from ..pipeline import classify_in_batches
+from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
+from ..pipeline import build_classifier, classify_in_batches
 from .image_conversion import compressed_to_rgb, raw_to_rgb
 from .latest_frames import LatestFrames
 from .node_stats import NodeStats
 from .overlay import draw_labels
-from .ros_params import LIVE, declare_all
+from .ros_params import declare_all
 
 WARN_THROTTLE_S = 5.0
-NODE_NAME = 'novic_node'
-DEFAULT_NAMESPACE = '/novic'
 
 
 def frame_from_msg(msg) -> np.ndarray:
@@ -46,7 +44,6 @@ class NovicNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, namespace=kwargs.pop('namespace', DEFAULT_NAMESPACE), **kwargs)
         self.params = NodeParams.from_mapping(declare_all(self))      # ValueError names the bad parameter
-        from ..core.loader import build_classifier
         self.classifier = build_classifier(self.params.model)           # ModelLoadError says what was looked for where
         self.get_logger().info(f"loaded {self.classifier.describe()}")
         if self.params.warmup:
@@ -147,16 +144,17 @@ class NovicNode(Node):
     # --- parameters and diagnostics ---
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        """Validate a change like a start would, build what it needs, then swap it in whole: the worker
+        takes `self.classifier` once per batch, so every message is computed with one set of settings.
+        Parameters that need a restart are declared read-only, and rclpy refuses them before this."""
         updates = {p.name: p.value for p in changes}
-        if set(updates) - set(LIVE):
-            return SetParametersResult(successful=False, reason=f"only {', '.join(LIVE)} can change while running; "
-                                                                  "restart the node for the others")
         try:
             new = self.params.updated(**updates)
-        except ValueError as e:
+            options = new.model.to_options()
+            classifier = self.classifier if options == self.classifier.options else self.classifier.with_options(options)
+        except (ValueError, NovicError) as e:
             return SetParametersResult(successful=False, reason=str(e))
-        self.params = new
-        self.classifier.params = new.model
+        self.params, self.classifier = new, classifier
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:

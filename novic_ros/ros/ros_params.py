@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.parameter import Parameter
 
 from ..params import PARAMS, Param
-
-# Applied while running; every other parameter needs a restart (declared read-only).
-LIVE = ('rate_hz', 'min_score', 'top_k')
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
@@ -15,7 +13,7 @@ _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEG
 
 def descriptor(p: Param) -> ParameterDescriptor:
     d = ParameterDescriptor(name=p.name, type=_TYPES[p.type], description=p.description,
-                            read_only=p.name not in LIVE)
+                            read_only=not p.live)
     if p.min is not None and p.type is int:
         d.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
     elif p.min is not None and p.type is float:
@@ -31,6 +29,11 @@ def declare_all(node) -> dict:
     """Declare every parameter with its default and descriptor; return name -> value."""
     values = {}
     for p in PARAMS:
-        default = list(p.default) if isinstance(p.default, list) else p.default
-        values[p.name] = node.declare_parameter(p.name, default, descriptor(p)).value
+        if p.type is list and not p.default:
+            # rclpy types a parameter by its default, and [] would make it a byte array that refuses
+            # `-p labels:=[cup, mug]`: declare the type instead; unset means the empty default.
+            value = node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, descriptor(p)).value
+            values[p.name] = [] if value is None else value
+        else:
+            values[p.name] = node.declare_parameter(p.name, p.default, descriptor(p)).value
     return values

@@ -1,0 +1,57 @@
+"""How the classifier turns embeddings into labels: one frozen value per classifier, so a change of
+settings (a new label list, another mode) builds a new classifier and is never half-applied.
+
+The defaults, documentation and per-field ranges live in the parameter table (novic_ros.params),
+which converts into this type; what is checked here is what must hold between the fields.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MODES = ('generate', 'prompted', 'hybrid')
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    mode: str                       # generate | prompted | hybrid (see classifier.py)
+    labels: tuple[str, ...]         # prompted mode: the label list (unique, in order)
+    prompt_template: str            # prompted and hybrid modes; '{}' is the label
+    beam_width: int                 # 1 = greedy decoding
+    max_tokens: int                 # most tokens per label; 0 = the decoder's own maximum
+    top_k: int                      # labels per frame, best first
+    min_score: float                # labels scoring below are dropped
+
+    def __post_init__(self):
+        object.__setattr__(self, 'labels', tuple(dict.fromkeys(self.labels)))
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.beam_width < 1 or self.top_k < 1 or self.max_tokens < 0 or not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"invalid classifier options {self}: beam_width and top_k must be >= 1, "
+                             "max_tokens >= 0 and min_score in [0, 1]")
+        if self.mode in ('generate', 'hybrid') and self.top_k > self.beam_width:
+            raise ValueError(f"top_k ({self.top_k}) cannot exceed beam_width ({self.beam_width}) in {self.mode} mode: "
+                             "the decoder only produces beam_width candidates; raise beam_width or lower top_k")
+        if self.mode == 'prompted' and not self.labels:
+            raise ValueError("mode 'prompted' needs a label list: set the `labels` or `labels_file` parameter")
+        if '{}' not in self.prompt_template:
+            raise ValueError(f"prompt_template {self.prompt_template!r} must contain {{}} where the label goes")
+
+
+def read_labels_file(path: str) -> tuple[str, ...]:
+    """Labels from a text file (one per line, '#' comments) or a novic-nouns dictionary (.jsonl).
+    ValueError names the file and what is wrong with it."""
+    if not path:
+        return ()
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"labels file {p} does not exist")
+    try:
+        lines = p.read_text().splitlines()
+        if p.suffix == '.jsonl':
+            return tuple(json.loads(line)['label'] for line in lines if line.strip())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot read labels file {p} ({type(e).__name__}: {e}); give one label per line, "
+                         "or a novic-nouns .jsonl dictionary") from None
+    return tuple(l.strip() for l in lines if l.strip() and not l.lstrip().startswith('#'))
