@@ -4,8 +4,11 @@
   novic-eval offline BAG              classify every frame with the core; labels as JSONL/CSV (+ a labels bag)
   novic-eval live BAG                 play the bag into the running novic_node; latency, rate, drops
 
+BAG: a ROS 2 bag folder (mcap or sqlite3; split, compressed per message or per file with zstd),
+a single .mcap or .db3 file, or a ROS 1 .bag file (or a folder of ROS 1 split files).
 offline and live write OUT/report.md with tables and PNG plots, labels.jsonl and labels.csv;
 with --annotations FILE they also score top-1/top-k accuracy and the hierarchy-aware score.
+They exit with status 1 when no frame could be labelled.
 """
 from __future__ import annotations
 
@@ -16,10 +19,18 @@ import os
 import sys
 from pathlib import Path
 
-from ..params import DEFAULT_LABELS_TOPIC, add_model_arguments, model_params_from_args
+from ..eval.annotations import load_annotations, match_annotations
+from ..eval.bagio import BagError, open_bag
+from ..eval.make_bag import make_bag
+from ..eval.offline import run_offline, write_labels_bag
+from ..eval.report import write_report
+from ..eval.results import topic_summaries, write_csv, write_jsonl
+from ..eval.scoring import Scorer
+from ..lexicon.wordnet import WordNet
+from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments, model_params_from_args
 from ..pipeline import build_classifier
 from ..ros.node_process import NodeProcess, ros_value
-from .common import run, setup_logging
+from .common import fail, run, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +53,14 @@ def parser() -> argparse.ArgumentParser:
     for name, help_ in (('offline', 'classify every frame with the core library'),
                         ('live', 'play into the running novic_node and record its labels')):
         s = sub.add_parser(name, help=help_)
-        s.add_argument('bag')
+        s.add_argument('bag', help='bag folder, .mcap/.db3 file (ROS 2) or .bag file (ROS 1)')
         s.add_argument('--out', default=None, help='report folder (default: reports/<bag name>-<mode>)')
         s.add_argument('--annotations', default=None, help='ground truth CSV (topic,frame,nouns); default: BAG.annotations.csv if present')
         s.add_argument('--topics', nargs='*', default=None, help='image topics to evaluate (default: all)')
         s.add_argument('--no-progress', action='store_true')
     off = sub.choices['offline']
-    off.add_argument('--labels-bag', default=None, help='also write a copy of the bag with /novic/labels added')
+    off.add_argument('--labels-bag', default=None,
+                     help=f'also write a copy of the bag with {DEFAULT_LABELS_TOPIC} added (a new path)')
     add_model_arguments(off)
     live = sub.choices['live']
     live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC)
@@ -57,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument('--drain', type=float, default=5.0, help='seconds to wait for late labels after the last frame')
     live.add_argument('--top-k', type=int, default=3, help='k for top-k accuracy')
     live.add_argument('--start-node', action='store_true',
-                      help='start novic_node for the run (namespace /novic, the bag topics as image_topics)')
+                      help=f'start novic_node for the run (namespace {DEFAULT_NAMESPACE}, the bag topics as image_topics)')
     live.add_argument('--params-file', default=None, help='with --start-node: node parameters file')
     live.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                       help='with --start-node: extra node parameter (repeatable)')
@@ -66,21 +78,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _score(annotations: str | None, bag: Path, results, k: int, warnings: list[str]):
-    from ..eval.annotations import load_annotations, match_annotations
-    from ..eval.scoring import Scorer
-    path = Path(annotations) if annotations else bag.parent / f"{bag.name}.annotations.csv"
-    if not path.is_file():
-        if annotations:
+def _annotations_path(args, bag: Path) -> Path | None:
+    """The annotations file to score against: --annotations (which must exist), else
+    BAG.annotations.csv beside the bag when present."""
+    if args.annotations:
+        path = Path(args.annotations)
+        if not path.is_file():
             raise FileNotFoundError(f"annotations file {path} does not exist")
+        return path
+    path = bag.parent / f"{bag.name}.annotations.csv"
+    return path if path.is_file() else None
+
+
+def _score(path: Path | None, results, k: int, warnings: list[str]):
+    if path is None:
         return None
     matched, more = match_annotations(load_annotations(path), results)
-    warnings += more
+    warnings += [f"{path.name} {w}" for w in more]
     if not matched:
         warnings.append(f"no frame of the bag matches an annotation in {path}")
         return None
     try:
-        from ..lexicon.wordnet import WordNet
         wn = WordNet.load()
     except FileNotFoundError as e:
         warnings.append(f"{e}; scoring exact matches only")
@@ -90,87 +108,100 @@ def _score(annotations: str | None, bag: Path, results, k: int, warnings: list[s
     return Scorer(wn).score(preds, [list(matched[i].nouns) for i in positions], k)
 
 
-def _finish(args, mode: str, bag: Path, results, warnings, meta: dict, k: int, live=None) -> int:
-    from ..eval.report import write_report
-    from ..eval.results import write_csv, write_jsonl
+def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, meta: dict, k: int,
+            annotations: Path | None, live=None) -> int:
     out = Path(args.out) if args.out else Path('reports') / f"{bag.name}-{mode}"
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(results, out / 'labels.jsonl')
     write_csv(results, out / 'labels.csv', k)
-    score = _score(args.annotations, bag, results, k, warnings)
-    summary_json = {'mode': mode, **meta, 'frames': len(results), 'labelled': sum(bool(r.labels) for r in results),
+    score = _score(annotations, results, k, warnings)
+    labelled = sum(bool(r.labels) for r in results)
+    summary_json = {'mode': mode, **meta, 'frames': len(results), 'labelled': labelled,
                     'rejected': sum(bool(r.error) for r in results), 'warnings': warnings,
+                    'topics': [{**vars(t), 'skipped_total': t.skipped_total} for t in topics],
                     'score': score.to_dict() if score is not None else None,
                     'live': None if live is None else {**vars(live), 'dropped': live.dropped}}
     (out / 'summary.json').write_text(json.dumps(summary_json, indent=1, default=str) + '\n')
-    report = write_report(out, mode=mode, meta=meta, results=results, warnings=warnings, score=score, k=k, live=live)
+    report = write_report(out, mode=mode, meta=meta, results=results, warnings=warnings, topics=topics, score=score,
+                          k=k, live=live)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    summary = f"{len(results)} frames, {sum(bool(r.labels) for r in results)} labelled"
+    for t in topics:
+        print(t.describe())
+    summary = f"{len(results)} frames, {labelled} labelled"
     if live is not None:
         summary += (f", {live.dropped} dropped or unanswered, latency p50 {live.latency_p50_ms:.1f} ms, "
                     f"output {live.output_rate_hz:.2f} Hz")
     if score is not None:
         summary += f", top-1 {score.top1:.1%}, top-{k} {score.topk:.1%}, hierarchy {score.hierarchy:.3f}"
     print(f"{summary}\nreport: {report}")
+    if not labelled:
+        return fail(f"no frame of {bag} was labelled; the report says why: {report}")
     return 0
 
 
 def _offline(args) -> int:
-    from ..eval.offline import run_offline, write_labels_bag
-    params = model_params_from_args(args)
-    clf = build_classifier(params)
-    bag = Path(args.bag)
-    results, warnings = run_offline(bag, clf, topics=args.topics, batch_size=params.batch_size,
-                                    progress=not args.no_progress)
-    if args.labels_bag:
-        write_labels_bag(bag, args.labels_bag, results)
-        print(f"labels bag: {args.labels_bag}")
-    meta = {'bag': str(bag), 'model': params.model, 'mode': params.mode, 'backend': clf.backend.describe()}
-    return _finish(args, 'offline', bag, results, warnings, meta, params.top_k)
+    bag_path = Path(args.bag)
+    annotations = _annotations_path(args, bag_path)
+    if args.labels_bag and Path(args.labels_bag).exists():
+        raise BagError(f"{args.labels_bag} exists; choose a new path for --labels-bag (bags are never overwritten)")
+    with open_bag(bag_path, args.topics) as bag:        # the bag is checked before the model loads
+        params = model_params_from_args(args)
+        clf = build_classifier(params)
+        results = run_offline(bag, clf, batch_size=params.batch_size, progress=not args.no_progress)
+        warnings = list(bag.warnings)
+        if args.labels_bag:
+            warnings += write_labels_bag(bag, args.labels_bag, results)
+            print(f"labels bag: {args.labels_bag}")
+        topics = topic_summaries(bag.tallies, results)
+        meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'model': params.model, 'mode': params.mode,
+                'backend': clf.backend.describe()}
+    return _finish(args, 'offline', bag_path, results, warnings, topics, meta, params.top_k, annotations)
 
 
-def _start_node(args, topics: list[str]) -> NodeProcess:
-    params = [f"image_topics:={ros_value(topics)}", f"qos:={args.qos}", *args.node_param]
-    return NodeProcess(params, params_file=args.params_file)
+def _node_starter(args):
+    def start(topics: list[str]) -> NodeProcess:
+        params = [f"image_topics:={ros_value(topics)}", f"qos:={args.qos}", *args.node_param]
+        return NodeProcess(params, params_file=args.params_file)
+    return start
 
 
 def _live(args) -> int:
-    import rclpy
-    from ..eval.bagio import read_frames
-    from ..eval.live import play_and_record
+    from ..eval.live import run_live      # rclpy and the message packages: make-bag and offline run without ROS
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    bag = Path(args.bag)
-    frames, warnings = read_frames(bag, args.topics)
-    if not frames:
-        raise ValueError(f"bag {bag} has no readable image messages")
-    node = _start_node(args, sorted({f.topic for f in frames})) if args.start_node else None
-    rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
-    try:
-        results, stats = play_and_record(frames, labels_topic=args.labels_topic, speed=args.speed, qos=args.qos,
-                                         drain_s=args.drain, progress=not args.no_progress,
-                                         node_alive=node.alive if node else (lambda: True))
-    finally:
-        rclpy.try_shutdown()
-        if node is not None:
-            node.stop()
-    meta = {'bag': str(bag), 'labels topic': args.labels_topic, 'speed': args.speed, 'qos': args.qos}
-    return _finish(args, 'live', bag, results, warnings, meta, args.top_k, live=stats)
+    bag_path = Path(args.bag)
+    annotations = _annotations_path(args, bag_path)
+    with open_bag(bag_path, args.topics) as bag:
+        results, stats, warnings = run_live(bag, start_node=_node_starter(args) if args.start_node else None,
+                                            labels_topic=args.labels_topic, speed=args.speed, qos=args.qos,
+                                            drain_s=args.drain, progress=not args.no_progress)
+        topics = topic_summaries(bag.tallies, results)
+        meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'labels topic': args.labels_topic,
+                'speed': args.speed, 'qos': args.qos}
+    return _finish(args, 'live', bag_path, results, warnings, topics, meta, args.top_k, annotations, live=stats)
+
+
+def _make_bag(args) -> int:
+    topic = args.topic + ('/compressed' if args.transport == 'compressed' and not args.topic.endswith('/compressed') else '')
+    res = make_bag(args.source, args.out, topic=topic, rate_hz=args.rate, frame_id=args.frame_id,
+                   storage=args.storage, transport=args.transport, encoding=args.encoding, fmt=args.format,
+                   progress=not args.no_progress)
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{res.frames} frames -> {res.bag} ({args.storage}, {topic})" +
+          (f"; annotations: {res.annotations}" if res.annotations else ''))
+    return 0
 
 
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    if args.cmd == 'make-bag':
-        from ..eval.make_bag import make_bag
-        topic = args.topic + ('/compressed' if args.transport == 'compressed' and not args.topic.endswith('/compressed') else '')
-        res = make_bag(args.source, args.out, topic=topic, rate_hz=args.rate, frame_id=args.frame_id,
-                       storage=args.storage, transport=args.transport, encoding=args.encoding, fmt=args.format,
-                       progress=not args.no_progress)
-        print(f"{res.frames} frames -> {res.bag} ({args.storage}, {topic})" +
-              (f"; annotations: {res.annotations}" if res.annotations else ''))
-        return 0
-    return _offline(args) if args.cmd == 'offline' else _live(args)
+    try:
+        return {'make-bag': _make_bag, 'offline': _offline, 'live': _live}[args.cmd](args)
+    except BagError as e:
+        for w in e.warnings:        # what was found wrong before the error (missing files, damage)
+            print(f"warning: {w}", file=sys.stderr)
+        raise
 
 
 def main(argv=None) -> int:

@@ -86,7 +86,7 @@ class Annotation:
 class FrameRef(Protocol):
     """What match_annotations needs to know about a frame of the bag."""
     topic: str
-    index: int  # position within its topic, bag order
+    index: int | None  # position within its topic, bag order (None: unknown, matched by stamp only)
     stamp_ns: int
 
 
@@ -180,7 +180,8 @@ def _index_frames(frames: Sequence[FrameRef]) -> dict[str, _TopicFrames]:
     topics: dict[str, _TopicFrames] = {}
     for position, frame in enumerate(frames):
         entry = topics.setdefault(frame.topic, _TopicFrames({}, {}))
-        entry.by_index[frame.index] = position
+        if frame.index is not None:
+            entry.by_index[frame.index] = position
         entry.by_stamp.setdefault(frame.stamp_ns, []).append(position)
         entry.count += 1
     return topics
@@ -209,7 +210,7 @@ def match_annotations(annotations: Iterable[Annotation],
         matched[position] = annotation
         lines[position] = annotation.line
     for warning in warnings:
-        log.warning("annotations: %s", warning)
+        log.debug("annotations: %s", warning)       # returned to the caller, who reports them once
     return matched, warnings
 
 
@@ -245,8 +246,10 @@ def _resolve_topic(topic: str, topics: dict[str, _TopicFrames], line: int, warni
 def _by_index(key: FrameKey, entry: _TopicFrames, topic: str, line: int, warnings: list[str]) -> int | None:
     position = entry.by_index.get(key.index)
     if position is None:
-        warnings.append(f"line {line}: frame {key.index} of topic {topic!r} does not exist "
-                        f"(the topic has {entry.count} frames, indices 0..{entry.count - 1})")
+        known = sorted(entry.by_index)
+        span = f"indices {known[0]}..{known[-1]}" if known else "no frame of known index"
+        warnings.append(f"line {line}: frame {key.index} of topic {topic!r} was not read from the bag "
+                        f"({entry.count} frames were, {span})")
     return position
 
 
@@ -266,23 +269,29 @@ def _by_stamp(key: FrameKey, entry: _TopicFrames, topic: str, line: int, warning
 
 # -- writing -----------------------------------------------------------------------------------
 
-def write_annotations(path: str | os.PathLike,
-                      rows: Iterable[tuple[str, int | str, Sequence[str]]]) -> int:
-    """Write an annotation file from (topic, frame, nouns) rows; returns the row count.
+def format_annotations(rows: Iterable[tuple[str, int | str, Sequence[str]]]) -> str:
+    """The text of an annotation file with (topic, frame, nouns) rows.
 
     `frame` is an int index, or a string in the file's form (index or 'sec.nanosec'), so
     tools that build bags from labelled image folders can record either. Rows are checked
-    with the loader's rules, so what is written always loads back."""
+    with the loader's rules (ValueError otherwise), so what is written always loads back."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(HEADER)
-    count = 0
     for topic, frame, nouns in rows:
         writer.writerow(_format_row(topic, frame, nouns))
-        count += 1
+    return buffer.getvalue()
+
+
+def write_annotations(path: str | os.PathLike,
+                      rows: Iterable[tuple[str, int | str, Sequence[str]]]) -> int:
+    """Write an annotation file from (topic, frame, nouns) rows (see format_annotations); returns
+    the row count."""
+    rows = list(rows)
+    text = format_annotations(rows)
     with open(path, 'w', encoding='utf-8', newline='') as f:
-        f.write(buffer.getvalue())
-    return count
+        f.write(text)
+    return len(rows)
 
 
 def _format_row(topic: str, frame: int | str, nouns: Sequence[str]) -> tuple[str, str, str]:

@@ -1,33 +1,45 @@
-"""Bags in and out with rosbags (no rosbag2 needed): both storage formats (mcap, sqlite3), raw
-sensor_msgs/Image and sensor_msgs/CompressedImage, and vision_msgs/Classification for labels."""
+"""Bags in and out with rosbags and mcap (no rosbag2 needed). `open_bag` reads every form
+bag_layout lists: ROS 2 and ROS 1, both storage formats, message- and file-level compression,
+split bags with files missing, bags cut short; sensor_msgs/Image and CompressedImage frames come
+out as CDR bytes whatever the recorded form, counted per topic (every message read, a skipped one
+included, so index-based annotations stay right). `decode` is the one place a bag message becomes
+an RGB frame."""
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+import shutil
+import tempfile
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import zstandard
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.serde import SerdeError
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from ..paths import share_dir
+from ..ros.image_conversion import ImageConversionError, compressed_to_rgb, raw_to_rgb
+from .bag_layout import Layout, PartRef, resolve
+from .bag_parts import PART_TYPES, ZSTD_SUFFIX, BagError, Part, Record, decompress_file
 
-log = logging.getLogger(__name__)
+__all__ = ['Bag', 'BagError', 'BagFrame', 'TopicTally', 'open_bag', 'decode', 'typestore', 'new_bag', 'message_cdr', 'MessageError',
+           'IMAGE', 'COMPRESSED', 'CLASSIFICATION', 'IMAGE_TYPES', 'STORAGES']
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 CLASSIFICATION = 'vision_msgs/msg/Classification'
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 STORAGES = ('mcap', 'sqlite3')
-
-
-class BagError(ValueError):
-    """A bag that cannot be evaluated; the message says why and what to do."""
+ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'     # a CDR message starts with its encapsulation header (00 0x ..) instead
+EXAMPLES_KEPT = 5                    # skipped messages named per topic and reason
 
 
 @lru_cache(maxsize=1)
 def typestore():
     """ROS 2 Kilted message types plus our vision_msgs definitions (not in rosbags' stores)."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     store = get_typestore(Stores.ROS2_KILTED)
     msg_dir = share_dir() / 'interfaces' / 'vision_msgs' / 'msg'
     types = {}
@@ -41,7 +53,8 @@ def typestore():
 class BagFrame:
     """One image message of a bag, not yet decoded."""
     topic: str
-    index: int              # position within its topic, in bag order
+    index: int | None       # position within its topic in bag order, skipped messages counted; None when
+                            # a missing or damaged file before it hides how many came earlier
     timestamp_ns: int       # bag (receive) time
     stamp_ns: int           # header stamp
     frame_id: str
@@ -53,161 +66,280 @@ class BagFrame:
         return self.frame_id, self.stamp_ns
 
 
-def open_reader(path: str | Path):
-    from rosbags.rosbag2 import Reader
-    from rosbags.rosbag2.errors import ReaderError
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist")
-    try:
-        reader = Reader(path)
-        reader.open()
-    except (ReaderError, FileNotFoundError) as e:     # FileNotFoundError: no metadata.yaml
-        raise BagError(f"cannot open bag {path}: {e}; novic-eval reads ROS 2 bags in mcap or sqlite3 storage "
-                       "(a bag folder with metadata.yaml)") from e
-    return reader
+class MessageError(Exception):
+    """One message that cannot be used; `reason` is a short category for counting."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason} ({detail})")
+        self.reason, self.detail = reason, detail
 
 
-def image_topics(reader) -> dict[str, str]:
-    return {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
-
-
-Record = tuple[str, str, int, bytes]      # topic, msgtype, bag time (ns), CDR bytes
-
-
-def _storage(path: Path) -> str | None:
-    """The bag's storage format from metadata.yaml, or from its files when the metadata is missing
-    (rosbag2 writes metadata.yaml last, so a recorder that crashed leaves none)."""
-    import yaml
-    try:
-        meta = yaml.safe_load((path / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
-        return meta['storage_identifier']
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        pass
-    if any(path.glob('*.mcap')):
-        return 'mcap'
-    if any(path.glob('*.db3')):
-        return 'sqlite3'
-    return None
-
-
-def _scan_mcap(path: Path) -> tuple[dict[str, str], list[Record], str]:
-    """Read an mcap bag record by record from the start, as far as it goes: a recorder that crashed
-    leaves no footer, and the indexed reader refuses such a file."""
-    from mcap.records import Channel, Message, Schema
-    from mcap.stream_reader import StreamReader
-    schemas, channels, records, stop = {}, {}, [], ''
-    for f in sorted(path.glob('*.mcap')):
+def message_cdr(record: Record) -> bytes:
+    """The record's message as plain CDR: zstd undone (message-level compression, recognised by
+    the zstd magic, so it needs no metadata.yaml), ROS 1 serialisation converted."""
+    data = record.data
+    if not record.topic.ros1 and data[:4] == ZSTD_MAGIC:
+        frame = zstandard.ZstdDecompressor().decompressobj()
         try:
-            for rec in StreamReader(str(f)).records:
-                if isinstance(rec, Schema):
-                    schemas[rec.id] = rec.name
-                elif isinstance(rec, Channel):
-                    channels[rec.id] = (rec.topic, schemas.get(rec.schema_id, ''))
-                elif isinstance(rec, Message) and rec.channel_id in channels:
-                    records.append((*channels[rec.channel_id], rec.log_time, bytes(rec.data)))
-        except Exception as e:  # the damaged tail: anything the stream reader raises there
-            stop = f"{type(e).__name__}: {e}"
-            break
-    return dict(channels.values()), records, stop
-
-
-def _scan_sqlite3(path: Path) -> tuple[dict[str, str], list[Record], str]:
-    """Read the messages of a sqlite3 bag straight from the database (for a bag without metadata.yaml).
-    A database that sqlite itself reports malformed cannot be read this way."""
-    import sqlite3
-    topics, records, stop = {}, [], ''
-    for db in sorted(path.glob('*.db3')):
+            data = frame.decompress(data)
+        except zstandard.ZstdError as e:
+            raise MessageError('cannot be decompressed', str(e)) from e
+        if not frame.eof:
+            raise MessageError('cannot be decompressed', 'the compressed message is cut short')
+    if record.topic.ros1:
         try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            ids = {i: (name, typ) for i, name, typ in con.execute('SELECT id, name, type FROM topics')}
-            topics.update(ids.values())
-            for topic_id, timestamp, data in con.execute('SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp'):
-                records.append((*ids[topic_id], timestamp, bytes(data)))
-        except sqlite3.Error as e:
-            stop = f"{type(e).__name__}: {e}"
-            break
-    return topics, records, stop
+            data = bytes(typestore().ros1_to_cdr(data, record.topic.msgtype))
+        except SerdeError as e:
+            raise MessageError('cannot be read as ROS 1', str(e)) from e
+    return data
 
 
-def _records(path: Path) -> tuple[dict[str, str], list[Record], list[str]]:
-    """(topic -> msgtype, image records in bag order, warnings)."""
-    try:
-        reader = open_reader(path)
-    except BagError as err:
-        storage = _storage(path)
-        if storage not in STORAGES:
+@dataclass
+class TopicTally:
+    """What became of one image topic's messages while reading."""
+    topic: str
+    msgtype: str
+    expected: int | None            # messages the bag's index or metadata.yaml lists (None: unknown)
+    read: int = 0                   # messages read from the bag
+    frames: int = 0                 # of those, frames handed on (the rest were skipped)
+    skipped: dict[str, int] = field(default_factory=dict)            # reason -> messages
+    examples: dict[str, list[str]] = field(default_factory=dict)     # reason -> first few 'message 3: ...'
+
+    def skip(self, reason: str, index: int | None, detail: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < EXAMPLES_KEPT:
+            kept.append(f"{'message ' + str(index) if index is not None else 'a message'}: {detail}")
+
+
+class Bag:
+    """An opened bag: its image topics (`image_topics`, topic -> message type), what happened
+    while reading them (`tallies`) and everything worth telling the user (`warnings`). `frames()`
+    streams the image messages; it can be called again (the labels bag reads a second time)."""
+
+    def __init__(self, layout: Layout, topics: list[str] | None, stack: ExitStack):
+        self.layout, self.path = layout, layout.path
+        self.warnings: list[str] = []
+        for w in layout.warnings:
+            self.warn(w)
+        self._parts = self._open_parts(layout.parts, stack)
+        known = {}
+        for part in self._parts:
+            if part is not None:
+                for name, info in part.topics.items():
+                    known.setdefault(name, info)
+        images = {t: i.msgtype for t, i in known.items() if i.msgtype in IMAGE_TYPES}
+        if not images:
+            present = ', '.join(f"{t} ({i.msgtype})" for t, i in known.items()) or 'none'
+            raise self._error(f"bag {self.path} has no sensor_msgs/Image or CompressedImage topic (topics: {present})")
+        if topics:
+            missing = [t for t in topics if t not in images]
+            if missing:
+                raise self._error(f"bag {self.path} has no image topic {', '.join(missing)}; "
+                                  f"image topics: {', '.join(images)}")
+            images = {t: images[t] for t in topics}
+        self.image_topics = images
+        self._offsets = self._index_offsets(layout, self._parts)
+        self.tallies = {t: TopicTally(t, m, self._expected(t)) for t, m in images.items()}
+
+    def _error(self, message: str) -> BagError:
+        """A BagError that carries the warnings gathered so far, so the user sees them too."""
+        return BagError(message, warnings=self.warnings)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def describe(self) -> str:
+        return self.layout.describe()
+
+    @property
+    def expected_frames(self) -> int | None:
+        """How many image messages the bag's index lists for the chosen topics (None: unknown)."""
+        counts = [t.expected for t in self.tallies.values()]
+        return None if None in counts else sum(counts)
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def _open_parts(self, refs: tuple[PartRef, ...], stack: ExitStack) -> list[Part | None]:
+        parts: list[Part | None] = []
+        errors = []
+        tmp = None
+        for ref in refs:
+            if not ref.present:
+                parts.append(None)
+                continue
+            path = ref.path
+            try:
+                if path.name.lower().endswith(ZSTD_SUFFIX):
+                    # File-level compression: the storage readers need the plain file, on disk.
+                    tmp = tmp or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='novic-eval-')))
+                    path = decompress_file(path, tmp, self.warn)
+                part = PART_TYPES[ref.kind](path, ref.name, self.warn)
+            except BagError as e:
+                if len(refs) == 1:
+                    raise self._error(str(e)) from e
+                errors.append(str(e))
+                self.warn(f"{e}; evaluating the other files of the bag")
+                parts.append(None)
+                continue
+            stack.callback(part.close)
+            parts.append(part)
+        if all(p is None for p in parts):
+            raise self._error(f"no file of bag {self.path} can be read: {'; '.join(errors)}")
+        return parts
+
+    def _index_offsets(self, layout: Layout, parts: list[Part | None]) -> list[dict[str, int] | None]:
+        """Per part, how many messages of each topic came before it (None: unknown). A part
+        whose counts are unknown (missing, unreadable, without index and cut short) hides the
+        offsets of every later part, unless it is the only such part and metadata.yaml gives
+        per-topic totals: then its counts are the totals minus what the other parts hold."""
+        counts: list[dict[str, int] | None] = []
+        for ref, part in zip(layout.parts, parts):
+            if part is not None and part.counts is not None:
+                counts.append(part.counts)
+            elif ref.message_count == 0:
+                counts.append({})
+            else:
+                counts.append(None)
+        unknown = [i for i, c in enumerate(counts) if c is None]
+        if len(unknown) == 1 and layout.totals is not None:
+            others = [c for c in counts if c is not None]
+            counts[unknown[0]] = {t: max(0, n - sum(c.get(t, 0) for c in others)) for t, n in layout.totals.items()}
+        offsets: list[dict[str, int] | None] = []
+        running: dict[str, int] | None = {}
+        for i, (ref, c) in enumerate(zip(layout.parts, counts)):
+            offsets.append(None if running is None else dict(running))
+            if running is None:
+                continue
+            if c is None:
+                if any(p is not None for p in parts[i + 1:]):
+                    self.warn(f"frame indices after {ref.name} are unknown (how many messages it held cannot be "
+                              "worked out): frames of the later files get no index, so annotate them by header stamp")
+                running = None
+                continue
+            for t, n in c.items():
+                running[t] = running.get(t, 0) + n
+        return offsets
+
+    def _expected(self, topic: str) -> int | None:
+        if self.layout.totals is not None and topic in self.layout.totals:
+            return self.layout.totals[topic]
+        if any(p is None or p.counts is None for p in self._parts):
+            return None
+        return sum(p.counts.get(topic, 0) for p in self._parts)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def records(self, topics: set[str] | None = None) -> Iterator[tuple[Record, int | None]]:
+        """Every message of `topics` (default: all) with its index within its topic."""
+        for part, offset in zip(self._parts, self._offsets):
+            if part is None:
+                continue
+            wanted = set(part.topics) if topics is None else topics & set(part.topics)
+            seen: dict[str, int] = {}
+            for rec in part.records(wanted):
+                position = seen.get(rec.topic.name, 0)
+                seen[rec.topic.name] = position + 1
+                yield rec, None if offset is None else offset.get(rec.topic.name, 0) + position
+
+    def frames(self) -> Iterator[BagFrame]:
+        """The image messages of the chosen topics in bag order. Messages that cannot be read are
+        skipped (counted in `tallies`, reported in `warnings`); a bag of which no frame can be read
+        raises BagError once the reading is done."""
+        for tally in self.tallies.values():
+            tally.read = tally.frames = 0
+            tally.skipped.clear(), tally.examples.clear()
+        store = typestore()
+        for rec, index in self.records(set(self.image_topics)):
+            tally = self.tallies[rec.topic.name]
+            tally.read += 1
+            try:
+                data = message_cdr(rec)
+                try:
+                    header = store.deserialize_cdr(data, rec.topic.msgtype).header
+                except SerdeError as e:
+                    raise MessageError('cannot be deserialised', str(e)) from e
+            except MessageError as e:
+                tally.skip(e.reason, index, e.detail)
+                continue
+            tally.frames += 1
+            yield BagFrame(rec.topic.name, index, rec.timestamp_ns, header.stamp.sec * 1_000_000_000 + header.stamp.nanosec,
+                           header.frame_id, rec.topic.msgtype, data)
+        self._report_tallies()
+        if not any(t.frames for t in self.tallies.values()):
+            raise self._error(f"no image message of bag {self.path} could be read: {self._what_was_read()}")
+
+    def _report_tallies(self) -> None:
+        for t in self.tallies.values():
+            for reason, n in t.skipped.items():
+                self.warn(f"{t.topic}: {n} message{'s' if n != 1 else ''} {reason}, skipped "
+                          f"({'; '.join(t.examples[reason])}{'; ...' if n > len(t.examples[reason]) else ''})")
+            if t.expected is not None and t.read < t.expected:
+                self.warn(f"{t.topic}: {t.read} of the {t.expected} messages the bag lists were read")
+
+    def _what_was_read(self) -> str:
+        parts = []
+        for t in self.tallies.values():
+            reasons = ', '.join(f"{n} {r}" for r, n in t.skipped.items())
+            parts.append(f"{t.topic}: {t.read} messages read" + (f" ({reasons})" if reasons else ''))
+        return '; '.join(parts)
+
+
+class _OpenBag:
+    def __init__(self, path, topics):
+        self._args = (path, topics)
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Bag:
+        try:
+            return Bag(resolve(self._args[0]), self._args[1], self._stack)
+        except BaseException:
+            self._stack.close()
             raise
-        topics, records, stop = (_scan_mcap if storage == 'mcap' else _scan_sqlite3)(path)
-        if not records:
-            raise
-        return topics, [r for r in records if r[1] in IMAGE_TYPES], [
-            f"bag {path} is damaged, truncated or lacks metadata.yaml ({err}); read {len(records)} messages by "
-            f"scanning the {storage} file{' until ' + stop if stop else ''}; evaluating what could be read"]
-    try:
-        topics = {c.topic: c.msgtype for c in reader.connections}
-        conns = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
-        records, warnings = [], []
-        try:
-            for conn, timestamp, raw in reader.messages(connections=conns):
-                records.append((conn.topic, conn.msgtype, timestamp, bytes(raw)))
-        except Exception as e:  # rosbags raises several types for damaged storage
-            expected = sum(c.msgcount for c in conns)
-            warnings.append(f"bag {path} is damaged or truncated after {len(records)} of {expected} image messages "
-                            f"({type(e).__name__}: {e}); evaluating the {len(records)} that could be read")
-        return topics, records, warnings
-    finally:
-        reader.close()
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
 
 
-def read_frames(path: str | Path, topics: list[str] | None = None) -> tuple[list[BagFrame], list[str]]:
-    """All image messages (of `topics`, default every image topic) in bag order, and warnings.
-    A truncated or damaged bag yields what could be read before the damage, with a warning."""
-    path = Path(path)
-    all_topics, records, warnings = _records(path)
-    found = {t: m for t, m in all_topics.items() if m in IMAGE_TYPES}
-    if not found:
-        present = ', '.join(f"{t} ({m})" for t, m in all_topics.items()) or 'none'
-        raise BagError(f"bag {path} has no sensor_msgs/Image or CompressedImage topic (topics: {present})")
-    if topics:
-        missing = [t for t in topics if t not in found]
-        if missing:
-            raise BagError(f"bag {path} has no image topic {', '.join(missing)}; image topics: {', '.join(found)}")
-    wanted = set(topics or found)
-    store = typestore()
-    counters = {t: 0 for t in wanted}
-    frames: list[BagFrame] = []
-    for topic, msgtype, timestamp, raw in records:
-        if topic not in wanted:
-            continue
-        try:
-            header = store.deserialize_cdr(raw, msgtype).header
-        except Exception as e:
-            warnings.append(f"{topic}: message {counters[topic]} cannot be deserialised ({e}); skipped")
-            continue
-        frames.append(BagFrame(topic, counters[topic], timestamp, header.stamp.sec * 1_000_000_000 + header.stamp.nanosec,
-                               header.frame_id, msgtype, raw))
-        counters[topic] += 1
-    return frames, warnings
+def open_bag(path: str | Path, topics: list[str] | None = None) -> _OpenBag:
+    """`with open_bag(path) as bag:` -- the bag at `path` (any form bag_layout reads), limited to
+    the image `topics` given. BagError, before any message is read, when it cannot be evaluated."""
+    return _OpenBag(path, topics)
 
 
 def decode(frame: BagFrame) -> np.ndarray:
     """The frame as HxWx3 uint8 RGB; ImageConversionError (a FrameError) when it cannot be used."""
-    from ..ros.image_conversion import compressed_to_rgb, raw_to_rgb
-    msg = typestore().deserialize_cdr(frame.rawdata, frame.msgtype)
+    try:
+        msg = typestore().deserialize_cdr(frame.rawdata, frame.msgtype)
+    except SerdeError as e:
+        raise ImageConversionError(f"message cannot be deserialised ({e})", reason='cannot be deserialised') from e
     if frame.msgtype == COMPRESSED:
         return compressed_to_rgb(msg.format, msg.data)
     return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
 
 
-def create_writer(path: str | Path, storage: str):
-    from rosbags.rosbag2 import StoragePlugin, Writer
+@contextmanager
+def new_bag(out: str | Path, storage: str) -> Iterator[Writer]:
+    """A rosbags Writer for a new ROS 2 bag at `out` that appears only when complete: it is written
+    in a hidden folder beside `out`, moved into place at the end, and removed on any failure."""
     if storage not in STORAGES:
         raise BagError(f"unknown storage format {storage!r}; use one of {', '.join(STORAGES)}")
-    path = Path(path)
-    if path.exists():
-        raise BagError(f"{path} exists; choose a new output path (bags are folders and are never overwritten)")
-    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-    writer = Writer(path, version=9, storage_plugin=plugin)
-    writer.open()
-    return writer
+    out = Path(out)
+    if out.exists():
+        raise BagError(f"{out} exists; choose a new output path (bags are folders and are never overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent))
+    try:
+        writer = Writer(staging / out.name, version=9,
+                        storage_plugin=StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3)
+        writer.open()
+        try:
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        (staging / out.name).rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

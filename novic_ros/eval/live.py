@@ -1,24 +1,32 @@
 """novic-eval live: play a bag into the running novic_node at the recorded timing (times a speed
 factor), record what it publishes, and measure per-frame end-to-end latency, output rate and
-frames dropped or never answered. Messages are published as the bag's CDR bytes, unchanged."""
+frames dropped or never answered. Messages are published as the bag's CDR bytes, unchanged
+(converted to CDR first where the bag holds ROS 1 or compressed messages)."""
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
 from tqdm import tqdm
+from vision_msgs.msg import Classification
 
-from .bagio import BagFrame, read_frames
+from ..params import DEFAULT_LABELS_TOPIC
+from .bagio import COMPRESSED, Bag, BagFrame
 from .results import FrameResult, LiveStats
 
 log = logging.getLogger(__name__)
 
 
 def _qos(kind: str, depth: int = 10):
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     if kind == 'sensor_data':
         return qos_profile_sensor_data
     if kind == 'reliable':
@@ -26,19 +34,20 @@ def _qos(kind: str, depth: int = 10):
     raise ValueError(f"qos must be reliable or sensor_data, got {kind!r}")
 
 
-def _msg_class(msgtype: str):
-    from sensor_msgs.msg import CompressedImage, Image
-    return CompressedImage if msgtype.endswith('CompressedImage') else Image
+@dataclass(frozen=True)
+class _Sent:
+    """A published frame, without its bytes (a long bag must not stay in memory)."""
+    result: FrameResult
+    key: tuple[str, int]
+    sent_at: float
 
 
-def play_and_record(frames: list[BagFrame], *, labels_topic: str = '/novic/labels', speed: float = 1.0,
-                    qos: str = 'reliable', drain_s: float = 5.0, match_timeout_s: float = 120.0,
-                    node_alive=lambda: True, progress: bool = True) -> tuple[list[FrameResult], LiveStats]:
-    """Publish `frames` at their recorded timing and collect the labels the node publishes.
-    Requires rclpy to be initialised by the caller."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from vision_msgs.msg import Classification
+def play_and_record(frames: Iterable[BagFrame], topics: dict[str, str], *, labels_topic: str = DEFAULT_LABELS_TOPIC,
+                    speed: float = 1.0, qos: str = 'reliable', drain_s: float = 5.0, match_timeout_s: float = 120.0,
+                    node_alive: Callable[[], bool] = lambda: True, progress: bool = True,
+                    total: int | None = None) -> tuple[list[FrameResult], LiveStats]:
+    """Publish `frames` (of `topics`, topic -> message type) at their recorded timing and collect the
+    labels the node publishes. Requires rclpy to be initialised by the caller."""
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
     node = rclpy.create_node('novic_eval_live')
@@ -51,13 +60,12 @@ def play_and_record(frames: list[BagFrame], *, labels_topic: str = '/novic/label
         with lock:
             received.setdefault(key, (now, msg))
     node.create_subscription(Classification, labels_topic, on_labels, 50)
-    pubs = {t: node.create_publisher(_msg_class(f.msgtype), t, _qos(qos))
-            for t, f in {f.topic: f for f in frames}.items()}
+    pubs = {t: node.create_publisher(CompressedImage if m == COMPRESSED else Image, t, _qos(qos)) for t, m in topics.items()}
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    sent_at: dict[int, float] = {}
+    sent: list[_Sent] = []
     try:
         deadline = time.monotonic() + match_timeout_s
         while any(p.get_subscription_count() == 0 for p in pubs.values()):
@@ -69,39 +77,47 @@ def play_and_record(frames: list[BagFrame], *, labels_topic: str = '/novic/label
                                    "is novic_node running with these topics (image_topics, namespace)?")
             time.sleep(0.05)
         time.sleep(0.5)      # let discovery settle in both directions
-        t0_bag, t0 = frames[0].timestamp_ns, time.perf_counter()
-        for i, f in enumerate(tqdm(frames, desc='live', unit='frame', disable=not progress)):
-            due = t0 + (f.timestamp_ns - t0_bag) / 1e9 / speed
-            wait = due - time.perf_counter()
+        t0_bag = t0 = None
+        for f in tqdm(frames, desc='live', unit='frame', total=total, disable=not progress):
+            if t0 is None:
+                t0_bag, t0 = f.timestamp_ns, time.perf_counter()
+            wait = t0 + (f.timestamp_ns - t0_bag) / 1e9 / speed - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-            sent_at[i] = time.perf_counter()
+            sent_at = time.perf_counter()
             pubs[f.topic].publish(f.rawdata)           # serialized CDR, as recorded
+            sent.append(_Sent(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns), f.key, sent_at))
         end = time.perf_counter() + drain_s
         while time.perf_counter() < end:
             with lock:
-                if all(f.key in received for f in frames):
+                if all(s.key in received for s in sent):
                     break
             time.sleep(0.05)
     finally:
         executor.shutdown()
         node.destroy_node()
+    return _results(sent, received, speed, qos, labels_topic)
+
+
+def _results(sent: list[_Sent], received: dict, speed: float, qos: str,
+             labels_topic: str) -> tuple[list[FrameResult], LiveStats]:
     results, latencies, recv_times = [], [], []
-    for i, f in enumerate(frames):
-        got = received.get(f.key)
+    for s in sent:
+        got = received.get(s.key)
+        r = s.result
         if got is None:
-            results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, answered=False))
+            results.append(FrameResult(r.topic, r.index, r.stamp_ns, r.frame_id, r.timestamp_ns, answered=False))
             continue
         t, msg = got
-        latency = (t - sent_at[i]) * 1e3
+        latency = (t - s.sent_at) * 1e3
         latencies.append(latency)
         recv_times.append(t)
-        results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns,
-                                   tuple((r.class_id, float(r.score)) for r in msg.results), latency_ms=latency))
-    stats = LiveStats(sent=len(frames), answered=len(latencies))
-    if len(sent_at) > 1:
-        span = max(sent_at.values()) - min(sent_at.values())
-        stats.input_rate_hz = (len(sent_at) - 1) / span if span > 0 else 0.0
+        results.append(FrameResult(r.topic, r.index, r.stamp_ns, r.frame_id, r.timestamp_ns,
+                                   tuple((h.class_id, float(h.score)) for h in msg.results), latency_ms=latency))
+    stats = LiveStats(sent=len(sent), answered=len(latencies))
+    if len(sent) > 1:
+        span = sent[-1].sent_at - sent[0].sent_at
+        stats.input_rate_hz = (len(sent) - 1) / span if span > 0 else 0.0
     if len(recv_times) > 1:
         span = max(recv_times) - min(recv_times)
         stats.output_rate_hz = (len(recv_times) - 1) / span if span > 0 else 0.0
@@ -109,17 +125,31 @@ def play_and_record(frames: list[BagFrame], *, labels_topic: str = '/novic/label
         stats.latency_p50_ms, stats.latency_p95_ms = (float(np.percentile(latencies, q)) for q in (50, 95))
         stats.latency_max_ms = float(max(latencies))
     stats.extra = {'speed': speed, 'qos': qos, 'labels_topic': labels_topic,
-                   'unmatched_outputs': len(set(received) - {f.key for f in frames})}
+                   'unmatched_outputs': len(set(received) - {s.key for s in sent})}
     return results, stats
 
 
-def run_live(bag: str | Path, *, topics: list[str] | None = None, **kw) -> tuple[list[FrameResult], LiveStats, list[str]]:
-    frames, warnings = read_frames(bag, topics)
-    if not frames:
-        raise ValueError(f"bag {bag} has no readable image messages")
-    keys = [f.key for f in frames]
+def run_live(bag: Bag, *, start_node: Callable[[list[str]], object] | None = None, **play) -> tuple[
+        list[FrameResult], LiveStats, list[str]]:
+    """Play `bag` into novic_node and collect its labels: (results, stats, warnings). The first frame is
+    read before anything starts, so a bag with no readable frame fails at once (BagError).
+    `start_node(topics)` starts the node for the run (a NodeProcess: alive(), stop()); without it the
+    node must already run. `play`: the keyword arguments of play_and_record."""
+    frames = bag.frames()
+    first = next(frames)
+    node = start_node(sorted(bag.image_topics)) if start_node else None
+    rclpy.init(args=[])     # not sys.argv: the caller's flags are not ROS arguments
+    try:
+        results, stats = play_and_record(itertools.chain([first], frames), bag.image_topics,
+                                         node_alive=node.alive if node else (lambda: True),
+                                         total=bag.expected_frames, **play)
+    finally:
+        rclpy.try_shutdown()
+        if node is not None:
+            node.stop()
+    warnings = list(bag.warnings)
+    keys = [(r.frame_id, r.stamp_ns) for r in results]
     if len(set(keys)) < len(keys):
-        warnings.append("some frames share frame_id and stamp: their labels cannot be told apart, "
-                        "latency is attributed to the first of each")
-    results, stats = play_and_record(frames, **kw)
+        warnings.append(f"{len(keys) - len(set(keys))} frames share frame_id and stamp with an earlier one: their labels "
+                        "cannot be told apart, and latency is attributed to the first of each")
     return results, stats, warnings

@@ -3,25 +3,29 @@ the labels into a new bag beside the original topics, to play back with the came
 from __future__ import annotations
 
 import logging
+from collections import deque
 from pathlib import Path
+from typing import Iterable
 
 from tqdm import tqdm
 
 from ..params import DEFAULT_LABELS_TOPIC
 from ..pipeline import classify_in_batches
-from .bagio import CLASSIFICATION, BagFrame, create_writer, decode, open_reader, read_frames, typestore
+from .bagio import CLASSIFICATION, IMAGE_TYPES, Bag, BagFrame, MessageError, decode, message_cdr, new_bag, typestore
 from .results import FrameResult
 
 log = logging.getLogger(__name__)
 
 
-def classify_frames(frames: list[BagFrame], classifier, batch_size: int, progress: bool = True) -> list[FrameResult]:
+def classify_frames(frames: Iterable[BagFrame], classifier, batch_size: int, progress: bool = True,
+                    total: int | None = None) -> list[FrameResult]:
     results: list[FrameResult] = []
-    with tqdm(total=len(frames), desc='offline', unit='frame', disable=not progress) as bar:
+    with tqdm(total=total, desc='offline', unit='frame', disable=not progress) as bar:
         for c in classify_in_batches(classifier, frames, decode, batch_size):
             f = c.item
             if c.error is not None:
-                results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error)))
+                results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error),
+                                           reason=getattr(c.error, 'reason', 'invalid frame')))
             else:
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns,
                                            tuple((l.text, l.score) for l in c.labels.labels),
@@ -30,41 +34,60 @@ def classify_frames(frames: list[BagFrame], classifier, batch_size: int, progres
     return results
 
 
-def run_offline(bag: str | Path, classifier, *, topics: list[str] | None = None, batch_size: int = 8,
-                progress: bool = True) -> tuple[list[FrameResult], list[str]]:
-    frames, warnings = read_frames(bag, topics)
-    return classify_frames(frames, classifier, batch_size, progress), warnings
+def run_offline(bag: Bag, classifier, *, batch_size: int = 8, progress: bool = True) -> list[FrameResult]:
+    """Every frame of the bag's chosen topics, classified; the bag's `warnings` and `tallies` say what
+    could not be read. BagError when no frame could be read at all."""
+    return classify_frames(bag.frames(), classifier, batch_size, progress, bag.expected_frames)
 
 
-def write_labels_bag(source: str | Path, out: str | Path, results: list[FrameResult],
-                     labels_topic: str = DEFAULT_LABELS_TOPIC, storage: str | None = None) -> Path:
-    """Copy every topic of `source` into a new bag and add `labels_topic` (vision_msgs/Classification),
-    one message per labelled frame at that frame's bag time, with the frame's header."""
+def write_labels_bag(bag: Bag, out: str | Path, results: list[FrameResult],
+                     labels_topic: str = DEFAULT_LABELS_TOPIC, storage: str | None = None) -> list[str]:
+    """A new ROS 2 bag with every topic of `bag` that can be copied and `labels_topic`
+    (vision_msgs/Classification), one message per labelled frame at that frame's bag time, with the
+    frame's header. Returns warnings: topics that could not be copied and why.
+
+    Copied: topics whose message type novic-eval knows (the ROS 2 Kilted interfaces and
+    vision_msgs), as plain CDR (message compression undone, legacy type names spelt the ROS 2 way).
+    ROS 1 messages are converted for the image topics only; convert the whole bag with
+    `rosbags-convert` first to keep the others."""
     store = typestore()
-    reader = open_reader(source)
-    storage = storage or ('mcap' if any(Path(source).glob('*.mcap')) else 'sqlite3')   # the source's format by default
-    writer = create_writer(out, storage)
-    try:
-        conns = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=store, serialization_format='cdr',
-                                             offered_qos_profiles=c.ext.offered_qos_profiles)
-                 for c in reader.connections}
+    if storage is None:
+        storage = 'sqlite3' if all(p.kind == 'sqlite3' for p in bag.layout.parts) else 'mcap'
+    pending: dict[tuple[str, int], deque[FrameResult]] = {}
+    for r in results:
+        pending.setdefault((r.topic, r.timestamp_ns), deque()).append(r)
+    not_copied: dict[str, str] = {}
+    unreadable = 0
+    Header, Time = store.types['std_msgs/msg/Header'], store.types['builtin_interfaces/msg/Time']
+    Classification, Hyp = store.types[CLASSIFICATION], store.types['vision_msgs/msg/ObjectHypothesis']
+    with new_bag(out, storage) as writer:
+        conns = {}
         label_conn = writer.add_connection(labels_topic, CLASSIFICATION, typestore=store)
-        Header, Time = store.types['std_msgs/msg/Header'], store.types['builtin_interfaces/msg/Time']
-        Classification, Hyp = store.types[CLASSIFICATION], store.types['vision_msgs/msg/ObjectHypothesis']
-        by_time: dict[int, list[FrameResult]] = {}
-        for r in results:
-            if r.labels:
-                by_time.setdefault(r.timestamp_ns, []).append(r)
-        try:
-            for conn, timestamp, raw in reader.messages():
-                writer.write(conns[conn.id], timestamp, raw)
-                for r in by_time.pop(timestamp, []):
-                    header = Header(stamp=Time(sec=r.stamp_ns // 10**9, nanosec=r.stamp_ns % 10**9), frame_id=r.frame_id)
-                    msg = Classification(header=header, results=[Hyp(class_id=t, score=s) for t, s in r.labels])
-                    writer.write(label_conn, timestamp, store.serialize_cdr(msg, CLASSIFICATION))
-        except Exception as e:
-            log.warning("stopped copying %s at a damaged message (%s); the new bag holds what was read", source, e)
-    finally:
-        writer.close()
-        reader.close()
-    return Path(out)
+        for rec, _ in bag.records():
+            info = rec.topic
+            if info.msgtype not in store.types:
+                not_copied[info.name] = f"type {info.msgtype} is not one novic-eval knows"
+                continue
+            if info.ros1 and info.msgtype not in IMAGE_TYPES:
+                not_copied[info.name] = "ROS 1 message (convert the bag with rosbags-convert to keep it)"
+                continue
+            try:
+                data = message_cdr(rec)
+            except MessageError:
+                unreadable += 1
+                continue
+            key = (info.name, info.msgtype)
+            if key not in conns:
+                conns[key] = writer.add_connection(info.name, info.msgtype, typestore=store, serialization_format='cdr',
+                                                   offered_qos_profiles=list(info.qos))
+            writer.write(conns[key], rec.timestamp_ns, data)
+            queue = pending.get((info.name, rec.timestamp_ns)) if info.name in bag.image_topics else None
+            r = queue.popleft() if queue else None
+            if r is not None and r.labels:
+                header = Header(stamp=Time(sec=r.stamp_ns // 10**9, nanosec=r.stamp_ns % 10**9), frame_id=r.frame_id)
+                msg = Classification(header=header, results=[Hyp(class_id=t, score=s) for t, s in r.labels])
+                writer.write(label_conn, rec.timestamp_ns, store.serialize_cdr(msg, CLASSIFICATION))
+    warnings = [f"labels bag: topic {t} not copied: {why}" for t, why in not_copied.items()]
+    if unreadable:
+        warnings.append(f"labels bag: {unreadable} messages that cannot be read were not copied")
+    return warnings
