@@ -353,10 +353,15 @@ def test_skipped_messages_keep_later_indices_and_are_counted(tmp_path, capsys):
 
 
 def test_a_bag_of_unreadable_messages_fails_clearly(tmp_path, capsys):
-    bag = write_ros2(tmp_path / 'bag', [('/cam', i) for i in range(3)], payload=damaged_payload({0, 1, 2}))
-    assert eval_main(['offline', str(bag), '--out', str(tmp_path / 'r'), '--backend', 'torch', '--no-progress']) == 1
-    err = capsys.readouterr().err
-    assert 'no image message of bag' in err and '3 cannot be deserialised' in err
+    """Every image message fails to deserialise, in a split bag with a file missing: exit 1 with the
+    reason, and the warning about the missing file is not lost with the error."""
+    bag = write_split(tmp_path / 'rec', payload=damaged_payload(set(range(10))))
+    (bag / 'rec_2.mcap').unlink()
+    for mode, extra in (('offline', ['--backend', 'torch']), ('live', ['--start-node'])):
+        assert eval_main([mode, str(bag), '--out', str(tmp_path / mode), '--no-progress', *extra]) == 1
+        err = capsys.readouterr().err
+        assert 'no image message of bag' in err and '3 cannot be deserialised' in err
+        assert 'rec_2.mcap is missing' in err
     with pytest.raises(BagError, match='no image message'):
         read_all(bag)
 
