@@ -221,71 +221,78 @@ class McapPart(Part):
         self._file.close()
 
 
-class Sqlite3Part(Part):
-    kind = 'sqlite3'
+class _RosbagsPart(Part):
+    """A file read through a rosbags reader: its connections become topics, its index the counts."""
 
-    def __init__(self, path: Path, name: str, warn: Callable[[str], None]):
-        super().__init__(path, name, warn)
-        self._reader = Ros2Reader(path)
-        try:
-            self._reader.open()
-        except SQLITE3_DAMAGE as e:
-            raise BagError(f"cannot read {name} ({e}); a damaged sqlite3 file may be rescued with "
-                           "`sqlite3 FILE .recover | sqlite3 NEW.db3`") from e
+    DAMAGE: tuple[type[BaseException], ...] = ()
+
+    def _add_connections(self, reader) -> None:
+        self._reader = reader
         self._connections = {}
         self.counts = {}
-        for c in self._reader.connections:
-            fmt = c.ext.serialization_format
-            if fmt not in ('cdr', 'ros1'):
-                warn(f"{name}: topic {c.topic} is serialised as {fmt!r}, which novic-eval does not read; skipped")
+        for c in reader.connections:
+            info = self._topic_info(c)
+            if info is None:
                 continue
-            info = TopicInfo(c.topic, normalize_msgtype(c.msgtype), fmt == 'ros1', tuple(c.ext.offered_qos_profiles))
             self.topics.setdefault(c.topic, info)
             self._connections[c.id] = (c, info)
             self.counts[c.topic] = self.counts.get(c.topic, 0) + c.msgcount
+
+    def _topic_info(self, connection) -> TopicInfo | None:
+        raise NotImplementedError
 
     def records(self, topics: Collection[str]) -> Iterator[Record]:
         conns = [c for c, info in self._connections.values() if info.name in topics]
         if not conns:
             return
-        for conn, timestamp, data in self._until_damage(self._reader.messages(connections=conns), SQLITE3_DAMAGE):
+        for conn, timestamp, data in self._until_damage(self._reader.messages(connections=conns), self.DAMAGE):
             yield Record(self._connections[conn.id][1], timestamp, bytes(data))
 
     def close(self) -> None:
         self._reader.close()
 
 
-class Ros1Part(Part):
-    kind = 'ros1'
+class Sqlite3Part(_RosbagsPart):
+    kind = 'sqlite3'
+    DAMAGE = SQLITE3_DAMAGE
 
     def __init__(self, path: Path, name: str, warn: Callable[[str], None]):
         super().__init__(path, name, warn)
-        self._reader = Ros1Reader(path)
+        reader = Ros2Reader(path)
         try:
-            self._reader.open()
+            reader.open()
+        except SQLITE3_DAMAGE as e:
+            raise BagError(f"cannot read {name} ({e}); a damaged sqlite3 file may be rescued with "
+                           "`sqlite3 FILE .recover | sqlite3 NEW.db3`") from e
+        self._add_connections(reader)
+
+    def _topic_info(self, c) -> TopicInfo | None:
+        fmt = c.ext.serialization_format
+        if fmt not in ('cdr', 'ros1'):
+            self.warn(f"{self.name}: topic {c.topic} is serialised as {fmt!r}, which novic-eval does not read; skipped")
+            return None
+        return TopicInfo(c.topic, normalize_msgtype(c.msgtype), fmt == 'ros1', tuple(c.ext.offered_qos_profiles))
+
+
+class Ros1Part(_RosbagsPart):
+    kind = 'ros1'
+    DAMAGE = ROS1_DAMAGE
+
+    def __init__(self, path: Path, name: str, warn: Callable[[str], None]):
+        super().__init__(path, name, warn)
+        reader = Ros1Reader(path)
+        try:
+            reader.open()
         except ROS1_DAMAGE as e:
             if 'not indexed' in str(e) or 'index looks damaged' in str(e):
                 raise BagError(f"{name} is a ROS 1 bag without a readable index (a recorder that did not close it "
                                f"leaves one, often named .bag.active): run `rosbag reindex {name}` on a ROS 1 machine, "
                                "then evaluate the reindexed bag") from e
             raise BagError(f"cannot read ROS 1 bag {name} ({describe_error(e)})") from e
-        self._connections = {}
-        self.counts = {}
-        for c in self._reader.connections:
-            info = TopicInfo(c.topic, c.msgtype, ros1=True)     # rosbags already spells types the ROS 2 way
-            self.topics.setdefault(c.topic, info)
-            self._connections[c.id] = (c, info)
-            self.counts[c.topic] = self.counts.get(c.topic, 0) + c.msgcount
+        self._add_connections(reader)
 
-    def records(self, topics: Collection[str]) -> Iterator[Record]:
-        conns = [c for c, info in self._connections.values() if info.name in topics]
-        if not conns:
-            return
-        for conn, timestamp, data in self._until_damage(self._reader.messages(connections=conns), ROS1_DAMAGE):
-            yield Record(self._connections[conn.id][1], timestamp, bytes(data))
-
-    def close(self) -> None:
-        self._reader.close()
+    def _topic_info(self, c) -> TopicInfo:
+        return TopicInfo(c.topic, c.msgtype, ros1=True)     # rosbags already spells types the ROS 2 way
 
 
 PART_TYPES = {'mcap': McapPart, 'sqlite3': Sqlite3Part, 'ros1': Ros1Part}
