@@ -92,6 +92,8 @@ PARAMS: tuple[Param, ...] = (
     Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0, live=True),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
     Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
+    Param('text_cache_dir', '', "Folder for cached label embeddings (prompted and hybrid modes), reused across runs; "
+          "empty = ~/.cache/novic_ros/text_embeddings ($NOVIC_ROS_CACHE/text_embeddings)."),
     Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
           "when writable, else ~/.cache/novic_ros/engines."),
     # --- ROS node ---
@@ -108,7 +110,10 @@ PARAMS: tuple[Param, ...] = (
           "(/novic by default).", group='node'),
     Param('publish_overlay', False, "Also publish ~/image_labeled: the frame with its labels drawn on.",
           launch_arg='publish_overlay', group='node'),
-    Param('warmup', True, "Run one dummy frame at start so the first real frame is not slow.", group='node'),
+    Param('warmup', True, "Run one dummy frame at configure so the first real frame is not slow.", group='node'),
+    Param('autostart', True, "Configure and activate at start (lifecycle node). false: stay unconfigured until a "
+          "lifecycle manager (nav2_lifecycle_manager, launch lifecycle events) drives the transitions.",
+          launch_arg='autostart', group='node'),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}

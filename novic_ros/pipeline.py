@@ -16,35 +16,56 @@ import torch
 
 from .backends import create_backend
 from .core.checkpoint import check_pairing, clip_fingerprint, load_decoder
-from .core.classifier import NovicClassifier
+from .core.classifier import NOT_LOADED, NovicClassifier
 from .core.clip_encoder import ClipEncoder, resolve_device, resolve_precision
-from .core.errors import FrameError
+from .core.errors import CheckpointMismatchError, FrameError, ModelLoadError
 from .core.results import FrameLabels
+from .core.text_cache import DiskTextEmbeddings, TextEmbeddingCache
 from .core.variants import get_variant
 from .params import ModelParams
+from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar('T')
 
 
-def build_classifier(params: ModelParams, strict: bool = True) -> NovicClassifier:
+def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_all_modes: bool = False) -> NovicClassifier:
     """Load the variant named by params.model and wrap it in the chosen backend. Raises
     ModelLoadError (or CheckpointMismatchError) saying what was looked for where; with
-    strict=False a decoder trained for other CLIP weights only warns."""
+    strict=False a decoder trained for other CLIP weights only warns.
+
+    Prompted mode needs no decoder and loads none, unless `decoder_for_all_modes` (the node: a live
+    switch to generate or hybrid then needs no restart). The decoder is then loaded when the variant
+    has one; one that is missing or does not load leaves a classifier that refuses those modes,
+    saying why."""
     if params.threads:
         torch.set_num_threads(params.threads)
     variant = get_variant(params.model, params.models_file or None)
     device = resolve_device(params.device)
     encoder = ClipEncoder(variant.clip, device, resolve_precision(params.precision, device))
+    fingerprint = clip_fingerprint(encoder.model)
     decoder = vocab = None
-    if params.mode != 'prompted':      # prompted mode needs no decoder
-        decoder, vocab, meta = load_decoder(variant.decoder)
-        check_pairing(meta, encoder.embed_dim, clip_fingerprint(encoder.model), variant.clip.describe(),
-                      str(variant.decoder), strict=strict)
+    missing_decoder = NOT_LOADED
+    if params.mode != 'prompted' or decoder_for_all_modes:
+        try:
+            decoder, vocab, meta = load_decoder(variant.decoder)
+            check_pairing(meta, encoder.embed_dim, fingerprint, variant.clip.describe(), str(variant.decoder),
+                          strict=strict)
+        except (ModelLoadError, CheckpointMismatchError) as e:
+            if params.mode != 'prompted':
+                raise
+            decoder = vocab = None
+            missing_decoder = f"variant {variant.name!r} has no usable decoder ({e})"
+            log.warning("prompted mode without a decoder: %s", missing_decoder)
     backend = create_backend(params.backend, encoder, decoder, vocab, variant=variant.name, decoder_dir=variant.decoder,
                              engine_dir=params.engine_dir, threads=params.threads, max_batch=params.batch_size,
                              beam_width=params.beam_width)
-    return NovicClassifier(backend, vocab, params.to_options(), encoder, variant.name)
+    options = params.to_options()
+    # Label embeddings persist across runs, keyed by the CLIP weights and precision (and, inside, by template).
+    disk = DiskTextEmbeddings(params.text_cache_dir or cache_dir() / 'text_embeddings', f"{fingerprint}-{encoder.precision}")
+    text_cache = TextEmbeddingCache(encoder, options.prompt_template, disk=disk)
+    return NovicClassifier(backend, vocab, options, encoder, variant.name, text_cache=text_cache,
+                           missing_decoder=missing_decoder)
 
 
 @dataclass(frozen=True)

@@ -24,24 +24,30 @@ from .preprocess import Preprocessor
 from .results import FrameLabels, Label, StageTimings
 from .text_cache import TextEmbeddingCache
 
+NOT_LOADED = "it was not loaded (prompted mode needs none); start with the new mode"
+
 
 class NovicClassifier:
     def __init__(self, backend, vocab: LabelVocab | None, options: ClassifierOptions, clip: ClipEncoder,
-                 model_name: str = '', *, text_cache: TextEmbeddingCache | None = None):
+                 model_name: str = '', *, text_cache: TextEmbeddingCache | None = None,
+                 missing_decoder: str = NOT_LOADED):
         """`clip` is the open_clip model of the variant: its preprocessing config and logit scale are
-        used whatever the backend, and its text tower embeds prompts in prompted and hybrid modes."""
+        used whatever the backend, and its text tower embeds prompts in prompted and hybrid modes.
+        `missing_decoder` says why there is no decoder (`vocab` None), for the refusal of other modes."""
         if vocab is None and options.mode != 'prompted':
-            raise ValueError(f"mode {options.mode!r} needs the decoder; this classifier was loaded without one "
-                             "(prompted mode); restart with the new mode")
+            raise ValueError(f"mode {options.mode!r} needs the decoder; {missing_decoder}")
         self.backend = backend
         self.vocab = vocab
         self.options = options
         self.clip = clip
         self.model_name = model_name
+        self.missing_decoder = missing_decoder
         self.preprocess = Preprocessor(clip.preprocess_cfg, backend.device, backend.input_dtype)
         self.logit_scale = clip.logit_scale
-        if text_cache is None or text_cache.template != options.prompt_template:
+        if text_cache is None:
             text_cache = TextEmbeddingCache(clip, options.prompt_template)
+        elif text_cache.template != options.prompt_template:
+            text_cache = text_cache.for_template(options.prompt_template)
         self.text_cache = text_cache
         # Computed here, before the classifier is used: swapping in a prompted classifier never
         # leaves frames waiting for the label embeddings.
@@ -49,7 +55,8 @@ class NovicClassifier:
 
     def with_options(self, options: ClassifierOptions) -> 'NovicClassifier':
         """A classifier with other settings over the same models (this one stays as it is)."""
-        return NovicClassifier(self.backend, self.vocab, options, self.clip, self.model_name, text_cache=self.text_cache)
+        return NovicClassifier(self.backend, self.vocab, options, self.clip, self.model_name, text_cache=self.text_cache,
+                               missing_decoder=self.missing_decoder)
 
     @property
     def prompt_labels(self) -> tuple[str, ...]:
