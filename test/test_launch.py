@@ -40,6 +40,7 @@ def fake_modules() -> dict[str, types.ModuleType]:
     mods['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
     mods['launch.substitutions'].PathJoinSubstitution = type('PathJoinSubstitution', (Recorded,), {})
     mods['launch_ros.actions'].Node = type('Node', (Recorded,), {})
+    mods['launch_ros.actions'].LifecycleNode = type('LifecycleNode', (Recorded,), {})
     mods['launch_ros.substitutions'].FindPackageShare = type('FindPackageShare', (Recorded,), {})
     return mods
 
@@ -90,18 +91,32 @@ def test_declares_the_documented_arguments(launch_module):
 def test_node_action_with_defaults_keeps_the_params_file_values(launch_module):
     node = run_opaque(launch_module.generate_launch_description())
     kw = node.kwargs
+    assert type(node).__name__ == 'Node'
     assert kw['package'] == 'novic_ros' and kw['executable'] in console_scripts()
     assert kw['namespace'] == 'novic'
     params_file, overrides = kw['parameters']
-    assert params_file == '/share/novic.yaml' and overrides == {}
+    # Only autostart is always set (it picks the action); everything else comes from the params file.
+    assert params_file == '/share/novic.yaml' and overrides == {'autostart': True}
     assert kw['remappings'] == []
+
+
+def test_without_autostart_the_node_is_a_launch_lifecycle_node(launch_module):
+    ld = launch_module.generate_launch_description()
+    assert declared(ld)['autostart'].kwargs['choices'] == ['true', 'false']
+    node = run_opaque(ld, autostart='false', namespace='robot1')
+    # launch_ros.actions.LifecycleNode: launch's ChangeState events and OnStateTransition handlers reach it
+    # (it requires name and namespace), and the node itself waits unconfigured for them.
+    assert type(node).__name__ == 'LifecycleNode'
+    assert node.kwargs['name'] == 'novic_node' and node.kwargs['namespace'] == 'robot1'
+    assert node.kwargs['parameters'][1] == {'autostart': False}
 
 
 def test_arguments_map_onto_typed_parameters(launch_module):
     node = run_opaque(launch_module.generate_launch_description(), model='b32', rate_hz='10',
                       image='/camera/image_raw', backend='onnxruntime', namespace='robot1', publish_overlay='true')
     _, overrides = node.kwargs['parameters']
-    assert overrides == {'model': 'b32', 'rate_hz': 10.0, 'backend': 'onnxruntime', 'publish_overlay': True}
+    assert overrides == {'model': 'b32', 'rate_hz': 10.0, 'backend': 'onnxruntime', 'publish_overlay': True,
+                         'autostart': True}
     assert all(name in BY_NAME for name in overrides)
     assert node.kwargs['remappings'] == [('image', '/camera/image_raw')]
     assert node.kwargs['namespace'] == 'robot1'
@@ -112,6 +127,8 @@ def test_bad_argument_values_fail_at_launch_naming_the_parameter(launch_module):
         run_opaque(launch_module.generate_launch_description(), rate_hz='fast')
     with pytest.raises(ValueError, match='backend'):
         run_opaque(launch_module.generate_launch_description(), backend='cuda')
+    with pytest.raises(ValueError, match='autostart'):
+        run_opaque(launch_module.generate_launch_description(), autostart='maybe')
 
 
 def test_params_file_sets_only_known_parameters_with_valid_values():
