@@ -3,6 +3,16 @@
 Thin on purpose: subscription callbacks only hand messages to LatestFrames; one worker
 thread converts, classifies (novic_ros.core) and publishes vision_msgs/Classification with
 the input header. Bad frames are counted, warned about (throttled) and skipped.
+
+A lifecycle node (rclpy.lifecycle): configure loads and warms up the model and creates the
+(lifecycle) publishers, activate subscribes and starts the worker, deactivate unsubscribes (frames
+are not delivered, so nothing queues) and stops it, cleanup frees the model, shutdown works from
+any state. With `autostart` (default) main() drives configure and activate itself.
+
+Threads: a multi-threaded executor. The lifecycle and parameter services share the node's default
+(mutually exclusive) callback group, so transitions and parameter changes happen one at a time;
+frame callbacks and diagnostics have groups of their own, so they go on while a parameter change
+embeds a new label list.
 """
 from __future__ import annotations
 
@@ -13,25 +23,33 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Classification, ObjectHypothesis
+from vision_msgs.msg import Classification, ObjectHypothesis, VisionInfo
 
 from ..core.errors import NovicError
+from ..core.variants import get_variant
 from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier, classify_in_batches
+from . import vision_info
 from .image_conversion import compressed_to_rgb, raw_to_rgb
 from .latest_frames import LatestFrames
+from .memory import release_freed_memory, rss_mb
 from .node_stats import NodeStats
 from .overlay import draw_labels
 from .ros_params import declare_all
 
 WARN_THROTTLE_S = 5.0
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+# VisionInfo as vision_msgs intends it: the last one stays available to late subscribers.
+VISION_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def frame_from_msg(msg) -> np.ndarray:
@@ -40,26 +58,126 @@ def frame_from_msg(msg) -> np.ndarray:
     return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
 
 
-class NovicNode(Node):
+class NovicNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, namespace=kwargs.pop('namespace', DEFAULT_NAMESPACE), **kwargs)
         self.params = NodeParams.from_mapping(declare_all(self))      # ValueError names the bad parameter
-        self.classifier = build_classifier(self.params.model)           # ModelLoadError says what was looked for where
-        self.get_logger().info(f"loaded {self.classifier.describe()}")
-        if self.params.warmup:
-            self.classifier.classify(np.zeros((64, 64, 3), np.uint8))
+        self.classifier = None                  # set by configure, dropped by cleanup
+        self.method = ''                        # VisionInfo.method of the loaded model
+        self.vocabulary = vision_info.VocabularyVersion()
         self.frames = LatestFrames()
         self.stats = NodeStats()
         self._last_warning: dict[str, float] = {}
         self._stop = threading.Event()
-        self.pub = self.create_publisher(Classification, self.params.labels_topic, 10)
-        self.overlay_pub = self.create_publisher(Image, '~/image_labeled', 2) if self.params.publish_overlay else None
+        self.worker: threading.Thread | None = None
+        self.state = 'unconfigured'
+        self.subs = []
+        self.pub = self.overlay_pub = self.info_pub = None
+        self.overlays_published = 0
+        self._frames_group = ReentrantCallbackGroup()      # frame callbacks never wait for a transition
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.subs = [self._subscribe(t) for t in self.params.image_topics]
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.worker = threading.Thread(target=self._work, name='novic-inference', daemon=True)
-        self.worker.start()
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+
+    # --- lifecycle ---
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            # The decoder is loaded in prompted mode too when the variant has one: a live switch to
+            # generate or hybrid then needs no reconfigure.
+            classifier = build_classifier(self.params.model, decoder_for_all_modes=True)
+            if self.params.warmup:
+                classifier.classify(np.zeros((64, 64, 3), np.uint8))
+            variant = get_variant(self.params.model.model, self.params.model.models_file or None)
+        except Exception as e:  # noqa: BLE001 -- any load error is a FAILURE with its reason, never a crash
+            self.get_logger().error(f"configure failed: {type(e).__name__}: {e}")
+            return FAILURE
+        self.classifier = classifier
+        self.method = vision_info.method(variant, classifier.vocab is not None, classifier.backend.name)
+        self.vocabulary.update(classifier.options)
+        self.pub = self.create_lifecycle_publisher(Classification, self.params.labels_topic, 10)
+        self.overlay_pub = (self.create_lifecycle_publisher(Image, '~/image_labeled', 2)
+                            if self.params.publish_overlay else None)
+        self.info_pub = self.create_lifecycle_publisher(VisionInfo, 'vision_info', VISION_INFO_QOS)
+        self.get_logger().info(f"loaded {classifier.describe()}")
+        self._log_label_embeddings(classifier)
+        self.state = 'inactive'
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)     # enables the lifecycle publishers before any frame comes
+        try:
+            self._stop = threading.Event()
+            self.worker = threading.Thread(target=self._work, name='novic-inference', daemon=True)
+            self.worker.start()
+            self.subs = [self._subscribe(t) for t in self.params.image_topics]
+        except Exception as e:  # noqa: BLE001 -- e.g. an image topic name that does not resolve
+            self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
+            self._unsubscribe_and_stop()
+            super().on_deactivate(state)
+            return FAILURE
+        self.state = 'active'
+        self._publish_vision_info()
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe_and_stop()
+        self.state = 'inactive'
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        before = rss_mb()
+        self._release_model()
+        self.get_logger().info(f"cleaned up: model freed, resident memory {before:.0f} -> {rss_mb():.0f} MB")
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe_and_stop()
+        self._release_model()
+        self.state = 'finalized'
+        self.get_logger().info("shut down (finalized); stop the process to exit")
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error during a transition from {state.label}; back to unconfigured")
+        self._unsubscribe_and_stop()
+        self._release_model()
+        return SUCCESS
+
+    def _log_label_embeddings(self, classifier) -> None:
+        labels = classifier.prompt_labels
+        if labels:
+            cache = classifier.text_cache
+            where = cache.disk.dir if cache.disk is not None else 'memory'
+            self.get_logger().info(f"label embeddings: {len(labels)} labels, {cache.computed} computed, "
+                                   f"{len(labels) - cache.computed} from the cache ({where})")
+
+    def _unsubscribe_and_stop(self) -> None:
+        for sub in self.subs:
+            self.destroy_subscription(sub)
+        self.subs = []
+        self._stop.set()
+        if self.worker is not None and self.worker.is_alive():
+            self.worker.join(timeout=30.0)       # the batch in flight finishes (its labels are still valid)
+        self.worker = None
+        self.frames.take(1 << 30, timeout=0)     # frames that arrived but were not taken are ignored, not kept
+
+    def _release_model(self) -> None:
+        for pub in (self.pub, self.overlay_pub, self.info_pub):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self.pub = self.overlay_pub = self.info_pub = None
+        self.classifier = None
+        self.state = 'unconfigured'
+        release_freed_memory()
+
+    def _publish_vision_info(self) -> None:
+        classifier, info_pub = self.classifier, self.info_pub
+        if classifier is None or info_pub is None:
+            return
+        info_pub.publish(vision_info.message(self.method, classifier.options, self.get_fully_qualified_name(),
+                                             self.params.model.labels_file, self.vocabulary.version,
+                                             self.get_clock().now().to_msg()))
 
     # --- input ---
 
@@ -81,7 +199,8 @@ class NovicNode(Node):
         else:
             msg_type = Image
         self.get_logger().info(f"subscribing to {self.resolve_topic_name(topic)} ({msg_type.__name__}, {self.params.qos})")
-        return self.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_frame(t, msg), self._qos())
+        return self.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_frame(t, msg), self._qos(),
+                                        callback_group=self._frames_group)
 
     def _on_frame(self, camera: str, msg) -> None:
         stamp = msg.header.stamp
@@ -114,6 +233,8 @@ class NovicNode(Node):
 
     def _process(self, items) -> None:
         classifier = self.classifier          # one classifier (one set of settings) for the whole batch
+        # Drawing costs a copy and text rendering per frame: only while someone subscribes to the overlay.
+        overlay = self.overlay_pub if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() else None
         for c in classify_in_batches(classifier, items, lambda item: frame_from_msg(item.msg), len(items)):
             if c.error is not None:
                 self._reject(c.item.camera, c.error)
@@ -123,8 +244,8 @@ class NovicNode(Node):
             out.results = [ObjectHypothesis(class_id=l.text, score=float(l.score)) for l in c.labels.labels]
             self.pub.publish(out)
             self.stats.published_one(time.monotonic() - c.item.received, c.labels.per_frame_ms)
-            if self.overlay_pub is not None:
-                self._publish_overlay(c.item.msg.header, c.frame, c.labels)
+            if overlay is not None:
+                self._publish_overlay(overlay, c.item.msg.header, c.frame, c.labels)
 
     def _reject(self, camera: str, error: Exception) -> None:
         reason = getattr(error, 'reason', 'invalid frame')
@@ -135,37 +256,52 @@ class NovicNode(Node):
             self._last_warning[reason] = now
             self.get_logger().warning(f"frame from {camera} rejected ({reason}): {error}")
 
-    def _publish_overlay(self, header, frame, res) -> None:
+    def _publish_overlay(self, pub, header, frame, res) -> None:
         drawn = draw_labels(frame, [(l.text, l.score) for l in res.labels])
         h, w = drawn.shape[:2]
-        self.overlay_pub.publish(Image(header=header, height=h, width=w, encoding='rgb8', is_bigendian=0,
-                                       step=w * 3, data=drawn.tobytes()))
+        pub.publish(Image(header=header, height=h, width=w, encoding='rgb8', is_bigendian=0,
+                          step=w * 3, data=drawn.tobytes()))
+        self.overlays_published += 1
 
     # --- parameters and diagnostics ---
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         """Validate a change like a start would, build what it needs, then swap it in whole: the worker
         takes `self.classifier` once per batch, so every message is computed with one set of settings.
-        Parameters that need a restart are declared read-only, and rclpy refuses them before this."""
+        Parameters that need a restart are declared read-only, and rclpy refuses them before this.
+
+        Building a classifier for a new label list embeds the labels not yet cached (seconds for a
+        large uncached list). That runs here, on the parameter service's thread: frames keep being
+        labelled with the old settings meanwhile, and the request is answered once the new settings
+        are in use (so `ros2 param set` reports success when they apply, and VisionInfo's version
+        goes up at that moment). Unconfigured, a change is only validated and stored."""
         updates = {p.name: p.value for p in changes}
+        current = self.classifier
         try:
             new = self.params.updated(**updates)
             options = new.model.to_options()
-            classifier = self.classifier if options == self.classifier.options else self.classifier.with_options(options)
+            classifier = current if current is None or options == current.options else current.with_options(options)
         except (ValueError, NovicError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         self.params, self.classifier = new, classifier
+        if classifier is not None and self.vocabulary.update(options):
+            self.get_logger().info(f"vocabulary {self.vocabulary.version}: "
+                                   f"{vision_info.database_location(options, self.get_fully_qualified_name())}")
+            self._publish_vision_info()
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
         s = self.stats.snapshot(self.frames.received, self.frames.dropped)
+        classifier = self.classifier
         level = DiagnosticStatus.OK
         message = 'classifying'
-        if s.received == 0:
+        if self.state != 'active' or classifier is None:
+            message = f"{self.state}: not labelling"
+        elif s.received == 0:
             level, message = DiagnosticStatus.WARN, 'no frames received yet'
         elif s.rejected or s.errors:
             level, message = DiagnosticStatus.WARN, f"{s.rejected} frames rejected, {s.errors} inference errors"
-        backend = self.classifier.backend
+        backend = classifier.backend if classifier is not None else None
         values = {
             'input_rate_hz': f"{s.input_rate_hz:.2f}", 'output_rate_hz': f"{s.output_rate_hz:.2f}",
             'latency_p50_ms': f"{s.latency_p50_ms:.1f}", 'latency_p95_ms': f"{s.latency_p95_ms:.1f}",
@@ -173,20 +309,21 @@ class NovicNode(Node):
             'frames_received': str(s.received),
             'frames_processed': str(s.processed), 'frames_published': str(s.published),
             'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected),
-            'inference_errors': str(s.errors), 'backend': backend.name, 'backend_detail': backend.describe(),
-            'model': self.params.model.model, 'mode': self.params.model.mode, 'device': str(backend.device),
+            'inference_errors': str(s.errors), 'overlays_published': str(self.overlays_published),
+            'backend': backend.name if backend else '-', 'backend_detail': backend.describe() if backend else '-',
+            'model': self.params.model.model, 'mode': self.params.model.mode,
+            'device': str(backend.device) if backend else '-',
+            'lifecycle_state': self.state, 'vocabulary_version': str(self.vocabulary.version),
             **{f"rejected: {k}": str(v) for k, v in s.rejected_by_reason.items()},
         }
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: open-vocabulary classifier",
-                                  message=message, hardware_id=str(backend.device),
+                                  message=message, hardware_id=str(backend.device) if backend else '',
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
         self.diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
     def destroy_node(self):
-        self._stop.set()
+        self._unsubscribe_and_stop()
         self.frames.close()
-        if self.worker.is_alive():
-            self.worker.join(timeout=5.0)
         return super().destroy_node()
 
 
@@ -199,11 +336,23 @@ def main(args=None) -> int:
         logger.fatal(f"cannot start: {e}")
         rclpy.try_shutdown()
         return 1
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        if node.params.autostart:
+            # As `ros2 run` users expect: labelling from the start. A model that cannot be loaded is
+            # one clear error (logged by configure) and a non-zero exit, not a node left unconfigured.
+            if node.trigger_configure() != SUCCESS or node.trigger_activate() != SUCCESS:
+                logger.fatal("cannot start: see the error above (autostart:=false leaves the node unconfigured "
+                             "for a lifecycle manager instead)")
+                return 1
+        else:
+            logger.info("unconfigured, waiting for a lifecycle manager (autostart is false)")
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown(timeout_sec=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
