@@ -11,9 +11,10 @@ import time
 import torch
 
 from ..bench import sections as s
+from ..bench.lifecycle import lifecycle
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node')
+SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle')
 
 
 def machine() -> str:
@@ -54,6 +55,8 @@ def _main(argv) -> int:
         'stages': ('Per-stage latency, ViT-B/32 + decoder, 640x480 frames, beam 5',
                    lambda: s.stages(args.repeat, [b.strip() for b in args.backends.split(',')])),
         'node': ('novic_node overhead, 640x480 rgb8, ViT-B/32 + decoder', lambda: s.node_overhead(max(6, args.repeat))),
+        'lifecycle': ('novic_node lifecycle: start with the noun dictionary, live switches, cleanup (toy, ViT-B/32)',
+                      lifecycle),
     }
     for name in chosen:
         title, fn = runners[name]

@@ -86,9 +86,9 @@ class DiskTextEmbeddings:
             log.warning("ignoring text-embedding cache file %s (%s)", npy, e)
             return None
 
-    def lookup(self, template: str, labels: Sequence[str], dim: int) -> dict[str, torch.Tensor]:
+    def lookup(self, template: str, labels: Sequence[str], dim: int) -> dict[str, np.ndarray]:
         """The stored embeddings of those `labels` that are on disk (E-dim float32 rows)."""
-        found: dict[str, torch.Tensor] = {}
+        found: dict[str, np.ndarray] = {}
         with self._lock:
             index = self._load_index(template)
             by_chunk: dict[Path, list[tuple[str, int]]] = {}
@@ -101,17 +101,17 @@ class DiskTextEmbeddings:
                 if arr is None or arr.ndim != 2 or arr.shape[1] != dim or arr.dtype != np.float32 \
                         or max(r for _, r in wanted) >= arr.shape[0]:
                     continue
-                rows = torch.from_numpy(np.ascontiguousarray(arr[[r for _, r in wanted]]))   # one copy per chunk
-                found.update((label, rows[i]) for i, (label, _) in enumerate(wanted))
+                rows = np.ascontiguousarray(arr[[r for _, r in wanted]])        # one copy per chunk
+                found.update(zip((label for label, _ in wanted), rows))
         return found
 
-    def add(self, template: str, labels: Sequence[str], embeddings: torch.Tensor) -> None:
-        """Store len(labels) x E embeddings (one new chunk)."""
+    def add(self, template: str, labels: Sequence[str], embeddings: np.ndarray) -> None:
+        """Store len(labels) x E float32 embeddings (one new chunk)."""
         if self._write_failed or len(labels) == 0:
             return
         folder = self._template_dir(template)
         digest = _digest(labels)
-        arr = embeddings.detach().to(torch.float32).cpu().contiguous().numpy()
+        arr = np.ascontiguousarray(embeddings, dtype=np.float32)
         try:
             if not (folder / 'template.json').is_file():     # for people looking into the folder
                 atomic_write_text(folder / 'template.json', json.dumps({'template': template}))
@@ -140,7 +140,8 @@ class TextEmbeddingCache:
     def __init__(self, encoder: ClipEncoder, template: str, capacity: int = 20000,
                  disk: DiskTextEmbeddings | None = None):
         self.encoder, self.template, self.capacity, self.disk = encoder, template, capacity, disk
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        # numpy rows, not tensors: tens of thousands of row objects are made cheaply (a cached 27k-label start)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self.computed = 0          # labels run through the text tower (the rest came from memory or disk)
 
@@ -158,7 +159,7 @@ class TextEmbeddingCache:
             found.update(from_disk)
             missing = [l for l in missing if l not in from_disk]
         if missing:
-            embs = self.encoder.encode_texts([self.template.format(l) for l in missing])
+            embs = self.encoder.encode_texts([self.template.format(l) for l in missing]).numpy()
             self.computed += len(missing)
             found.update(zip(missing, embs))
             if self.disk is not None and len(missing) >= PERSIST_MIN_LABELS:
@@ -169,4 +170,4 @@ class TextEmbeddingCache:
                 self._cache.move_to_end(label)
             while len(self._cache) > max(self.capacity, len(labels)):
                 self._cache.popitem(last=False)
-        return torch.stack([found[l] for l in labels])
+        return torch.from_numpy(np.stack([found[l] for l in labels]))
