@@ -114,6 +114,9 @@ PARAMS: tuple[Param, ...] = (
     Param('autostart', True, "Configure and activate at start (lifecycle node). false: stay unconfigured until a "
           "lifecycle manager (nav2_lifecycle_manager, launch lifecycle events) drives the transitions.",
           launch_arg='autostart', group='node'),
+    Param('bond_heartbeat_period', 0.1, "Seconds between bond heartbeats to nav2_lifecycle_manager while active "
+          "(as nav2's own nodes send them); 0 = no bond (then set the manager's bond_timeout to 0).",
+          min=0.0, max=10.0, group='node'),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}

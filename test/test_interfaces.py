@@ -20,14 +20,19 @@ UPSTREAM = {
     'vision_msgs/msg/Detection2DArray': 'RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968',
     'vision_msgs/msg/VisionInfo': 'RIHS01_95d3116a17484ad91c9a2686e1d54890bbfc3ff6c6a2de137738c4950d45d284',
 }
+# bond (bond_core 4.0.0, ros2 branch, built unchanged the same way): the heartbeat nav2_lifecycle_manager expects.
+UPSTREAM_BOND = {
+    'bond/msg/Status': 'RIHS01_87eaccffa254ffffadc0b61600452e8251740f06c25659a2dbda4927fdb1f70a',
+    'bond/msg/Constants': 'RIHS01_347874ac7a49af69eb313fc911d72cd59152a5a157b6577cafad31ad43a8d63e',
+}
 # The messages novic_ros publishes; the others are checked through the type descriptions above.
 PUBLISHED = ('Classification', 'Detection2DArray', 'VisionInfo')
 
 
 def test_generated_type_descriptions_have_the_upstream_hashes():
-    share = Path(sys.prefix) / 'share' / 'vision_msgs' / 'msg'
-    for type_name, expected in UPSTREAM.items():
-        desc = json.loads((share / f"{type_name.rsplit('/', 1)[1]}.json").read_text())
+    for type_name, expected in {**UPSTREAM, **UPSTREAM_BOND}.items():
+        package, _, name = type_name.split('/')
+        desc = json.loads((Path(sys.prefix) / 'share' / package / 'msg' / f"{name}.json").read_text())
         hashes = {h['type_name']: h['hash_string'] for h in desc['type_hashes']}
         assert hashes[type_name] == expected
 
@@ -43,6 +48,23 @@ def test_a_live_publisher_announces_the_upstream_hash():
             info = node.get_publishers_info_by_topic(f'/hash_probe/{name.lower()}')
             assert len(info) == 1
             assert str(info[0].topic_type_hash) == UPSTREAM[f'vision_msgs/msg/{name}']
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_bond_status_announces_the_upstream_hash_and_layout():
+    from bond.msg import Constants, Status
+    assert Status.get_fields_and_field_types() == {
+        'header': 'std_msgs/Header', 'id': 'string', 'instance_id': 'string', 'active': 'boolean',
+        'heartbeat_timeout': 'float', 'heartbeat_period': 'float'}
+    assert (Constants.DEFAULT_HEARTBEAT_TIMEOUT, Constants.DEFAULT_CONNECT_TIMEOUT) == (4.0, 10.0)
+    rclpy.init()
+    try:
+        node = rclpy.create_node('bond_hash_probe')
+        node.create_publisher(Status, 'bond', 1)
+        (info,) = [i for i in node.get_publishers_info_by_topic('/bond') if i.node_name == 'bond_hash_probe']
+        assert str(info.topic_type_hash) == UPSTREAM_BOND['bond/msg/Status']
         node.destroy_node()
     finally:
         rclpy.try_shutdown()

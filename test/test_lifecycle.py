@@ -291,6 +291,48 @@ def test_a_second_start_reads_the_label_embeddings_from_disk(ros, tmp_path):
     assert f"label embeddings: {n} labels, 0 computed, {n} from the cache" in logs[1]
 
 
+def test_bond_with_a_nav2_lifecycle_manager(ros, tmp_path):
+    """What nav2_lifecycle_manager (bond_timeout > 0) does after activating a node: join the bond on
+    `bond` in the node's namespace with id = node name and wait for it to form; deactivation ends it
+    cleanly (active false) rather than by silence, which the manager would take for a crash."""
+    from bond.msg import Status
+    node = NodeProcess(tmp_path, 'autostart:=false', 'backend:=torch', namespace='/bd')
+    heard = ros.subscribe(Status, '/bd/bond', QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    manager = ros.node.create_publisher(Status, '/bd/bond', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    stop = threading.Event()
+
+    def heartbeat():                     # the manager's side, at nav2's default bond_heartbeat_period
+        while not stop.is_set():
+            manager.publish(Status(id='novic_node', instance_id='manager-1', active=True, heartbeat_timeout=4.0,
+                                   heartbeat_period=0.25))
+            time.sleep(0.25)
+    beating = threading.Thread(target=heartbeat, daemon=True)
+    ours = lambda msgs, active: [m for m in msgs if m.instance_id != 'manager-1' and m.active == active]  # noqa: E731
+    try:
+        managed = Managed(ros, '/bd/novic_node', node)
+        beating.start()
+        assert managed.transition(Transition.TRANSITION_CONFIGURE)
+        time.sleep(1.0)
+        assert not ours(heard.items, True)                      # no bond before activation
+        assert managed.transition(Transition.TRANSITION_ACTIVATE)
+        assert heard.wait_for(lambda m: len(ours(m, True)) >= 3, 30), node.log()
+        beat = ours(heard.items, True)[0]
+        assert beat.id == 'novic_node' and beat.heartbeat_timeout == pytest.approx(4.0)
+        assert beat.heartbeat_period == pytest.approx(0.1) and beat.instance_id
+        end = time.monotonic() + 30
+        while 'bond novic_node formed with the lifecycle manager' not in node.log():
+            assert time.monotonic() < end, node.log()
+            time.sleep(0.1)
+        assert managed.transition(Transition.TRANSITION_DEACTIVATE)
+        assert heard.wait_for(lambda m: ours(m, False), 10)      # a clean end, not silence
+        count = len(ours(heard.items, True))
+        time.sleep(1.0)
+        assert len(ours(heard.items, True)) == count             # and no heartbeats while inactive
+    finally:
+        stop.set()
+        node.stop()
+
+
 def _ours(msg):
     return [s for s in msg.status if s.name.startswith('/lc/')]
 

@@ -38,6 +38,7 @@ from ..core.variants import get_variant
 from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier, classify_in_batches
 from . import vision_info
+from .bond import Bond
 from .image_conversion import compressed_to_rgb, raw_to_rgb
 from .latest_frames import LatestFrames
 from .memory import release_freed_memory, rss_mb
@@ -74,6 +75,7 @@ class NovicNode(LifecycleNode):
         self.subs = []
         self.pub = self.overlay_pub = self.info_pub = None
         self.overlays_published = 0
+        self.bond: Bond | None = None
         self._frames_group = ReentrantCallbackGroup()      # frame callbacks never wait for a transition
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -118,6 +120,10 @@ class NovicNode(LifecycleNode):
             return FAILURE
         self.state = 'active'
         self._publish_vision_info()
+        if self.params.bond_heartbeat_period > 0:
+            # What nav2's managed nodes do on activation (the manager bonds right after activating us).
+            self.bond = Bond(self, self.get_name(), self.params.bond_heartbeat_period,
+                             callback_group=MutuallyExclusiveCallbackGroup())
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -153,6 +159,9 @@ class NovicNode(LifecycleNode):
                                    f"{len(labels) - cache.computed} from the cache ({where})")
 
     def _unsubscribe_and_stop(self) -> None:
+        if self.bond is not None:
+            self.bond.close()
+            self.bond = None
         for sub in self.subs:
             self.destroy_subscription(sub)
         self.subs = []
