@@ -18,6 +18,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, VisionInfo  # noqa: E402
 
+from novic_ros.ros.memory import rss_mb  # noqa: E402
 from novic_ros.training import toy_world  # noqa: E402
 from ros_helpers import NodeProcess, RosClient  # noqa: E402
 from test_node import image_msg, renders  # noqa: E402
@@ -63,11 +64,6 @@ class Managed:
         req = ChangeState.Request()
         req.transition.id = transition_id
         return wait(self.change.call_async(req)).success
-
-
-def rss_mb(pid: int) -> float:
-    with open(f'/proc/{pid}/status') as f:
-        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) / 1024.0
 
 
 def publish_until(pub, out, frame, prefix, count, node, timeout=60.0):

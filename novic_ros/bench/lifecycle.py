@@ -15,20 +15,11 @@ import numpy as np
 from ..lexicon.nouns import build_dictionary, save_dictionary
 from ..lexicon.wordnet import WordNet
 from ..paths import config_path
+from ..ros.memory import rss_mb
 from ..ros.node_process import NodeProcess
 from ..training import toy_world
 from .models import b32_models_file, bench_dir
-
-
-def _table(header, rows) -> str:
-    fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return '\n'.join(['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] +
-                     ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in rows])
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f'/proc/{pid}/status') as f:
-        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) / 1024.0
+from .sections import _table
 
 
 class _Client:
@@ -146,12 +137,12 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
                     took = client.first_label(proc, t0)
                     if run == 'first':
                         first = took
-                        rss_active = _rss_mb(proc.proc.pid)
+                        rss_active = rss_mb(proc.proc.pid)
                         client.transition(Transition.TRANSITION_DEACTIVATE)
                         client.transition(Transition.TRANSITION_CLEANUP)
                         time.sleep(1.0)
-                        memory.append([model, rss_active, _rss_mb(proc.proc.pid),
-                                       rss_active - _rss_mb(proc.proc.pid)])
+                        rss_clean = rss_mb(proc.proc.pid)
+                        memory.append([model, rss_active, rss_clean, rss_active - rss_clean])
                     else:
                         second = took
                         period = 0.1 if model == 'toy' else 0.25

@@ -7,10 +7,10 @@ import ctypes.util
 import gc
 
 
-def rss_mb() -> float:
-    """Resident set size of this process (VmRSS), in MB; 0.0 where /proc is not there."""
+def rss_mb(pid: int | str = 'self') -> float:
+    """Resident set size (VmRSS) of this process or of process `pid`, in MB; 0.0 where /proc is not there."""
     try:
-        with open('/proc/self/status') as f:
+        with open(f'/proc/{pid}/status') as f:
             for line in f:
                 if line.startswith('VmRSS:'):
                     return int(line.split()[1]) / 1024.0
