@@ -92,6 +92,8 @@ def test_lifecycle_transitions_gate_the_labels(ros, tmp_path):
         pub = ros.publisher(Image, '/lc/image')
         frame = renders(1)[0]
         assert managed.state() == 'unconfigured'
+        for i in range(3):
+            pub.publish(image_msg(frame, frame_id=f'unconfigured-{i}'))
         rss_unconfigured = rss_mb(node.proc.pid)
         assert managed.transition(Transition.TRANSITION_CONFIGURE), node.log()
         assert managed.state() == 'inactive'
@@ -136,7 +138,7 @@ def test_lifecycle_transitions_gate_the_labels(ros, tmp_path):
         publish_until(pub, out, frame, 'active2-', 2, node)
         ids = [m.header.frame_id for m in out.items]
         # Frames sent while inactive were ignored, not queued for later.
-        assert not [i for i in ids if i.startswith(('inactive-', 'paused-'))]
+        assert not [i for i in ids if i.startswith(('unconfigured-', 'inactive-', 'paused-'))]
         assert any(i.startswith('active2-') for i in ids[answered:])
 
         assert managed.transition(Transition.TRANSITION_DEACTIVATE)
