@@ -12,7 +12,7 @@ import pytest
 
 # DDS must never leave this machine, and parallel runs must not see each other.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 232)))   # Fast DDS allows 0-232
 
 REPO = Path(__file__).resolve().parent.parent
 # Raw frames travel over shared memory instead of loopback UDP (the Makefile sets the same).
