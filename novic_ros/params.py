@@ -75,8 +75,8 @@ PARAMS: tuple[Param, ...] = (
           "present, else onnxruntime, else torch.", choices=BACKENDS, launch_arg='backend'),
     Param('device', 'auto', "Torch device: auto, cpu, cuda or cuda:N (auto = cuda when available).",
           pattern=DEVICE_RE, launch_arg='device'),
-    Param('precision', 'auto', "fp32 or fp16 (fp16 needs a GPU); auto = fp16 on a GPU, fp32 on the CPU.",
-          choices=('auto', 'fp32', 'fp16')),
+    Param('precision', 'auto', "fp32, fp16 (a GPU: torch, tensorrt) or int8 (onnxruntime on the CPU: quantised "
+          "graphs); auto = fp16 on a GPU, fp32 on the CPU.", choices=('auto', 'fp32', 'fp16', 'int8')),
     Param('mode', 'generate', "generate: the decoder names the object (no label list). prompted: score "
           "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
           choices=MODES, live=True),

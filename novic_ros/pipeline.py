@@ -1,9 +1,12 @@
-"""The composition root: parameters -> model variant -> CLIP encoder + decoder -> backend ->
-classifier, and the one loop that feeds it (decode, reject, batch, zip back).
+"""The composition root: parameters -> model variant -> backend -> classifier, and the one loop
+that feeds it (decode, reject, batch, zip back).
 
 It sits above novic_ros.core (ROS-free inference) and novic_ros.backends, which know nothing of
 each other's construction; the node, the CLIs, evaluation and the benchmarks build classifiers
-here and nowhere else.
+here and nowhere else. The runtime backends (onnxruntime, tensorrt) run a bundle; this module
+imports no torch, so a runtime install without it runs a bundle end to end. A variant given as
+an open_clip model and a decoder checkpoint is loaded (torch backend) or exported to a bundle
+first (runtime backends) by novic_ros.torch_models, where torch is installed.
 """
 from __future__ import annotations
 
@@ -12,60 +15,117 @@ from dataclasses import dataclass
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
-import torch
 
-from .backends import create_backend
-from .core.checkpoint import check_pairing, clip_fingerprint, load_decoder
+from .backends import resolve_backend_name, resolve_engine_dir
+from .backends.devices import resolve_device
+from .core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, read_bundle
 from .core.classifier import NOT_LOADED, NovicClassifier
-from .core.clip_encoder import ClipEncoder, resolve_device, resolve_precision
 from .core.errors import CheckpointMismatchError, FrameError, ModelLoadError
 from .core.results import FrameLabels
 from .core.text_cache import DiskTextEmbeddings, TextEmbeddingCache
-from .core.variants import get_variant
+from .core.variants import ModelVariant, get_variant
 from .params import ModelParams
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar('T')
+# What loading and exporting torch models needs and a runtime install lacks.
+INT8_GRAPHS = (IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP)
+TORCH_SIDE = ('torch', 'torchvision', 'open_clip', 'timm', 'safetensors', 'onnx', 'onnxscript')
 
 
 def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_all_modes: bool = False) -> NovicClassifier:
-    """Load the variant named by params.model and wrap it in the chosen backend. Raises
-    ModelLoadError (or CheckpointMismatchError) saying what was looked for where; with
-    strict=False a decoder trained for other CLIP weights only warns.
+    """Load the variant named by params.model (a models-file entry or a bundle folder) and wrap it in
+    the chosen backend. Raises ModelLoadError (or CheckpointMismatchError) saying what was looked for
+    where; with strict=False a decoder trained for other CLIP weights only warns.
 
     Prompted mode needs no decoder and loads none, unless `decoder_for_all_modes` (the node: a live
     switch to generate or hybrid then needs no restart). The decoder is then loaded when the variant
     has one; one that is missing or does not load leaves a classifier that refuses those modes,
     saying why."""
-    if params.threads:
-        torch.set_num_threads(params.threads)
     variant = get_variant(params.model, params.models_file or None)
+    backend_name = resolve_backend_name(params.backend, params.device)
+    if backend_name == 'torch':
+        if variant.clip is None:
+            raise ModelLoadError(f"model {params.model} is a bundle of exported graphs; the torch backend runs the "
+                                 "variant's CLIP model and decoder checkpoint: use backend onnxruntime or tensorrt")
+        return _torch_models(variant).torch_classifier(variant, params, strict, decoder_for_all_modes)
+    if backend_name not in ('onnxruntime', 'tensorrt'):
+        raise ValueError(f"unknown backend {params.backend!r}")
+    want_decoder = params.mode != 'prompted' or decoder_for_all_modes
     device = resolve_device(params.device)
-    encoder = ClipEncoder(variant.clip, device, resolve_precision(params.precision, device))
-    fingerprint = clip_fingerprint(encoder.model)
-    decoder = vocab = None
+    engine_dir = resolve_engine_dir(params.engine_dir)
+    precision = runtime_precision(backend_name, params.precision, device)
     missing_decoder = NOT_LOADED
-    if params.mode != 'prompted' or decoder_for_all_modes:
-        try:
-            decoder, vocab, meta = load_decoder(variant.decoder)
-            check_pairing(meta, encoder.embed_dim, fingerprint, variant.clip.describe(), str(variant.decoder),
-                          strict=strict)
-        except (ModelLoadError, CheckpointMismatchError) as e:
+    fp16 = backend_name == 'tensorrt' and precision == 'fp16'
+    if variant.bundle is not None:
+        bundle = read_bundle(variant.bundle)
+        if bundle.decoder is None and want_decoder:
             if params.mode != 'prompted':
+                raise ModelLoadError(f"bundle {bundle.folder} has no decoder (it was exported for prompted mode only); "
+                                     "use mode prompted, or export the variant with its decoder")
+            missing_decoder = f"bundle {bundle.folder} has no decoder (exported for prompted mode only)"
+    else:
+        torch_models = _torch_models(variant)
+        try:
+            bundle = torch_models.export_for(variant, engine_dir, want_decoder, fp16=fp16, strict=strict)
+        except (ModelLoadError, CheckpointMismatchError) as e:
+            if params.mode != 'prompted' or not want_decoder:
                 raise
-            decoder = vocab = None
             missing_decoder = f"variant {variant.name!r} has no usable decoder ({e})"
             log.warning("prompted mode without a decoder: %s", missing_decoder)
-    backend = create_backend(params.backend, encoder, decoder, vocab, variant=variant.name, decoder_dir=variant.decoder,
-                             engine_dir=params.engine_dir, threads=params.threads, max_batch=params.batch_size,
-                             beam_width=params.beam_width)
+            bundle = torch_models.export_for(variant, engine_dir, False, fp16=fp16, strict=strict)
+    with_decoder = want_decoder and bundle.decoder is not None
+    if backend_name == 'onnxruntime':
+        if precision == 'int8' and not all(bundle.has_graph(g, 'int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
+            # Quantising needs the onnx package (an export-side tool): only when the bundle lacks int8 graphs.
+            from .backends.quantize import ensure_int8
+            bundle = ensure_int8(bundle)
+        from .backends.ort_backend import OrtBackend     # onnxruntime is optional: imported only when chosen
+        backend = OrtBackend(bundle, device, params.threads, precision, with_decoder=with_decoder)
+    else:
+        from .backends.trt_backend import TrtBackend     # tensorrt is optional: imported only when chosen
+        backend = TrtBackend(bundle, engine_dir, device, precision, params.batch_size, params.beam_width,
+                             with_decoder=with_decoder, threads=params.threads)
+    log.info("backend %s%s: %s", backend_name, " (auto)" if params.backend == 'auto' else '', backend.describe())
+    vocab = bundle.label_vocab() if with_decoder else None
     options = params.to_options()
-    # Label embeddings persist across runs, keyed by the CLIP weights and precision (and, inside, by template).
-    disk = DiskTextEmbeddings(params.text_cache_dir or cache_dir() / 'text_embeddings', f"{fingerprint}-{encoder.precision}")
-    text_cache = TextEmbeddingCache(encoder, options.prompt_template, disk=disk)
-    return NovicClassifier(backend, vocab, options, encoder, variant.name, text_cache=text_cache,
-                           missing_decoder=missing_decoder)
+    return NovicClassifier(backend, vocab, options, bundle.clip, bundle.variant, missing_decoder=missing_decoder,
+                           text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir))
+
+
+def text_cache_for(backend, template: str, text_cache_dir: str) -> TextEmbeddingCache | None:
+    """Label embeddings that persist across runs, keyed by the CLIP weights and precision (and, inside,
+    by template); None when the backend has no text encoder."""
+    encoder = backend.text_encoder
+    if encoder is None:
+        return None
+    disk = DiskTextEmbeddings(text_cache_dir or cache_dir() / 'text_embeddings', encoder.cache_key)
+    return TextEmbeddingCache(encoder, template, disk=disk)
+
+
+def runtime_precision(backend: str, precision: str, device: str) -> str:
+    """onnxruntime: fp32, or int8 on the CPU; tensorrt: fp16 or fp32 (auto: fp16)."""
+    if backend == 'tensorrt':
+        if precision == 'int8':
+            raise ModelLoadError("precision int8 runs on the onnxruntime backend on the CPU; tensorrt runs fp16 or fp32")
+        return 'fp16' if precision == 'auto' else precision
+    return 'fp32' if precision == 'auto' else precision
+
+
+def _torch_models(variant: ModelVariant):
+    """novic_ros.torch_models, or an error saying that this variant needs torch and how to do without."""
+    try:
+        # torch is optional: a runtime install runs bundles and never loads it.
+        from . import torch_models
+    except ImportError as e:
+        if (e.name or '').split('.')[0] not in TORCH_SIDE:
+            raise
+        raise ModelLoadError(
+            f"model {variant.name} is defined by a CLIP model and a decoder checkpoint, and loading or exporting "
+            f"them needs torch and open_clip ({e}). Where torch is installed, export a bundle with "
+            f"`novic-export --model {variant.name} --out FOLDER`, copy FOLDER here and set model to its path") from None
+    return torch_models
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Backends: ONNX Runtime matches torch, exports are keyed and atomic, the TensorRT engine cache
-is correct without a GPU, and TensorRT itself runs where a GPU is present."""
+"""Backends: ONNX Runtime matches torch, bundles are keyed, complete and atomic, the TensorRT engine
+cache is correct without a GPU, and TensorRT itself runs where a GPU is present."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,14 +11,18 @@ import pytest
 import torch
 
 from conftest import make_tiny_decoder
-from novic_ros.backends import create_backend, resolve_backend_name
 from novic_ros.atomic_file import atomic_write
+from novic_ros.backends import onnx_export, resolve_backend_name
 from novic_ros.backends.engine_cache import EngineCache, EngineKey
-from novic_ros.backends import onnx_export
+from novic_ros.core import bundle as bundle_format
 from novic_ros.core.checkpoint import load_decoder
+from novic_ros.core.clip_encoder import ClipSpec
+from novic_ros.core.errors import ModelLoadError
 from novic_ros.core.generation import beam_search
+from novic_ros.core.variants import ModelVariant
 from novic_ros.pipeline import build_classifier
 from novic_ros.params import ModelParams
+from novic_ros.torch_models import export_for
 from novic_ros.training import toy_world
 
 HAS_TRT = torch.cuda.is_available() and importlib.util.find_spec('tensorrt') is not None
@@ -61,40 +65,78 @@ def test_onnxruntime_matches_torch_on_every_image(torch_and_ort, test_images):
 
 def test_onnx_decoder_graphs_keep_the_cache_and_match_torch(torch_and_ort):
     ref, ort = torch_and_ort
-    embeds = torch.nn.functional.normalize(torch.randn(7, 64, generator=torch.Generator().manual_seed(0)), dim=-1)
+    embeds = torch.nn.functional.normalize(torch.randn(7, 64, generator=torch.Generator().manual_seed(0)), dim=-1).numpy()
     s_ref = beam_search(ref.backend.runner, embeds, 4)
     s_ort = beam_search(ort.backend.runner, embeds, 4)
-    assert torch.equal(s_ref.tokens, s_ort.tokens)
-    assert torch.allclose(s_ref.log_probs, s_ort.log_probs, atol=1e-4)
+    assert np.array_equal(s_ref.tokens, s_ort.tokens)
+    assert np.allclose(s_ref.log_probs, s_ort.log_probs, atol=1e-4)
 
 
-def test_export_metadata_and_reuse(torch_and_ort, engine_dir, monkeypatch):
-    folders = list((engine_dir / 'onnx').iterdir())
-    assert len(folders) == 1
-    meta = json.loads((folders[0] / onnx_export.META_FILE).read_text())
-    for field in ('variant', 'clip_model', 'clip_fingerprint', 'decoder_hash', 'opset', 'image_size', 'embed_dim',
-                  'vocab_size', 'max_batch', 'files', 'key'):
-        assert field in meta
-    assert meta['variant'] == 'toy' and meta['opset'] == onnx_export.OPSET and meta['image_size'] == [64, 64]
-    monkeypatch.setattr(onnx_export, 'export_all', lambda *a, **k: pytest.fail('a current export was redone'))
+def test_text_graph_and_tokenizer_match_open_clip(torch_and_ort):
+    """Prompts of every length, unicode and text longer than the context: the bundle's tokenizer and
+    text graph give open_clip's encode_text, unit-normalised."""
+    ref, ort = torch_and_ort
+    texts = ['a photo of a dog.', 'a photo of a golden retriever next to a red fire truck.', 'naïve café ﬁsh',
+             '', 'x ' * 120, 'a photo of a ' + 'very ' * 30 + 'big cat.']
+    clip = ref.backend.encoder
+    expected = torch.nn.functional.normalize(clip.model.encode_text(clip.tokenize(texts)).float(), dim=-1).detach().numpy()
+    got = ort.backend.text_encoder.encode_texts(texts)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-4
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_bundle_describes_itself_and_is_reused(torch_and_ort, engine_dir, monkeypatch):
+    (folder,) = list((engine_dir / 'onnx').iterdir())
+    meta = json.loads((folder / bundle_format.BUNDLE_FILE).read_text())
+    assert meta['format'] == bundle_format.FORMAT and meta['variant'] == 'toy'
+    assert meta['clip']['preprocess']['size'] == [64, 64] and meta['clip']['embed_dim'] == 64
+    assert meta['clip']['fingerprint'] == torch_and_ort[0].clip.fingerprint != ''
+    assert meta['decoder']['vocab_size'] == len(torch_and_ort[0].vocab)
+    context = torch_and_ort[0].backend.encoder.tokenizer.context_length          # 32 for the toy CLIP
+    assert meta['tokenizer'] == {'name': 'open_clip.SimpleTokenizer', 'context_length': context, 'dynamic_length': True}
+    assert set(meta['graphs']) == {'image_encoder', 'decoder_prefill', 'decoder_step', 'text_encoder'}
+    assert {'torch', 'open_clip', 'novic_ros', 'onnx_opset'} <= set(meta['versions'])
+    # Every file of the folder is recorded (graphs with their external weights, both vocabularies).
+    assert set(meta['files']) == {p.name for p in folder.iterdir()} - {bundle_format.BUNDLE_FILE}
+    assert torch_and_ort[1].vocab.decode(torch_and_ort[0].vocab.encode('dog')) == 'dog'
+    monkeypatch.setattr(onnx_export, 'export_bundle', lambda *a, **k: pytest.fail('a current export was redone'))
     build_classifier(ModelParams(model='toy', backend='onnxruntime', device='cpu', engine_dir=str(engine_dir)))
 
 
-def test_a_changed_checkpoint_gets_a_new_export(tiny_encoder, tmp_path):
+def test_a_damaged_bundle_is_named_not_loaded(torch_and_ort, engine_dir, tmp_path):
+    import shutil
+    (folder,) = list((engine_dir / 'onnx').iterdir())
+    copy = tmp_path / 'copy'
+    shutil.copytree(folder, copy)
+    params = ModelParams(model=str(copy), backend='onnxruntime')
+    assert build_classifier(params).classify(np.zeros((20, 30, 3), np.uint8))[0].labels
+    step = copy / 'decoder_step.onnx'
+    step.write_bytes(step.read_bytes()[:1000])                    # a copy cut short
+    with pytest.raises(ModelLoadError, match='decoder_step.onnx has 1000 bytes.*copy the bundle again'):
+        build_classifier(params)
+    step.unlink()
+    with pytest.raises(ModelLoadError, match='incomplete: decoder_step.onnx is missing'):
+        build_classifier(params)
+    (copy / bundle_format.BUNDLE_FILE).write_text('{"format": "something else"}')
+    with pytest.raises(ModelLoadError, match='export the bundle again'):
+        build_classifier(params)
+    with pytest.raises(ModelLoadError, match='the torch backend runs'):
+        build_classifier(ModelParams(model=str(folder), backend='torch'))
+
+
+def test_a_changed_checkpoint_gets_a_new_export(tiny_clip_dir, tiny_encoder, tmp_path):
     d1 = make_tiny_decoder(tiny_encoder, tmp_path / 'd1', seed=1)
     d2 = make_tiny_decoder(tiny_encoder, tmp_path / 'd2', seed=2)
-    infos = []
-    for d in (d1, d2):
-        dec, vocab, _ = load_decoder(d)
-        infos.append(onnx_export.export_info('tiny', tiny_encoder, dec, d, vocab.eot))
-        create_backend('onnxruntime', tiny_encoder, dec, vocab, variant='tiny', decoder_dir=d, engine_dir=str(tmp_path / 'e'))
-    assert infos[0].key != infos[1].key
-    assert sorted(p.name for p in (tmp_path / 'e' / 'onnx').iterdir()) == sorted(i.key for i in infos)
+    keys = [export_for(ModelVariant('tiny', ClipSpec('local-dir:' + str(tiny_clip_dir)), d), tmp_path / 'e', True).key
+            for d in (d1, d2)]
+    assert keys[0] != keys[1]
+    assert sorted(p.name for p in (tmp_path / 'e' / 'onnx').iterdir()) == sorted(keys)
 
 
 def test_a_failed_export_leaves_nothing_behind(tiny_encoder, tiny_decoder_dir, tmp_path, monkeypatch):
     dec, vocab, _ = load_decoder(tiny_decoder_dir)
-    info = onnx_export.export_info('tiny', tiny_encoder, dec, tiny_decoder_dir, vocab.eot)
+    info = onnx_export.export_info('tiny', tiny_encoder, tiny_decoder_dir)
     real, calls = onnx_export._export, []
 
     def crash_on_second(*a, **k):
@@ -104,24 +146,26 @@ def test_a_failed_export_leaves_nothing_behind(tiny_encoder, tiny_decoder_dir, t
         return real(*a, **k)
     monkeypatch.setattr(onnx_export, '_export', crash_on_second)
     with pytest.raises(RuntimeError, match='simulated'):
-        onnx_export.ensure_export(info, tiny_encoder, dec, tmp_path)
+        onnx_export.ensure_bundle(info, tiny_encoder, dec, vocab, tmp_path)
     assert list((tmp_path / 'onnx').iterdir()) == []           # no half-written export, no temp folder
     monkeypatch.setattr(onnx_export, '_export', real)
-    folder = onnx_export.ensure_export(info, tiny_encoder, dec, tmp_path)
-    assert onnx_export.read_export(folder)['key'] == info.key
+    assert onnx_export.ensure_bundle(info, tiny_encoder, dec, vocab, tmp_path).key == info.key
 
 
-def test_prompted_mode_on_onnxruntime_exports_only_the_encoder(tmp_path):
+def test_prompted_mode_on_onnxruntime_loads_no_decoder(tmp_path):
     clf = build_classifier(ModelParams(model='toy', backend='onnxruntime', mode='prompted', labels=['dog', 'cat'],
                                        engine_dir=str(tmp_path)))
     (folder,) = (tmp_path / 'onnx').iterdir()
-    assert onnx_export.read_export(folder)['files'] == [onnx_export.ENCODER_FILE]
+    assert set(json.loads((folder / bundle_format.BUNDLE_FILE).read_text())['graphs']) == {'image_encoder', 'text_encoder'}
+    assert clf.backend.runner is None
     assert clf.classify(np.zeros((32, 32, 3), np.uint8))[0].top.text in ('dog', 'cat')
+    with pytest.raises(ModelLoadError, match='no decoder'):
+        build_classifier(ModelParams(model=str(folder), backend='onnxruntime'))
 
 
 def test_auto_picks_onnxruntime_on_this_cpu_and_tensorrt_fails_naming_the_fallback():
-    assert resolve_backend_name('auto', torch.device('cpu')) == 'onnxruntime'
-    assert resolve_backend_name('torch', torch.device('cpu')) == 'torch'
+    assert resolve_backend_name('auto', 'cpu') == 'onnxruntime'
+    assert resolve_backend_name('torch', 'cpu') == 'torch'
     if not HAS_TRT:
         with pytest.raises(Exception, match="use backend 'onnxruntime'"):
             build_classifier(ModelParams(model='toy', backend='tensorrt'))

@@ -1,11 +1,13 @@
 """Greedy and beam generation: the key/value cache changes nothing but speed, beam width 1 is
 greedy, batching changes nothing, and the scores are probabilities."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from novic_ros.core.decoder import DecoderConfig, ObjectDecoder
-from novic_ros.core.generation import TorchCachedRunner, TorchRecomputeRunner, beam_search, greedy
+from novic_ros.core.generation import beam_search, greedy
+from novic_ros.core.torch_runners import TorchCachedRunner, TorchRecomputeRunner
 from novic_ros.core.kv_cache import ConcatKVCache, StaticKVCache
 
 
@@ -21,7 +23,7 @@ def make_decoder(seed=0, **kw):
 
 
 def embeds(n=6, dim=32, seed=1):
-    return F.normalize(torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)), dim=-1)
+    return F.normalize(torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)), dim=-1).numpy()
 
 
 EOT = 7
@@ -31,9 +33,9 @@ def test_cached_greedy_equals_recompute():
     dec, e = make_decoder(), embeds()
     cached = greedy(TorchCachedRunner(dec, EOT), e)
     plain = greedy(TorchRecomputeRunner(dec, EOT), e)
-    assert torch.equal(cached.tokens, plain.tokens)
-    assert torch.allclose(cached.token_log_probs, plain.token_log_probs, atol=1e-4)
-    assert torch.allclose(cached.log_probs, plain.log_probs, atol=1e-4)
+    assert np.array_equal(cached.tokens, plain.tokens)
+    assert np.allclose(cached.token_log_probs, plain.token_log_probs, atol=1e-4)
+    assert np.allclose(cached.log_probs, plain.log_probs, atol=1e-4)
     # The sequences are not trivial: they differ between frames and run for several tokens.
     assert len({tuple(t[0].tolist()) for t in cached.tokens}) > 1
     assert cached.tokens.shape[2] > 2
@@ -43,17 +45,17 @@ def test_cached_beam_equals_recompute():
     dec, e = make_decoder(), embeds()
     a = beam_search(TorchCachedRunner(dec, EOT), e, 4)
     b = beam_search(TorchRecomputeRunner(dec, EOT), e, 4)
-    assert torch.equal(a.tokens, b.tokens)
-    assert torch.allclose(a.log_probs, b.log_probs, atol=1e-4)
+    assert np.array_equal(a.tokens, b.tokens)
+    assert np.allclose(a.log_probs, b.log_probs, atol=1e-4)
 
 
 def test_beam_width_one_equals_greedy():
     dec, e = make_decoder(seed=3), embeds(8)
     g = greedy(TorchCachedRunner(dec, EOT), e)
     b = beam_search(TorchCachedRunner(dec, EOT), e, 1)
-    assert torch.equal(g.tokens, b.tokens)
-    assert torch.allclose(g.log_probs, b.log_probs, atol=1e-5)
-    assert torch.equal(g.finished, b.finished)
+    assert np.array_equal(g.tokens, b.tokens)
+    assert np.allclose(g.log_probs, b.log_probs, atol=1e-5)
+    assert np.array_equal(g.finished, b.finished)
 
 
 def test_beam_finds_at_least_the_greedy_probability_and_is_sorted():
@@ -63,7 +65,7 @@ def test_beam_finds_at_least_the_greedy_probability_and_is_sorted():
     assert (b.log_probs[:, 0] >= g.log_probs[:, 0] - 1e-5).all()
     assert (b.log_probs[:, :-1] >= b.log_probs[:, 1:] - 1e-6).all()
     # Sequence log-probabilities are the sums of their token log-probabilities.
-    assert torch.allclose(b.token_log_probs.sum(-1), b.log_probs, atol=1e-4)
+    assert np.allclose(b.token_log_probs.sum(-1), b.log_probs, atol=1e-4)
 
 
 @pytest.mark.parametrize('width', [1, 3])
@@ -74,9 +76,9 @@ def test_batch_equals_frames_one_by_one(width):
     for i in range(len(e)):
         one = beam_search(run, e[i:i + 1], width)
         T = one.tokens.shape[2]
-        assert torch.equal(batch.tokens[i, :, :T], one.tokens[0])
+        assert np.array_equal(batch.tokens[i, :, :T], one.tokens[0])
         assert (batch.tokens[i, :, T:] == EOT).all()     # padding after the end only
-        assert torch.allclose(batch.log_probs[i], one.log_probs[0], atol=1e-5)
+        assert np.allclose(batch.log_probs[i], one.log_probs[0], atol=1e-5)
 
 
 class TreeRunner:
@@ -87,10 +89,10 @@ class TreeRunner:
         self.tree, self.vocab_size, self.eot, self.max_tokens = tree, vocab_size, eot, max_tokens
 
     def _logits(self, frames, prefixes):
-        out = torch.full((len(frames), self.vocab_size), -1e9)
+        out = np.full((len(frames), self.vocab_size), -1e9, dtype=np.float32)
         for i, (f, p) in enumerate(zip(frames, prefixes)):
             for tok, prob in self.tree[f].get(tuple(p), {self.eot: 1.0}).items():
-                out[i, tok] = torch.log(torch.tensor(prob))
+                out[i, tok] = np.log(prob)
         return out
 
     def start(self, embeds):
@@ -120,25 +122,25 @@ TREE = {
 
 
 def test_end_of_text_stops_and_pads():
-    s = greedy(TreeRunner(TREE), torch.tensor([[0.0], [1.0]]))
+    s = greedy(TreeRunner(TREE), np.array([[0.0], [1.0]]))
     assert s.finished.all()
     assert s.tokens[0, 0].tolist() == [3, 0, 0, 0]          # frame 0 ends after one token, padded
     assert s.tokens[1, 0].tolist() == [6, 8, 9, 0]
-    assert torch.allclose(s.log_probs[:, 0].exp(), torch.tensor([0.6, 0.9]))
+    assert np.allclose(np.exp(s.log_probs[:, 0]), [0.6, 0.9])
     assert (s.token_log_probs[0, 0, 2:] == 0).all()
 
 
 def test_beam_search_finds_the_scripted_probabilities():
-    s = beam_search(TreeRunner(TREE), torch.tensor([[0.0], [1.0]]), 3)
+    s = beam_search(TreeRunner(TREE), np.array([[0.0], [1.0]]), 3)
     # frame 0: [3] 0.6, [4 5] 0.2, [4] 0.2 ; frame 1: [6 8 9] 0.9, [7] 0.1
-    assert torch.allclose(s.log_probs[0].exp(), torch.tensor([0.6, 0.2, 0.2]), atol=1e-6)
+    assert np.allclose(np.exp(s.log_probs[0]), [0.6, 0.2, 0.2], atol=1e-6)
     assert s.tokens[0, 0, 0] == 3 and s.finished[0].all()
-    assert torch.allclose(s.log_probs[1, :2].exp(), torch.tensor([0.9, 0.1]), atol=1e-6)
+    assert np.allclose(np.exp(s.log_probs[1, :2]), [0.9, 0.1], atol=1e-6)
     assert s.tokens[1, 0, :3].tolist() == [6, 8, 9]
 
 
 def test_max_tokens_cuts_unfinished_sequences():
-    s = greedy(TreeRunner(TREE), torch.tensor([[1.0]]), max_tokens=2)
+    s = greedy(TreeRunner(TREE), np.array([[1.0]]), max_tokens=2)
     assert s.tokens[0, 0].tolist() == [6, 8] and not s.finished[0, 0]
 
 
@@ -157,6 +159,7 @@ def test_static_and_concat_caches_agree():
     static = StaticKVCache(dec.cfg, 3, 'cpu')
     concat = ConcatKVCache(layers=dec.cfg.layers)
     with torch.no_grad():
+        e = torch.from_numpy(e)
         a, b = dec.prefill(e, static), dec.prefill(e, concat)
         assert torch.allclose(a, b, atol=1e-5)
         tok = a.argmax(-1)

@@ -15,7 +15,7 @@ def reference(frame, cfg: PreprocessConfig):
     size = cfg.size if cfg.size[0] != cfg.size[1] else cfg.size[0]
     t = image_transform_v2(PreprocessCfg(size=size, mean=MEAN, std=STD, interpolation=cfg.interpolation,
                                          resize_mode=cfg.resize_mode, fill_color=cfg.fill_color), is_train=False)
-    return t(Image.fromarray(frame))
+    return t(Image.fromarray(frame)).numpy()
 
 
 CONFIGS = [
@@ -35,7 +35,7 @@ def test_matches_open_clip_on_real_photos(photos, cfg):
         ours = pre(frame)[0]
         ref = reference(frame, cfg)
         assert ours.shape == ref.shape, name
-        mad = (ours - ref).abs().mean().item()
+        mad = np.abs(ours - ref).mean()
         assert mad < 1 / 255, f"{name}: mean abs difference {mad:.5f} after normalisation"
 
 
@@ -47,7 +47,7 @@ def test_matches_open_clip_on_odd_sizes(shape):
     frame = np.asarray(Image.fromarray(coarse).resize((shape[1], shape[0]), Image.BILINEAR))
     for cfg in CONFIGS[:4]:
         ours = Preprocessor(cfg)(frame)[0]
-        assert (ours - reference(frame, cfg)).abs().mean().item() < 1 / 255, (shape, cfg.resize_mode)
+        assert np.abs(ours - reference(frame, cfg)).mean() < 1 / 255, (shape, cfg.resize_mode)
 
 
 def test_same_top1_as_pil_pipeline(toy_classifier, photos):
@@ -57,7 +57,7 @@ def test_same_top1_as_pil_pipeline(toy_classifier, photos):
     text = enc.encode_texts([f'a photo of a {n}.' for n in NOUNS])
     frames = [f for _, f, _ in photos] + [x.image for x in render_set(1, (240, 320), seed=5)][:40]
     ours = enc.encode_images(toy_classifier.preprocess(frames))
-    ref = enc.encode_images(torch.stack([reference(f, enc.preprocess_cfg) for f in frames]))
+    ref = enc.encode_images(np.stack([reference(f, enc.preprocess_cfg) for f in frames]))
     assert torch.equal((ours @ text.T).argmax(1), (ref @ text.T).argmax(1))
 
 
@@ -65,8 +65,8 @@ def test_batch_of_mixed_sizes_equals_frames_one_by_one(photos):
     pre = Preprocessor(CONFIGS[0])
     frames = [f for _, f, _ in photos]
     batch = pre(frames)
-    single = torch.cat([pre(f) for f in frames])
-    assert torch.equal(batch, single)
+    single = np.concatenate([pre(f) for f in frames])
+    assert np.array_equal(batch, single)
     assert batch.shape == (len(frames), 3, 224, 224)
 
 
@@ -74,7 +74,7 @@ def test_accepts_a_4d_batch_array():
     frames = np.random.default_rng(1).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
     out = Preprocessor(CONFIGS[1])(frames)
     assert out.shape == (3, 3, 64, 64)
-    assert torch.equal(out[1:2], Preprocessor(CONFIGS[1])(frames[1]))
+    assert np.array_equal(out[1:2], Preprocessor(CONFIGS[1])(frames[1]))
 
 
 @pytest.mark.parametrize('frame, words', [

@@ -10,7 +10,8 @@ import torch
 from conftest import TOY_CLIP
 from novic_ros.core.checkpoint import load_decoder, read_meta
 from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec, encode_tokens_trimmed, supports_trimmed_text
-from novic_ros.core.generation import TorchCachedRunner, greedy
+from novic_ros.core.generation import greedy
+from novic_ros.core.torch_runners import TorchCachedRunner
 from novic_ros.core.preprocess import Preprocessor
 from novic_ros.training import toy_world
 from novic_ros.training.prompts import PromptGenerator, default_plural

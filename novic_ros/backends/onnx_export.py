@@ -1,8 +1,13 @@
-"""Export a variant to ONNX: the image encoder, and the decoder as two graphs that keep the
-key/value cache (prefill: embeddings -> first logits + cache; step: one token + past cache ->
-logits + present cache), all with dynamic batch. The graphs are cached under
-<engine_dir>/onnx/<key>/ with a metadata JSON; the key changes with the CLIP weights, the decoder
-checkpoint, the opset and the exporter version, so a stale export is never reused.
+"""Export a variant to a bundle (core/bundle.py): the image encoder, the decoder as two graphs that
+keep the key/value cache (prefill: embeddings -> first logits + cache; step: one token + past
+cache -> logits + present cache), CLIP's text encoder for prompts, all with dynamic batch, plus
+the label vocabulary, the tokenizer's vocabulary and bundle.json. This is the torch side: a
+runtime loads the bundle without torch.
+
+Bundles are cached under <engine_dir>/onnx/<key>/; the key changes with the CLIP weights, the
+decoder checkpoint, the opset, the bundle format and the exporter version, so a stale export is
+never reused. A bundle is written into a temporary folder renamed into place: a crash never leaves
+a half-written one that is later loaded.
 """
 from __future__ import annotations
 
@@ -16,21 +21,30 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Sequence
 
+import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.tokenizer import SimpleTokenizer, _clean_lower
 
-from ..core.checkpoint import checkpoint_hash, clip_fingerprint
+from ..core.bundle import (BUNDLE_FILE, DECODER_PREFILL, DECODER_STEP, FORMAT, IMAGE_ENCODER, LABEL_VOCAB_FILE,
+                           PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
+from ..core.checkpoint import checkpoint_hash
+from ..core.clip_bpe import VOCAB_FILE, open_clip_vocab_file
+from ..core.clip_encoder import ClipEncoder, encode_tokens_at_length, supports_trimmed_text
 from ..core.decoder import ObjectDecoder
+from ..core.errors import ModelLoadError
 from ..core.kv_cache import ConcatKVCache
+from ..core.label_tokens import TOKENIZER_NAME, LabelVocab
+from .quantize import quantize_bundle
 from .base import (ENCODER_INPUT, ENCODER_OUTPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, PRESENT_K, PRESENT_V,
-                   STEP_TOKEN_INPUT)
+                   STEP_TOKEN_INPUT, TEXT_INPUT, TEXT_OUTPUT)
 
 log = logging.getLogger(__name__)
 OPSET = 18
-ENCODER_FILE, PREFILL_FILE, STEP_FILE, META_FILE = 'image_encoder.onnx', 'decoder_prefill.onnx', 'decoder_step.onnx', 'export.json'
-ENCODER_FP16_FILE = 'image_encoder_fp16.onnx'
 MAX_BATCH = 256
 
 
@@ -45,6 +59,19 @@ class ImageEncoderGraph(torch.nn.Module):
 
     def forward(self, pixels):
         return F.normalize(self.visual(pixels.to(self.dtype)).float(), dim=-1)
+
+
+class TextEncoderGraph(torch.nn.Module):
+    """CLIP token ids (B x L, cut after the batch's last end-of-text, or the full context for towers
+    that cannot be cut) -> unit text embeddings (B x E): open_clip's encode_text, normalised."""
+
+    def __init__(self, clip_model, trimmed: bool):
+        super().__init__()
+        self.model, self.trimmed = clip_model, trimmed
+
+    def forward(self, tokens):
+        feats = encode_tokens_at_length(self.model, tokens) if self.trimmed else self.model.encode_text(tokens)
+        return F.normalize(feats.float(), dim=-1)
 
 
 class PrefillGraph(torch.nn.Module):
@@ -69,44 +96,48 @@ class StepGraph(torch.nn.Module):
         return (logits, *cache.present())          # present: layers x B x H x (T+1) x Dh
 
 
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return 'unknown'
+
+
 @dataclass(frozen=True)
 class ExportInfo:
+    """What identifies an export: the same info gives the same bundle (and cache folder)."""
     variant: str
     clip_model: str
     clip_pretrained: str | None
     clip_fingerprint: str
-    decoder_hash: str
+    decoder_hash: str             # content hash of the decoder checkpoint; 'none' without a decoder
     opset: int
     torch_version: str
-    image_size: tuple[int, int]
-    embed_dim: int
-    vocab_size: int
-    decoder_layers: int
-    decoder_heads: int
-    head_dim: int
-    prefix_len: int
-    max_positions: int
-    eot: int
-    max_batch: int
-    created: str = ''
 
     @property
     def key(self) -> str:
-        blob = f"{self.clip_fingerprint}-{self.decoder_hash}-{self.opset}-{self.torch_version}"
+        blob = f"{FORMAT}-{self.clip_fingerprint}-{self.decoder_hash}-{self.opset}-{self.torch_version}"
         return f"{self.variant}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def export_info(variant: str, encoder, decoder: ObjectDecoder | None, decoder_dir, eot: int) -> ExportInfo:
-    """Describe the export; without a decoder (prompted mode) only the image encoder is exported."""
-    c = decoder.cfg if decoder is not None else None
+def export_info(variant: str, encoder: ClipEncoder, decoder_dir=None) -> ExportInfo:
+    """Describe the export; without a decoder (prompted mode) the bundle has no decoder graphs."""
     return ExportInfo(variant=variant, clip_model=encoder.spec.model, clip_pretrained=encoder.spec.pretrained,
-                      clip_fingerprint=clip_fingerprint(encoder.model),
-                      decoder_hash=checkpoint_hash(decoder_dir) if c else 'none',
-                      opset=OPSET, torch_version=torch.__version__, image_size=tuple(encoder.preprocess_cfg.size),
-                      embed_dim=encoder.embed_dim, vocab_size=c.vocab_size if c else 0,
-                      decoder_layers=c.layers if c else 0, decoder_heads=c.heads if c else 0,
-                      head_dim=c.width // c.heads if c else 0, prefix_len=c.prefix_len if c else 0,
-                      max_positions=c.max_positions if c else 0, eot=eot, max_batch=MAX_BATCH)
+                      clip_fingerprint=encoder.facts().fingerprint,
+                      decoder_hash=checkpoint_hash(decoder_dir) if decoder_dir is not None else 'none',
+                      opset=OPSET, torch_version=torch.__version__)
+
+
+def text_tokenizer_problem(encoder: ClipEncoder) -> str | None:
+    """Why the bundle cannot carry this model's text encoder, or None: the runtime tokenizer is CLIP
+    BPE exactly as open_clip's SimpleTokenizer with its default cleaning (OpenAI and LAION CLIPs);
+    other tokenizers (SigLIP, Hugging Face ones) would give other ids."""
+    tok = encoder.tokenizer
+    if type(tok) is not SimpleTokenizer or tok.clean_fn is not _clean_lower or tok.reduction_fn is not None:
+        return f"its tokenizer ({type(tok).__name__}) is not CLIP BPE with open_clip's default cleaning"
+    if tok.vocab_size != 49408:
+        return f"its tokenizer has {tok.vocab_size} tokens, not CLIP's 49408"
+    return None
 
 
 def _export(module, args, path, input_names, output_names, dynamic_shapes) -> None:
@@ -116,27 +147,102 @@ def _export(module, args, path, input_names, output_names, dynamic_shapes) -> No
                           dynamic_shapes=dynamic_shapes, dynamo=True, opset_version=OPSET, verbose=False)
 
 
-def export_all(info: ExportInfo, encoder, decoder: ObjectDecoder | None, out_dir: Path) -> Path:
-    """Write the graphs (encoder; prefill and step when there is a decoder) and the metadata into out_dir, atomically (a temporary folder renamed
-    into place), so a crash never leaves a half-written export that is later loaded."""
+def _batch_dim():
+    return torch.export.Dim('batch', min=1, max=MAX_BATCH)
+
+
+def _export_decoder(decoder: ObjectDecoder, folder: Path) -> None:
+    cfg = decoder.cfg
+    past = torch.export.Dim('past', min=1, max=cfg.max_positions - 1)
+    dec = copy.deepcopy(decoder).float().cpu().eval()
+    embeds = F.normalize(torch.randn(2, cfg.embed_dim), dim=-1)
+    batch = _batch_dim()
+    _export(PrefillGraph(dec), (embeds,), folder / graph_file(DECODER_PREFILL, 'fp32'), [PREFILL_INPUT],
+            [LOGITS, PRESENT_K, PRESENT_V], {'embeddings': {0: batch}})
+    with torch.no_grad():
+        logits, k, v = PrefillGraph(dec)(embeds)
+    _export(StepGraph(dec), (logits.argmax(-1), k, v), folder / graph_file(DECODER_STEP, 'fp32'),
+            [STEP_TOKEN_INPUT, PAST_K, PAST_V], [LOGITS, PRESENT_K, PRESENT_V],
+            {'tokens': {0: batch}, 'past_k': {1: batch, 3: past}, 'past_v': {1: batch, 3: past}})
+
+
+def _export_text(model, folder: Path, context_length: int) -> bool:
+    """The text graph; returns whether it takes any length up to the context (else exactly it)."""
+    trimmed = supports_trimmed_text(model)
+    tokens = torch.zeros(2, context_length if not trimmed else 8, dtype=torch.long)
+    tokens[:, 0], tokens[:, 5] = 49406, 49407
+    shapes = {'tokens': {0: _batch_dim(), **({1: torch.export.Dim('length', min=2, max=context_length)} if trimmed else {})}}
+    _export(TextEncoderGraph(model, trimmed), (tokens,), folder / graph_file(TEXT_ENCODER, 'fp32'), [TEXT_INPUT],
+            [TEXT_OUTPUT], shapes)
+    return trimmed
+
+
+def export_fp16_encoder(folder: Path, encoder: ClipEncoder) -> None:
+    """The half-precision image encoder graph (for TensorRT fp16: TensorRT 11 builds strongly typed
+    networks only, so precision lives in the graph, not in a builder flag)."""
+    size = read_bundle(folder, check=False).clip.preprocess.size
+    name = graph_file(IMAGE_ENCODER, 'fp16')
+    _export(ImageEncoderGraph(copy.deepcopy(encoder.model).float().cpu(), torch.float16),
+            (torch.zeros(2, 3, *size, dtype=torch.float16),), folder / name, [ENCODER_INPUT], [ENCODER_OUTPUT],
+            {'pixels': {0: _batch_dim()}})
+    add_graphs(folder, {IMAGE_ENCODER: {'fp16': name}})
+
+
+def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder | None, vocab: LabelVocab | None,
+                  out_dir: str | os.PathLike, precisions: Sequence[str] = ('fp32',)) -> Bundle:
+    """Write the bundle for `info` into out_dir (replacing what is there), atomically."""
+    unknown = set(precisions) - set(PRECISIONS)
+    if unknown:
+        raise ValueError(f"unknown precisions {sorted(unknown)}; choose from {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + '.tmp-', dir=out_dir.parent))
     t0 = time.time()
     try:
-        batch = torch.export.Dim('batch', min=1, max=info.max_batch)
         # Export copies: the live models may sit on a GPU in fp16 and must stay there.
-        model = copy.deepcopy(encoder.model).float().cpu()
-        pixels = torch.zeros(2, 3, *info.image_size)
-        _export(ImageEncoderGraph(model), (pixels,), tmp / ENCODER_FILE, [ENCODER_INPUT], [ENCODER_OUTPUT],
-                {'pixels': {0: batch}})
-        files = [ENCODER_FILE]
+        model = copy.deepcopy(encoder.model).float().cpu().eval()
+        facts = encoder.facts()
+        pre = facts.preprocess
+        _export(ImageEncoderGraph(model), (torch.zeros(2, 3, *pre.size),), tmp / graph_file(IMAGE_ENCODER, 'fp32'),
+                [ENCODER_INPUT], [ENCODER_OUTPUT], {'pixels': {0: _batch_dim()}})
+        graphs = {IMAGE_ENCODER: {'fp32': graph_file(IMAGE_ENCODER, 'fp32')}}
+        tokenizer = None
+        problem = text_tokenizer_problem(encoder)
+        if problem is None:
+            context = int(encoder.tokenizer.context_length)
+            dynamic = _export_text(model, tmp, context)
+            graphs[TEXT_ENCODER] = {'fp32': graph_file(TEXT_ENCODER, 'fp32')}
+            tokenizer = {'name': TOKENIZER_NAME, 'context_length': context, 'dynamic_length': dynamic}
+        else:
+            log.warning("the bundle gets no text encoder (prompted and hybrid modes need one): %s", problem)
+        shutil.copyfile(open_clip_vocab_file(), tmp / VOCAB_FILE)
+        dec_meta = None
         if decoder is not None:
-            _export_decoder(info, decoder, tmp, batch)
-            files += [PREFILL_FILE, STEP_FILE]
-        meta = {**asdict(info), 'created': time.strftime('%Y-%m-%dT%H:%M:%S'), 'key': info.key,
-                'files': files, 'export_seconds': round(time.time() - t0, 1)}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + '\n')
+            _export_decoder(decoder, tmp)
+            for g in (DECODER_PREFILL, DECODER_STEP):
+                graphs[g] = {'fp32': graph_file(g, 'fp32')}
+            (tmp / LABEL_VOCAB_FILE).write_text(json.dumps({'clip_token_ids': vocab.clip_ids.tolist()}) + '\n')
+            c = decoder.cfg
+            dec_meta = {'vocab_size': c.vocab_size, 'layers': c.layers, 'heads': c.heads, 'head_dim': c.width // c.heads,
+                        'prefix_len': c.prefix_len, 'max_positions': c.max_positions, 'eot': vocab.eot,
+                        'checkpoint_hash': info.decoder_hash, 'config': c.to_dict()}
+        files = sorted(p.name for p in tmp.iterdir())          # graphs with their external data, vocabularies
+        meta = {
+            'format': FORMAT, 'variant': info.variant, 'key': info.key, 'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
+            'clip': {'model': info.clip_model, 'pretrained': info.clip_pretrained, 'fingerprint': info.clip_fingerprint,
+                     'embed_dim': facts.embed_dim, 'logit_scale': facts.logit_scale,
+                     'preprocess': {**asdict(pre), 'size': list(pre.size)}},
+            'decoder': dec_meta, 'tokenizer': tokenizer, 'bpe_file': VOCAB_FILE, 'max_batch': MAX_BATCH,
+            'graphs': graphs, 'files': {f: file_record(tmp / f) for f in files},
+            'versions': {'novic_ros': _version('novic_ros'), 'torch': torch.__version__,
+                         'open_clip': open_clip.__version__, 'onnx_opset': OPSET},
+            'export_seconds': round(time.time() - t0, 1),
+        }
+        (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + '\n')
+        if 'fp16' in precisions:
+            export_fp16_encoder(tmp, encoder)
+        if 'int8' in precisions:
+            quantize_bundle(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -144,53 +250,25 @@ def export_all(info: ExportInfo, encoder, decoder: ObjectDecoder | None, out_dir
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("exported %s to %s in %.1f s", info.variant, out_dir, time.time() - t0)
-    return out_dir
+    return read_bundle(out_dir)
 
 
-def _export_decoder(info: ExportInfo, decoder: ObjectDecoder, folder: Path, batch) -> None:
-    past = torch.export.Dim('past', min=1, max=info.max_positions - 1)
-    dec = copy.deepcopy(decoder).float().cpu().eval()
-    embeds = F.normalize(torch.randn(2, info.embed_dim), dim=-1)
-    _export(PrefillGraph(dec), (embeds,), folder / PREFILL_FILE, [PREFILL_INPUT], [LOGITS, PRESENT_K, PRESENT_V],
-            {'embeddings': {0: batch}})
-    with torch.no_grad():
-        logits, k, v = PrefillGraph(dec)(embeds)
-    _export(StepGraph(dec), (logits.argmax(-1), k, v), folder / STEP_FILE, [STEP_TOKEN_INPUT, PAST_K, PAST_V],
-            [LOGITS, PRESENT_K, PRESENT_V],
-            {'tokens': {0: batch}, 'past_k': {1: batch, 3: past}, 'past_v': {1: batch, 3: past}})
-
-
-def ensure_fp16_encoder(folder: Path, encoder) -> Path:
-    """The half-precision image encoder graph of an export (for TensorRT fp16), exported on first use."""
-    path = Path(folder) / ENCODER_FP16_FILE
-    if path.is_file():
-        return path
-    meta = read_export(folder)
-    batch = torch.export.Dim('batch', min=1, max=meta['max_batch'])
-    tmp = path.with_suffix('.tmp.onnx')
-    _export(ImageEncoderGraph(copy.deepcopy(encoder.model).float().cpu(), torch.float16),
-            (torch.zeros(2, 3, *meta['image_size'], dtype=torch.float16),), tmp, [ENCODER_INPUT], [ENCODER_OUTPUT],
-            {'pixels': {0: batch}})
-    os.replace(tmp, path)
-    return path
-
-
-def read_export(folder: Path) -> dict | None:
-    """The metadata of a complete export in `folder`, or None."""
-    meta = Path(folder) / META_FILE
-    if not meta.is_file():
-        return None
-    data = json.loads(meta.read_text())
-    if not all((Path(folder) / f).is_file() for f in data.get('files', [])):
-        return None
-    return data
-
-
-def ensure_export(info: ExportInfo, encoder, decoder: ObjectDecoder | None, engine_dir: Path) -> Path:
-    """The export folder for `info` under engine_dir/onnx, exporting first when missing or stale."""
+def ensure_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder | None, vocab: LabelVocab | None,
+                  engine_dir: str | os.PathLike) -> Bundle:
+    """The cached bundle for `info` under engine_dir/onnx, exporting first when missing or stale."""
     folder = Path(engine_dir) / 'onnx' / info.key
-    meta = read_export(folder)
-    if meta is not None and meta.get('key') == info.key:
-        return folder
+    try:
+        bundle = read_bundle(folder)
+        if bundle.key == info.key:
+            return bundle
+    except ModelLoadError:
+        pass
     log.info("exporting %s to ONNX (once; cached in %s)", info.variant, folder)
-    return export_all(info, encoder, decoder, folder)
+    return export_bundle(info, encoder, decoder, vocab, folder)
+
+
+def ensure_fp16_encoder(bundle: Bundle, encoder: ClipEncoder) -> Bundle:
+    """The bundle with its half-precision image encoder graph, exported on first use."""
+    if not bundle.has_graph(IMAGE_ENCODER, 'fp16'):
+        export_fp16_encoder(bundle.folder, encoder)
+    return read_bundle(bundle.folder)

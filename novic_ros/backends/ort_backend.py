@@ -1,25 +1,29 @@
-"""ONNX Runtime backend: the exported encoder and decoder graphs (onnx_export.py) on the CPU, or
-on a GPU through the CUDA execution provider when present. The decoder cache lives in numpy
-arrays that the step graph takes and returns."""
+"""ONNX Runtime backend: a bundle's graphs (core/bundle.py) on the CPU, or on a GPU through the CUDA
+execution provider when present; fp32, or int8 on the CPU (quantised graphs, quantize.py). The
+decoder cache lives in numpy arrays that the step graph takes and returns. Needs no torch."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import threading
+from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
-from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT
-from .onnx_export import ENCODER_FILE, PREFILL_FILE, STEP_FILE, read_export
+from ..core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, TEXT_ENCODER, Bundle
+from ..core.clip_bpe import ClipBPE
+from ..core.errors import ModelLoadError
+from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT, TEXT_INPUT
+from .devices import cpu_int8_dot
 
 log = logging.getLogger(__name__)
+TEXT_BATCH = 256
 
 
 def session_options(threads: int):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # ORT's idle worker threads spin by default; between graph runs we run torch (preprocessing, beam
+    # ORT's idle worker threads spin by default; between graph runs we run numpy (preprocessing, beam
     # bookkeeping), and spinning threads would steal its cores.
     opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if threads:
@@ -28,11 +32,17 @@ def session_options(threads: int):
     return opts
 
 
-def providers(device: torch.device) -> list[str]:
-    available = ort.get_available_providers()
-    if device.type == 'cuda' and 'CUDAExecutionProvider' in available:
+def providers(device: str) -> list[str]:
+    if device.startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers():
         return ['CUDAExecutionProvider', 'CPUExecutionProvider']
     return ['CPUExecutionProvider']
+
+
+def load_session(path, threads: int = 0, device: str = 'cpu') -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(path), session_options(threads), providers=providers(device))
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}; export the bundle again") from e
 
 
 class _OrtSession:
@@ -41,14 +51,13 @@ class _OrtSession:
     def __init__(self, step, k, v):
         self.step_sess, self.k, self.v = step, k, v
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        logits, self.k, self.v = self.step_sess.run(None, {STEP_TOKEN_INPUT: tokens.cpu().numpy().astype(np.int64),
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        logits, self.k, self.v = self.step_sess.run(None, {STEP_TOKEN_INPUT: np.asarray(tokens, np.int64),
                                                           PAST_K: self.k, PAST_V: self.v})
-        return torch.from_numpy(logits)
+        return logits
 
-    def reorder(self, index: torch.Tensor) -> None:
-        idx = index.cpu().numpy()
-        self.k, self.v = np.take(self.k, idx, axis=1), np.take(self.v, idx, axis=1)
+    def reorder(self, index: np.ndarray) -> None:
+        self.k, self.v = np.take(self.k, index, axis=1), np.take(self.v, index, axis=1)
 
 
 class OrtDecoderRunner:
@@ -56,35 +65,86 @@ class OrtDecoderRunner:
         self.prefill, self.step = prefill, step
         self.vocab_size, self.eot, self.max_tokens = vocab_size, eot, max_tokens
 
-    def start(self, embeds: torch.Tensor):
-        logits, k, v = self.prefill.run(None, {PREFILL_INPUT: embeds.float().cpu().numpy()})
-        return torch.from_numpy(logits), _OrtSession(self.step, k, v)
+    def start(self, embeds: np.ndarray):
+        logits, k, v = self.prefill.run(None, {PREFILL_INPUT: np.asarray(embeds, np.float32)})
+        return logits, _OrtSession(self.step, k, v)
+
+
+class OrtTextEncoder:
+    """CLIP's text tower as a bundle's graph, with the tokenizer that needs no torch; the graph and the
+    BPE vocabulary are loaded on first use (a generating robot never holds them). Prompts are sorted
+    by length and each batch is cut after its longest prompt when the graph allows it (same
+    embeddings as the full context, a fraction of the cost)."""
+
+    def __init__(self, bundle: Bundle, threads: int = 0, device: str = 'cpu'):
+        t = bundle.tokenizer
+        self.bundle, self.threads, self.device = bundle, threads, device
+        self.context_length, self.dynamic_length = t.context_length, t.dynamic_length
+        self.embed_dim = bundle.clip.embed_dim
+        self.cache_key = f"{bundle.clip.fingerprint}-fp32"
+        self._session: ort.InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._session is None:
+                self.bpe: ClipBPE = self.bundle.bpe()
+                self._session = load_session(self.bundle.graph(TEXT_ENCODER), self.threads, self.device)
+        return self._session
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        session = self._load()
+        tokens = self.bpe.tokenize(list(texts), self.context_length)
+        lengths = (tokens == self.bpe.eot_token_id).argmax(axis=1) + 1
+        order = np.argsort(-lengths, kind='stable')
+        out = None
+        for start in range(0, len(tokens), TEXT_BATCH):
+            idx = order[start:start + TEXT_BATCH]
+            batch = tokens[idx, :int(lengths[idx].max())] if self.dynamic_length else tokens[idx]
+            (embs,) = session.run(None, {TEXT_INPUT: batch})
+            if out is None:
+                out = np.empty((len(tokens), embs.shape[1]), np.float32)
+            out[idx] = embs
+        return out if out is not None else np.zeros((0, self.embed_dim), np.float32)
 
 
 class OrtBackend:
     name = 'onnxruntime'
 
-    def __init__(self, export_dir: Path, device: torch.device, threads: int = 0, with_decoder: bool = True):
-        meta = read_export(export_dir)
-        if meta is None:
-            raise FileNotFoundError(f"no complete ONNX export in {export_dir}; run novic-export")
-        self.meta = meta
-        self.export_dir = Path(export_dir)
-        self.device = device if device.type == 'cuda' else torch.device('cpu')
-        self.input_dtype = torch.float32
+    def __init__(self, bundle: Bundle, device: str = 'cpu', threads: int = 0, precision: str = 'fp32',
+                 with_decoder: bool = True):
+        if precision == 'int8' and device.startswith('cuda'):
+            raise ModelLoadError("precision int8 runs on the CPU (ONNX Runtime's integer kernels); "
+                                 "use device 'cpu', or precision fp32/fp16 on the GPU")
+        self.bundle = bundle
+        self.device = device if device.startswith('cuda') else 'cpu'
+        self.threads = threads
+        self.precision = 'int8' if precision == 'int8' else 'fp32'
+        if precision == 'fp16':
+            log.warning("onnxruntime runs fp32 graphs (fp16 is the tensorrt backend's); running fp32")
+        self.int8_dot = cpu_int8_dot() if self.precision == 'int8' else ''
+        if self.precision == 'int8' and not self.int8_dot:
+            log.warning("this CPU has no int8 dot-product instructions (VNNI, ARM dotprod): int8 may gain little over fp32")
         self.providers = providers(device)
-        opts = session_options(threads)
-        load = lambda f: ort.InferenceSession(str(self.export_dir / f), opts, providers=self.providers)  # noqa: E731
-        self.encoder = load(ENCODER_FILE)
+        self.encoder = load_session(bundle.graph(IMAGE_ENCODER, self.precision), threads, device)
         self.runner = None
         if with_decoder:
-            self.runner = OrtDecoderRunner(load(PREFILL_FILE), load(STEP_FILE), meta['vocab_size'], meta['eot'],
-                                           meta['max_positions'] - meta['prefix_len'])
+            if bundle.decoder is None:
+                raise ModelLoadError(f"bundle {bundle.folder} has no decoder (it was exported for prompted mode "
+                                     "only); use mode prompted, or export the variant with its decoder")
+            d = bundle.decoder
+            self.runner = OrtDecoderRunner(load_session(bundle.graph(DECODER_PREFILL, self.precision), threads, device),
+                                           load_session(bundle.graph(DECODER_STEP, self.precision), threads, device),
+                                           d.vocab_size, d.eot, d.max_tokens)
+        has_text = bundle.tokenizer is not None and bundle.has_graph(TEXT_ENCODER)
+        self.text_encoder = OrtTextEncoder(bundle, threads, self.device) if has_text else None
         self.version = ort.__version__
 
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        (embeds,) = self.encoder.run(None, {ENCODER_INPUT: pixels.float().cpu().numpy()})
-        return torch.from_numpy(embeds)
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        (embeds,) = self.encoder.run(None, {ENCODER_INPUT: np.asarray(pixels, np.float32)})
+        return embeds
 
     def describe(self) -> str:
-        return f"onnxruntime {self.version} ({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})"
+        eps = ', '.join(p.replace('ExecutionProvider', '') for p in self.providers)
+        prec = f"int8 on {self.int8_dot or 'plain SIMD'}" if self.precision == 'int8' else self.precision
+        return f"onnxruntime {self.version} ({eps}, {prec}), bundle {self.bundle.folder}"

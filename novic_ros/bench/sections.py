@@ -11,20 +11,19 @@ import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
-from ..backends import create_backend
-from ..core.checkpoint import load_decoder
-from ..core.classifier import NovicClassifier
 from ..core.decoder import ObjectDecoder
-from ..core.generation import TorchCachedRunner, TorchRecomputeRunner, beam_search, greedy
+from ..core.generation import beam_search, greedy
 from ..core.preprocess import PreprocessConfig, Preprocessor
+from ..core.torch_runners import TorchCachedRunner, TorchRecomputeRunner
 from ..params import ModelParams
 from ..paths import config_path
+from ..pipeline import build_classifier
 from ..ros.image_conversion import raw_to_rgb, rgb_to_raw
 from ..ros.node_process import NodeProcess
 from ..training import toy_world
 from ..training.nouns_source import dictionary_nouns
 from ..training.prompts import PromptGenerator
-from .models import TYPICAL_STEPS, b32_decoder_config, b32_decoder_dir, b32_encoder, b32_models_file, bench_dir
+from .models import TYPICAL_STEPS, b32_decoder_config, b32_encoder, b32_models_file, bench_dir
 from .timing import interleaved
 
 
@@ -90,17 +89,12 @@ def text_encoding(repeat: int) -> str:
                    ['real length (novic_ros)', t['trimmed'], rate(t['trimmed']), t['full'] / t['trimmed']]])
 
 
-def _classifiers(backends: list[str], device: str):
-    enc = b32_encoder()
-    dec_dir = b32_decoder_dir(enc)
-    out = {}
-    for name in backends:
-        decoder, vocab, _ = load_decoder(dec_dir)
-        options = ModelParams(model='b32-random', backend=name, beam_width=5, top_k=3, max_tokens=TYPICAL_STEPS).to_options()
-        backend = create_backend(name, enc, decoder, vocab, variant='bench-b32', decoder_dir=dec_dir,
-                                 engine_dir=str(enc_dir_engines()), max_batch=8, beam_width=5)
-        out[name] = NovicClassifier(backend, vocab, options, enc, 'b32-random')
-    return out
+def _classifiers(backends: list[str], device: str, precision: str = 'auto'):
+    models = b32_models_file()
+    return {name: build_classifier(ModelParams(model='b32-random', models_file=str(models), backend=name, device=device,
+                                               precision=precision, beam_width=5, top_k=3, max_tokens=TYPICAL_STEPS,
+                                               engine_dir=str(enc_dir_engines())))
+            for name in backends}
 
 
 def enc_dir_engines():

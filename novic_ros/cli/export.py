@@ -1,5 +1,8 @@
-"""novic-export --model VARIANT : export the image encoder and the decoder (prefill and one-token
-step graphs with the key/value cache) to ONNX with dynamic batch, plus a metadata JSON."""
+"""novic-export --model VARIANT [--out FOLDER] : export a variant to a deployable bundle: the image
+encoder, the decoder (prefill and one-token step graphs with the key/value cache), CLIP's text
+encoder, with dynamic batch, plus the tokenizer and label vocabularies and bundle.json. A robot
+runs the bundle with the onnxruntime or tensorrt backend and needs no torch (README: Deploying).
+Without --out the bundle goes to the engine cache, where the node looks for it."""
 from __future__ import annotations
 
 import argparse
@@ -7,18 +10,26 @@ import json
 import sys
 
 from ..backends import resolve_engine_dir
-from ..backends.onnx_export import ensure_export, export_all, export_info, read_export
-from ..core.checkpoint import load_decoder
-from ..core.clip_encoder import ClipEncoder
+from ..backends.onnx_export import export_bundle, export_info
+from ..core.bundle import IMAGE_ENCODER, PRECISIONS, read_bundle
+from ..core.errors import ModelLoadError
 from ..core.variants import get_variant
 from ..params import add_model_arguments
+from ..torch_models import load_models
 from .common import run, setup_logging
+
+DEFAULT_PRECISIONS = 'fp32,fp16,int8'
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-export', description=__doc__)
     add_model_arguments(p, ('model', 'models_file', 'engine_dir'))       # the same flags as every other tool
-    p.add_argument('--force', action='store_true', help='export again even when an up-to-date export exists')
+    p.add_argument('--out', default=None, metavar='FOLDER',
+                   help='write the bundle to FOLDER (default: the engine cache, <engine_dir>/onnx/<key>)')
+    p.add_argument('--precisions', default=DEFAULT_PRECISIONS,
+                   help=f"graphs to include, comma-separated from {', '.join(PRECISIONS)} (fp32 always): fp16 for "
+                        f"TensorRT on a GPU, int8 for ONNX Runtime on the CPU (default: {DEFAULT_PRECISIONS})")
+    p.add_argument('--force', action='store_true', help='export again even when an up-to-date bundle exists')
     p.add_argument('-v', '--verbose', action='store_true')
     return p
 
@@ -26,17 +37,35 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
+    asked = {x.strip() for x in args.precisions.split(',') if x.strip()} | {'fp32'}
+    if asked - set(PRECISIONS):
+        raise ValueError(f"--precisions: unknown {', '.join(sorted(asked - set(PRECISIONS)))}; choose from {', '.join(PRECISIONS)}")
+    precisions = [p for p in PRECISIONS if p in asked]
     variant = get_variant(args.model, args.models_file or None)
-    encoder = ClipEncoder(variant.clip, 'cpu')
-    decoder, vocab, _ = load_decoder(variant.decoder)
-    info = export_info(variant.name, encoder, decoder, variant.decoder, vocab.eot)
-    root = resolve_engine_dir(args.engine_dir)
-    folder = (export_all(info, encoder, decoder, root / 'onnx' / info.key) if args.force
-              else ensure_export(info, encoder, decoder, root))
-    meta = read_export(folder)
-    print(json.dumps({'folder': str(folder), **{k: meta[k] for k in ('key', 'files', 'opset', 'clip_fingerprint',
-                                                                     'decoder_hash', 'created')}}, indent=1))
+    if variant.clip is None:
+        raise ModelLoadError(f"{args.model} is a bundle already; novic-export exports a variant of a models file")
+    encoder, decoder, vocab = load_models(variant, 'cpu', 'fp32', with_decoder=variant.decoder.is_dir())
+    if decoder is None:
+        print(f"warning: {variant.decoder} does not exist: the bundle gets no decoder (prompted mode only)", file=sys.stderr)
+    info = export_info(variant.name, encoder, variant.decoder if decoder is not None else None)
+    out = args.out or resolve_engine_dir(args.engine_dir) / 'onnx' / info.key
+    bundle = _current(out, info.key, precisions) if not args.force else None
+    if bundle is None:
+        bundle = export_bundle(info, encoder, decoder, vocab, out, precisions)
+    size = sum(f['bytes'] for f in bundle.files.values())
+    print(json.dumps({'folder': str(bundle.folder), 'key': bundle.key, 'created': bundle.meta['created'],
+                      'graphs': bundle.graphs, 'megabytes': round(size / 2**20, 1),
+                      'clip_fingerprint': bundle.clip.fingerprint, 'versions': bundle.meta['versions']}, indent=1))
     return 0
+
+
+def _current(folder, key: str, precisions):
+    """The bundle in `folder` if it is this export with every precision asked for, else None."""
+    try:
+        b = read_bundle(folder)
+    except ModelLoadError:
+        return None
+    return b if b.key == key and all(b.has_graph(IMAGE_ENCODER, p) for p in precisions) else None
 
 
 def main(argv=None) -> int:

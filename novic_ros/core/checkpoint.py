@@ -82,7 +82,7 @@ def save_decoder(path: str | os.PathLike, decoder: ObjectDecoder, vocab: LabelVo
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
-    tensors[VOCAB_KEY] = vocab.clip_ids.clone()
+    tensors[VOCAB_KEY] = torch.from_numpy(vocab.clip_ids.copy())
     atomic_write(path / WEIGHTS_FILE, save(tensors, metadata={'format': FORMAT}))
     atomic_write_text(path / CONFIG_FILE, json.dumps(meta.to_json(), indent=2) + '\n')
     return path

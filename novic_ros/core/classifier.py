@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import time
 
-import torch
+import numpy as np
 
-from .clip_encoder import ClipEncoder
+from .clip_facts import ClipFacts
+from .errors import ModelLoadError
 from .generation import Sequences, beam_search, greedy
 from .label_tokens import LabelVocab
 from .options import ClassifierOptions
@@ -28,11 +29,11 @@ NOT_LOADED = "it was not loaded (prompted mode needs none); start with the new m
 
 
 class NovicClassifier:
-    def __init__(self, backend, vocab: LabelVocab | None, options: ClassifierOptions, clip: ClipEncoder,
+    def __init__(self, backend, vocab: LabelVocab | None, options: ClassifierOptions, clip: ClipFacts,
                  model_name: str = '', *, text_cache: TextEmbeddingCache | None = None,
                  missing_decoder: str = NOT_LOADED):
-        """`clip` is the open_clip model of the variant: its preprocessing config and logit scale are
-        used whatever the backend, and its text tower embeds prompts in prompted and hybrid modes.
+        """`clip` describes the variant's CLIP model (preprocessing, logit scale) whatever the backend;
+        the backend's text encoder embeds prompts in prompted and hybrid modes. Arrays are numpy.
         `missing_decoder` says why there is no decoder (`vocab` None), for the refusal of other modes."""
         if vocab is None and options.mode != 'prompted':
             raise ValueError(f"mode {options.mode!r} needs the decoder; {missing_decoder}")
@@ -42,16 +43,24 @@ class NovicClassifier:
         self.clip = clip
         self.model_name = model_name
         self.missing_decoder = missing_decoder
-        self.preprocess = Preprocessor(clip.preprocess_cfg, backend.device, backend.input_dtype)
+        self.preprocess = Preprocessor(clip.preprocess)
         self.logit_scale = clip.logit_scale
-        if text_cache is None:
-            text_cache = TextEmbeddingCache(clip, options.prompt_template)
-        elif text_cache.template != options.prompt_template:
+        if text_cache is None and options.mode != 'generate':
+            text_cache = TextEmbeddingCache(self._text_encoder(options.mode), options.prompt_template)
+        elif text_cache is not None and text_cache.template != options.prompt_template:
             text_cache = text_cache.for_template(options.prompt_template)
         self.text_cache = text_cache
         # Computed here, before the classifier is used: swapping in a prompted classifier never
         # leaves frames waiting for the label embeddings.
         self._prompt_embs = self.text_cache(options.labels) if options.mode == 'prompted' else None
+
+    def _text_encoder(self, mode: str):
+        encoder = self.backend.text_encoder
+        if encoder is None:
+            raise ModelLoadError(f"mode {mode!r} embeds label prompts with CLIP's text encoder, which "
+                                 f"{self.backend.describe()} does not have for model {self.model_name}; "
+                                 "use mode 'generate', or export the model again with novic-export")
+        return encoder
 
     def with_options(self, options: ClassifierOptions) -> 'NovicClassifier':
         """A classifier with other settings over the same models (this one stays as it is)."""
@@ -68,17 +77,15 @@ class NovicClassifier:
         """One HxWx3 uint8 RGB frame or a sequence of them (any sizes) -> one FrameLabels per frame."""
         t0 = time.perf_counter()
         pixels = self.preprocess(frames)
-        self._sync()
         t1 = time.perf_counter()
         embeds = self.backend.encode_images(pixels)
-        self._sync()
         t2 = time.perf_counter()
         labels = self.labels_for_embeddings(embeds)
         t3 = time.perf_counter()
         timings = StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return [FrameLabels(l, timings, len(labels)) for l in labels]
 
-    def labels_for_embeddings(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
+    def labels_for_embeddings(self, embeds: np.ndarray) -> list[tuple[Label, ...]]:
         """B x E unit CLIP embeddings -> labels per row."""
         if self.options.mode == 'prompted':
             return self._prompted(embeds)
@@ -87,7 +94,7 @@ class NovicClassifier:
             return [self._rerank(e, c) for e, c in zip(embeds, candidates)]
         return [self._finish(c) for c in candidates]
 
-    def generate(self, embeds: torch.Tensor) -> Sequences:
+    def generate(self, embeds: np.ndarray) -> Sequences:
         max_tokens = self.options.max_tokens or None
         if self.options.beam_width == 1:
             return greedy(self.backend.runner, embeds, max_tokens)
@@ -98,22 +105,18 @@ class NovicClassifier:
 
     # --- scoring ---
 
-    def _sync(self):
-        if self.backend.device.type == 'cuda':
-            torch.cuda.synchronize(self.backend.device)
-
     def _candidates(self, seqs: Sequences) -> list[dict[str, float]]:
         """Per frame: label text -> probability (renormalised over the beam when K > 1)."""
         out = []
-        for tokens, lps, fin in zip(seqs.tokens.cpu(), seqs.log_probs.cpu(), seqs.finished.cpu()):
-            keep = fin if bool(fin.any()) else torch.ones_like(fin)   # prefer labels that ended properly
+        for tokens, lps, fin in zip(seqs.tokens, seqs.log_probs, seqs.finished):
+            keep = fin if fin.any() else np.ones_like(fin)          # prefer labels that ended properly
             texts = [self.vocab.decode(t) for t in tokens]
             valid = [i for i in range(len(texts)) if keep[i] and texts[i]]
             if not valid:
                 out.append({})
                 continue
-            lp = lps[valid].double()
-            probs = torch.softmax(lp, 0) if len(tokens) > 1 else lp.exp()
+            lp = lps[valid].astype(np.float64)
+            probs = _softmax(lp) if len(tokens) > 1 else np.exp(lp)
             merged: dict[str, float] = {}
             for i, p in zip(valid, probs.tolist()):
                 merged[texts[i]] = merged.get(texts[i], 0.0) + p
@@ -124,17 +127,22 @@ class NovicClassifier:
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:self.options.top_k]
         return tuple(Label(t, min(1.0, max(0.0, float(s)))) for t, s in ranked if s >= self.options.min_score)
 
-    def _clip_probs(self, embeds: torch.Tensor, text_embs: torch.Tensor) -> torch.Tensor:
+    def _clip_probs(self, embeds: np.ndarray, text_embs: np.ndarray) -> np.ndarray:
         """B x E image embeddings, N x E text embeddings -> B x N softmax of CLIP's scaled similarity."""
-        return torch.softmax(self.logit_scale * embeds.float().cpu() @ text_embs.T, dim=1)
+        return _softmax(self.logit_scale * (np.asarray(embeds, np.float32) @ text_embs.T), axis=1)
 
-    def _prompted(self, embeds: torch.Tensor) -> list[tuple[Label, ...]]:
+    def _prompted(self, embeds: np.ndarray) -> list[tuple[Label, ...]]:
         probs = self._clip_probs(embeds, self._prompt_embs)
         return [self._finish(dict(zip(self.options.labels, p.tolist()))) for p in probs]
 
-    def _rerank(self, embed: torch.Tensor, candidates: dict[str, float]) -> tuple[Label, ...]:
+    def _rerank(self, embed: np.ndarray, candidates: dict[str, float]) -> tuple[Label, ...]:
         if not candidates:
             return ()
         labels = list(candidates)
         probs = self._clip_probs(embed[None], self.text_cache(labels))[0]
         return self._finish(dict(zip(labels, probs.tolist())))
+
+
+def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)

@@ -8,35 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 
+from .checkpoint import clip_fingerprint
+from .clip_facts import ClipFacts
 from .errors import ModelLoadError
 from .preprocess import PreprocessConfig
+from .variants import LOCAL_DIR, ClipSpec
 
 log = logging.getLogger(__name__)
-
-
-LOCAL_DIR = 'local-dir:'      # open_clip's prefix for a folder with open_clip_config.json and weights
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """Which CLIP model: open_clip name (or 'local-dir:PATH') and pretrained tag or checkpoint file."""
-    model: str
-    pretrained: str | None = None
-
-    @classmethod
-    def local_dir(cls, folder) -> 'ClipSpec':
-        return cls(LOCAL_DIR + str(folder))
-
-    def describe(self) -> str:
-        return self.model + (f" (pretrained={self.pretrained})" if self.pretrained else '')
 
 
 def resolve_device(device: str) -> torch.device:
@@ -103,6 +89,9 @@ class ClipEncoder:
         self.logit_scale = float(self.model.logit_scale.detach().exp()) if hasattr(self.model, 'logit_scale') else 100.0
         self.input_dtype = torch.float16 if precision == 'fp16' else torch.float32
 
+    def facts(self) -> ClipFacts:
+        return ClipFacts(self.preprocess_cfg, self.logit_scale, self.embed_dim, clip_fingerprint(self.model))
+
     def _probe_embed_dim(self) -> int:
         proj = getattr(self.model.visual, 'proj', None)
         if isinstance(proj, torch.Tensor):
@@ -116,8 +105,10 @@ class ClipEncoder:
             return self.model.encode_image(dummy).shape[-1]
 
     @torch.inference_mode()
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """B x 3 x H x W normalised pixels -> B x E unit vectors (float32)."""
+    def encode_images(self, pixels) -> torch.Tensor:
+        """B x 3 x H x W normalised pixels (tensor or numpy, as Preprocessor makes them) -> B x E unit vectors (float32)."""
+        if isinstance(pixels, np.ndarray):
+            pixels = torch.from_numpy(pixels)
         feats = self.model.encode_image(pixels.to(self.device, self.input_dtype))
         return F.normalize(feats.float(), dim=-1)
 
@@ -181,9 +172,13 @@ def text_lengths(model, tokens: torch.Tensor) -> torch.Tensor:
 
 def encode_tokens_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     """model.encode_text(tokens) (unnormalised), computed on the first L positions only."""
+    return encode_tokens_at_length(model, tokens[:, :int(text_lengths(model, tokens).max())])
+
+
+def encode_tokens_at_length(model, t: torch.Tensor) -> torch.Tensor:
+    """The text tower on B x L tokens already cut after the last end-of-text (the exported text graph)."""
     tower, pool, eos = _text_parts(model)
-    length = int(text_lengths(model, tokens).max())
-    t = tokens[:, :length]                                            # B x L
+    length = t.shape[1]
     cast = tower.transformer.get_cast_dtype()
     x = tower.token_embedding(t).to(cast) + tower.positional_embedding[:length].to(cast)   # B x L x D
     x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])

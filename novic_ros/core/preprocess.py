@@ -105,12 +105,11 @@ def _as_tensor(frame: np.ndarray) -> torch.Tensor:
 
 
 class Preprocessor:
-    """Callable: a frame or a sequence of frames -> normalised float tensor B x 3 x H x W on `device`."""
+    """Callable: a frame or a sequence of frames -> normalised float32 array B x 3 x H x W."""
 
-    def __init__(self, cfg: PreprocessConfig, device: torch.device | str = 'cpu', dtype: torch.dtype = torch.float32):
+    def __init__(self, cfg: PreprocessConfig):
         self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = dtype
+        self.device = torch.device('cpu')
         mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std)          # normalised = pixel * scale + bias
@@ -118,7 +117,7 @@ class Preprocessor:
         # The uint8 kernels exist for antialiased bilinear/bicubic on the CPU; elsewhere resize in float.
         self._uint8_resize = self.device.type == 'cpu' and cfg.interpolation in ('bicubic', 'bilinear')
 
-    def __call__(self, frames) -> torch.Tensor:
+    def __call__(self, frames) -> np.ndarray:
         if isinstance(frames, (np.ndarray, torch.Tensor)):
             if frames.ndim == 3:
                 frames = [frames]
@@ -137,7 +136,7 @@ class Preprocessor:
             # 640x480 frames costs as much as resizing them).
             x = _as_tensor(frame).to(self.device, non_blocking=True).permute(2, 0, 1)[None]
             self._transform(x, *frame.shape[:2], out[i:i + 1])
-        return out if self.dtype == torch.float32 else out.to(self.dtype)
+        return out.numpy()
 
     def _transform(self, x: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
         # x: 1 x 3 x h x w uint8 (channels-last view of the HxWx3 frame)

@@ -19,19 +19,25 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
-import torch
 
 from ..atomic_file import atomic_write, atomic_write_text
-from .clip_encoder import ClipEncoder
 
 log = logging.getLogger(__name__)
 
 # Fewer new labels than this are not written to disk: hybrid mode meets a few new candidate labels on
 # most frames, which cost milliseconds to embed and would otherwise leave a file per frame.
 PERSIST_MIN_LABELS = 32
+
+
+class TextEncoder(Protocol):
+    """CLIP's text tower as a backend runs it (torch, or an exported graph with its tokenizer)."""
+    embed_dim: int
+    cache_key: str                   # names its embeddings on disk: CLIP weights fingerprint and precision
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...     # N texts -> N x E unit float32
 
 
 def _digest(parts: Sequence[str]) -> str:
@@ -137,7 +143,7 @@ class TextEmbeddingCache:
     built for new settings fills it while the current one reads it; the text tower runs outside the
     lock, so a long label list being embedded never blocks the frames being classified."""
 
-    def __init__(self, encoder: ClipEncoder, template: str, capacity: int = 20000,
+    def __init__(self, encoder: TextEncoder, template: str, capacity: int = 20000,
                  disk: DiskTextEmbeddings | None = None):
         self.encoder, self.template, self.capacity, self.disk = encoder, template, capacity, disk
         # numpy rows, not tensors: tens of thousands of row objects are made cheaply (a cached 27k-label start)
@@ -149,7 +155,7 @@ class TextEmbeddingCache:
         """A cache for another template over the same encoder and disk store."""
         return TextEmbeddingCache(self.encoder, template, self.capacity, self.disk)
 
-    def __call__(self, labels: Sequence[str]) -> torch.Tensor:
+    def __call__(self, labels: Sequence[str]) -> np.ndarray:
         """len(labels) x E embeddings, in the order of `labels`."""
         with self._lock:
             found = {l: self._cache[l] for l in labels if l in self._cache}
@@ -159,7 +165,7 @@ class TextEmbeddingCache:
             found.update(from_disk)
             missing = [l for l in missing if l not in from_disk]
         if missing:
-            embs = self.encoder.encode_texts([self.template.format(l) for l in missing]).numpy()
+            embs = self.encoder.encode_texts([self.template.format(l) for l in missing])
             self.computed += len(missing)
             found.update(zip(missing, embs))
             if self.disk is not None and len(missing) >= PERSIST_MIN_LABELS:
@@ -170,4 +176,4 @@ class TextEmbeddingCache:
                 self._cache.move_to_end(label)
             while len(self._cache) > max(self.capacity, len(labels)):
                 self._cache.popitem(last=False)
-        return torch.from_numpy(np.stack([found[l] for l in labels]))
+        return np.stack([found[l] for l in labels])

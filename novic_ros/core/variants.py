@@ -1,5 +1,7 @@
 """Model variants are data: config/models.yaml maps a short name (toy, b32, ...) to an open_clip
-model with its pretrained tag or local weights, and to the decoder checkpoint trained for it."""
+model with its pretrained tag or local weights and the decoder checkpoint trained for it (what
+torch loads and novic-export exports), or to an exported bundle (what a runtime without torch
+loads). The `model` parameter may also name a bundle folder directly."""
 from __future__ import annotations
 
 import os
@@ -9,16 +11,33 @@ from pathlib import Path
 import yaml
 
 from ..paths import config_path, share_dir
-from .clip_encoder import LOCAL_DIR, ClipSpec
+from .bundle import is_bundle
 from .errors import ModelLoadError
+
+LOCAL_DIR = 'local-dir:'      # open_clip's prefix for a folder with open_clip_config.json and weights
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which CLIP model: open_clip name (or 'local-dir:PATH') and pretrained tag or checkpoint file."""
+    model: str
+    pretrained: str | None = None
+
+    @classmethod
+    def local_dir(cls, folder) -> 'ClipSpec':
+        return cls(LOCAL_DIR + str(folder))
+
+    def describe(self) -> str:
+        return self.model + (f" (pretrained={self.pretrained})" if self.pretrained else '')
 
 
 @dataclass(frozen=True)
 class ModelVariant:
     name: str
-    clip: ClipSpec
-    decoder: Path
+    clip: ClipSpec | None = None         # with `decoder`: the torch models
+    decoder: Path | None = None
     description: str = ''
+    bundle: Path | None = None           # or an exported bundle (runtime backends only)
 
 
 def _resolve(value: str, base: Path) -> str:
@@ -40,6 +59,10 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
     variants = {}
     for name, entry in data.items():
         try:
+            if 'bundle' in entry:
+                variants[name] = ModelVariant(name=name, bundle=Path(_resolve(entry['bundle'], base)),
+                                              description=entry.get('description', ''))
+                continue
             clip_model = entry['clip_model']
             if clip_model.startswith(LOCAL_DIR):
                 clip_model = LOCAL_DIR + _resolve(clip_model[len(LOCAL_DIR):], base)
@@ -50,13 +73,18 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
                                           decoder=Path(_resolve(entry['decoder'], base)),
                                           description=entry.get('description', ''))
         except (KeyError, TypeError, AttributeError) as e:
-            raise ModelLoadError(f"models file {path}: entry {name!r} needs clip_model and decoder ({e})") from e
+            raise ModelLoadError(f"models file {path}: entry {name!r} needs clip_model and decoder, or bundle ({e})") from e
     return variants
 
 
 def get_variant(name: str, models_file: str | os.PathLike | None = None) -> ModelVariant:
+    """A variant of the models file by name, or a bundle folder given by its path."""
+    if ('/' in name or name.startswith(('.', '~'))) and is_bundle(os.path.expanduser(name)):
+        folder = Path(os.path.expanduser(name)).resolve()
+        return ModelVariant(name=folder.name, bundle=folder)
     variants = load_variants(models_file)
     if name not in variants:
         raise ModelLoadError(f"unknown model variant {name!r}; known variants: {', '.join(sorted(variants))} "
-                             f"(defined in {models_file or config_path('models.yaml')})")
+                             f"(defined in {models_file or config_path('models.yaml')}), or give the path of "
+                             "a bundle folder made by novic-export")
     return variants[name]

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def image_centroid(encoder, frames) -> torch.Tensor:
-    pre = Preprocessor(encoder.preprocess_cfg, encoder.device, encoder.input_dtype)
+    pre = Preprocessor(encoder.preprocess_cfg)
     embs = torch.cat([encoder.encode_images(pre(frames[i:i + 32])) for i in range(0, len(frames), 32)])
     return embs.mean(0).cpu()      # a mean of unit vectors, deliberately not renormalised
 

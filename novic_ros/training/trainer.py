@@ -28,7 +28,8 @@ from ..atomic_file import atomic_write
 from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, load_decoder, save_decoder
 from ..core.clip_encoder import ClipEncoder
 from ..core.decoder import DecoderConfig, ObjectDecoder
-from ..core.generation import TorchCachedRunner, greedy
+from ..core.generation import greedy
+from ..core.torch_runners import TorchCachedRunner
 from ..core.label_tokens import LabelVocab
 from ..paths import cache_dir
 from .nouns_source import NounSet, load_nouns
@@ -120,7 +121,7 @@ def evaluate(decoder: ObjectDecoder, data: TrainData, device, max_items: int = 4
     tok = data.tokens[data.targets[idx]].to(device)
     loss = float(batch_loss(decoder, emb, tok, 0.0))
     seqs = greedy(TorchCachedRunner(decoder, data.vocab.eot), emb)
-    out = [data.vocab.decode(t[0]) for t in seqs.tokens.cpu()]
+    out = [data.vocab.decode(t[0]) for t in seqs.tokens]
     acc = float(np.mean([o == data.nouns.labels[int(t)] for o, t in zip(out, data.targets[idx])]))
     decoder.train()
     return {'val_loss': round(loss, 4), 'val_inversion_acc': round(acc, 4)}

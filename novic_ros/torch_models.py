@@ -1,0 +1,71 @@
+"""The torch side of build_classifier: load a variant's CLIP model and decoder checkpoint (checking
+that they belong together), and either run them eagerly (the torch backend) or export them to the
+bundle that the runtime backends load. Imported only where torch is installed: a runtime install
+runs bundles and never reaches this module."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .backends.onnx_export import ensure_bundle, ensure_fp16_encoder, export_info
+from .backends.torch_backend import TorchBackend
+from .core.bundle import Bundle
+from .core.checkpoint import check_pairing, load_decoder
+from .core.classifier import NOT_LOADED, NovicClassifier
+from .core.clip_encoder import ClipEncoder, resolve_device, resolve_precision
+from .core.decoder import ObjectDecoder
+from .core.errors import CheckpointMismatchError, ModelLoadError
+from .core.label_tokens import LabelVocab
+from .core.variants import ModelVariant
+from .params import ModelParams
+
+log = logging.getLogger(__name__)
+
+
+def load_models(variant: ModelVariant, device, precision: str, with_decoder: bool, strict: bool = True
+                ) -> tuple[ClipEncoder, ObjectDecoder | None, LabelVocab | None]:
+    """The CLIP encoder, and (unless `with_decoder` is False: prompted mode) the decoder and its
+    vocabulary, paired: a decoder trained for other weights raises (or only warns, strict=False)."""
+    encoder = ClipEncoder(variant.clip, device, precision)
+    if not with_decoder:
+        return encoder, None, None
+    decoder, vocab, meta = load_decoder(variant.decoder)
+    check_pairing(meta, encoder.embed_dim, encoder.facts().fingerprint, variant.clip.describe(), str(variant.decoder),
+                  strict=strict)
+    return encoder, decoder, vocab
+
+
+def torch_classifier(variant: ModelVariant, params: ModelParams, strict: bool = True,
+                     decoder_for_all_modes: bool = False) -> NovicClassifier:
+    """See pipeline.build_classifier: prompted mode loads a decoder only for `decoder_for_all_modes`,
+    and then one that is missing or does not fit leaves a classifier that says so."""
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    device = resolve_device(params.device)
+    precision = resolve_precision(params.precision, device)
+    missing_decoder = NOT_LOADED
+    try:
+        encoder, decoder, vocab = load_models(variant, device, precision,
+                                              params.mode != 'prompted' or decoder_for_all_modes, strict)
+    except (ModelLoadError, CheckpointMismatchError) as e:
+        if params.mode != 'prompted' or isinstance(e, ModelLoadError) and 'CLIP' in str(e):
+            raise
+        missing_decoder = f"variant {variant.name!r} has no usable decoder ({e})"
+        log.warning("prompted mode without a decoder: %s", missing_decoder)
+        encoder, decoder, vocab = load_models(variant, device, precision, False, strict)
+    backend = TorchBackend(encoder, decoder, vocab.eot if vocab is not None else 0)
+    log.info("backend torch: %s", backend.describe())
+    options = params.to_options()
+    from .pipeline import text_cache_for       # one place makes the disk-backed label embeddings
+    return NovicClassifier(backend, vocab, options, encoder.facts(), variant.name, missing_decoder=missing_decoder,
+                           text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir))
+
+
+def export_for(variant: ModelVariant, engine_dir, with_decoder: bool, fp16: bool = False, strict: bool = True) -> Bundle:
+    """The variant's bundle in the engine cache (exported once; again when weights or checkpoint
+    change), with the fp16 image encoder graph when `fp16` (TensorRT fp16)."""
+    encoder, decoder, vocab = load_models(variant, 'cpu', 'fp32', with_decoder, strict)
+    info = export_info(variant.name, encoder, variant.decoder if decoder is not None else None)
+    bundle = ensure_bundle(info, encoder, decoder, vocab, engine_dir)
+    return ensure_fp16_encoder(bundle, encoder) if fp16 else bundle
