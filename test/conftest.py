@@ -125,3 +125,14 @@ def photos():
     if len(found) < 3:
         pytest.fail("need the real photographs shipped with scikit-image and matplotlib (make setup installs them)")
     return [(name, load_rgb(path), nouns) for name, path, nouns in found]
+
+
+@pytest.fixture(scope='session')
+def toy_bundle(tmp_path_factory, toy_available) -> Path:
+    """The toy variant exported by novic-export into a bundle folder (fp32 graphs; int8 is made on demand)."""
+    if not toy_available:
+        pytest.fail("the committed toy variant (models/toy) is missing; rebuild it with `novic-toy build`")
+    from novic_ros.cli.export import main as export_main
+    out = tmp_path_factory.mktemp('bundle') / 'toy-bundle'
+    assert export_main(['--model', 'toy', '--out', str(out), '--precisions', 'fp32']) == 0
+    return out

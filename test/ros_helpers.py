@@ -14,9 +14,10 @@ PARAMS_FILE = REPO / 'config' / 'novic.yaml'
 class NodeProcess(novic_node_process.NodeProcess):
     """novic_node as its own process (the package's launcher), logging to a file under tmp_path."""
 
-    def __init__(self, tmp_path: Path, *overrides: str, params_file: Path = PARAMS_FILE, namespace: str = '/novic'):
+    def __init__(self, tmp_path: Path, *overrides: str, params_file: Path = PARAMS_FILE, namespace: str = '/novic',
+                 env: dict | None = None):
         super().__init__(list(overrides), params_file=params_file, namespace=namespace,
-                         log_path=tmp_path / f"node-{time.time_ns()}.log")
+                         log_path=tmp_path / f"node-{time.time_ns()}.log", env=env)
 
 
 class Collector:

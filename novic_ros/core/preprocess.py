@@ -1,23 +1,23 @@
-"""Frames (HxWx3 uint8 RGB arrays) to CLIP input tensors, vectorised in torch.
+"""Frames (HxWx3 uint8 RGB arrays) to CLIP input arrays, with numpy and Pillow (no torch).
 
-Reproduces open_clip's eval transform (resize, center crop or pad, to-tensor, normalise)
-for the model's own `preprocess_cfg`, without PIL. On the CPU the resize runs on uint8
-with antialiased bicubic interpolation, which is PIL's filter, so the result matches the
-PIL pipeline to a fraction of a grey level and is several times faster; frames of the same
-size are resized as one batch.
+Reproduces open_clip's eval transform (resize, center crop or pad, to-tensor, normalise) for the
+model's own `preprocess_cfg`: the resize is Pillow's, with the filter open_clip's transform uses on
+PIL images, so the pixels are the same; normalisation runs the same float32 operations in the
+same order as torchvision's ToTensor and Normalize.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from .errors import FrameError
 
 RESIZE_MODES = ('shortest', 'squash', 'longest')
 INTERPOLATIONS = ('bicubic', 'bilinear', 'nearest')
+_PIL_FILTERS = {'bicubic': Image.Resampling.BICUBIC, 'bilinear': Image.Resampling.BILINEAR,
+                'nearest': Image.Resampling.NEAREST}
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def _geometry(h: int, w: int, cfg: PreprocessConfig) -> _Geometry:
 def validate_frame(frame, index: int | None = None) -> np.ndarray:
     """Check that `frame` is an HxWx3 uint8 array, returning it; raise FrameError naming the problem."""
     where = '' if index is None else f" (frame {index})"
-    if isinstance(frame, torch.Tensor):
-        frame = frame.detach().cpu().numpy()
+    if not isinstance(frame, np.ndarray) and hasattr(frame, '__array__') and hasattr(frame, 'shape'):
+        frame = np.asarray(frame)           # a tensor from torch code
     if not isinstance(frame, np.ndarray):
         raise FrameError(f"expected an HxWx3 uint8 numpy array{where}, got {type(frame).__name__}; "
                          "decode images to RGB arrays first (for example numpy.asarray(PIL.Image.open(p).convert('RGB')))")
@@ -93,32 +93,17 @@ def validate_frame(frame, index: int | None = None) -> np.ndarray:
     return frame
 
 
-def _as_tensor(frame: np.ndarray) -> torch.Tensor:
-    """A tensor sharing the frame's memory. Frames decoded by PIL or received from ROS are often
-    read-only; we only ever read them, so torch's warning about that does not apply."""
-    frame = np.ascontiguousarray(frame)
-    if not frame.flags.writeable:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)
-            return torch.from_numpy(frame)
-    return torch.from_numpy(frame)
-
-
 class Preprocessor:
-    """Callable: a frame or a sequence of frames -> normalised float32 array B x 3 x H x W."""
+    """Callable: a frame or a sequence of frames (any sizes) -> normalised float32 array B x 3 x H x W."""
 
     def __init__(self, cfg: PreprocessConfig):
         self.cfg = cfg
-        self.device = torch.device('cpu')
-        mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1)
-        self._scale = 1.0 / (255.0 * std)          # normalised = pixel * scale + bias
-        self._bias = -mean / std
-        # The uint8 kernels exist for antialiased bilinear/bicubic on the CPU; elsewhere resize in float.
-        self._uint8_resize = self.device.type == 'cpu' and cfg.interpolation in ('bicubic', 'bilinear')
+        self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
+        self._std = np.asarray(cfg.std, np.float32).reshape(3, 1, 1)
+        self._filter = _PIL_FILTERS[cfg.interpolation]
 
     def __call__(self, frames) -> np.ndarray:
-        if isinstance(frames, (np.ndarray, torch.Tensor)):
+        if isinstance(frames, np.ndarray) or (hasattr(frames, 'ndim') and hasattr(frames, 'shape')):
             if frames.ndim == 3:
                 frames = [frames]
             elif frames.ndim == 4:
@@ -130,38 +115,31 @@ class Preprocessor:
         if len(frames) == 0:
             raise FrameError("no frames given")
         frames = [validate_frame(f, i) for i, f in enumerate(frames)]
-        out = torch.empty((len(frames), 3, *self.cfg.size), device=self.device, dtype=torch.float32)
+        out = np.empty((len(frames), 3, *self.cfg.size), dtype=np.float32)
         for i, frame in enumerate(frames):
-            # No stacking: each frame is resized straight from its own buffer (a copy of a batch of
-            # 640x480 frames costs as much as resizing them).
-            x = _as_tensor(frame).to(self.device, non_blocking=True).permute(2, 0, 1)[None]
-            self._transform(x, *frame.shape[:2], out[i:i + 1])
-        return out.numpy()
+            self._transform(frame, out[i])
+        return out
 
-    def _transform(self, x: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
-        # x: 1 x 3 x h x w uint8 (channels-last view of the HxWx3 frame)
+    def _transform(self, frame: np.ndarray, out: np.ndarray) -> None:
+        h, w = frame.shape[:2]
         g = _geometry(h, w, self.cfg)
-        x = self._resize(x, g.resize) if g.resize != (h, w) else x
-        x = self._crop_or_pad(x, g)
-        # (x / 255 - mean) / std in one pass from the cropped view into the contiguous output.
-        torch.addcmul(self._bias, x, self._scale, out=out)
+        if g.resize != (h, w):
+            img = Image.fromarray(np.ascontiguousarray(frame), 'RGB').resize(g.resize[::-1], self._filter)
+            frame = np.asarray(img)
+        x = self._crop_or_pad(frame, g).transpose(2, 0, 1)                   # 3 x H x W uint8 view
+        # ToTensor then Normalize, as torchvision computes them: x / 255, - mean, / std, in float32.
+        np.divide(x, np.float32(255), out=out, dtype=np.float32)
+        out -= self._mean
+        out /= self._std
 
-    def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        mode = self.cfg.interpolation
-        kw = {} if mode == 'nearest' else {'antialias': True, 'align_corners': False}
-        if self._uint8_resize:
-            return F.interpolate(x, size=size, mode=mode, **kw)      # uint8 in, uint8 out, like PIL
-        # PIL rounds and clamps to 0..255 after resizing; do the same so both paths agree.
-        return F.interpolate(x.float(), size=size, mode=mode, **kw).clamp_(0, 255).round_()
-
-    def _crop_or_pad(self, x: torch.Tensor, g: _Geometry) -> torch.Tensor:
+    def _crop_or_pad(self, x: np.ndarray, g: _Geometry) -> np.ndarray:
         th, tw = self.cfg.size
-        if g.top >= 0 and g.left >= 0 and x.shape[-2] >= th + g.top and x.shape[-1] >= tw + g.left:
-            return x[..., g.top:g.top + th, g.left:g.left + tw]
-        canvas = torch.full((x.shape[0], 3, th, tw), self.cfg.fill_color, device=x.device, dtype=x.dtype)
+        if g.top >= 0 and g.left >= 0 and x.shape[0] >= th + g.top and x.shape[1] >= tw + g.left:
+            return x[g.top:g.top + th, g.left:g.left + tw]
+        canvas = np.full((th, tw, 3), self.cfg.fill_color, dtype=np.uint8)
         src_t, src_l = max(g.top, 0), max(g.left, 0)
         dst_t, dst_l = max(-g.top, 0), max(-g.left, 0)
-        hh = min(x.shape[-2] - src_t, th - dst_t)
-        ww = min(x.shape[-1] - src_l, tw - dst_l)
-        canvas[..., dst_t:dst_t + hh, dst_l:dst_l + ww] = x[..., src_t:src_t + hh, src_l:src_l + ww]
+        hh = min(x.shape[0] - src_t, th - dst_t)
+        ww = min(x.shape[1] - src_l, tw - dst_l)
+        canvas[dst_t:dst_t + hh, dst_l:dst_l + ww] = x[src_t:src_t + hh, src_l:src_l + ww]
         return canvas
