@@ -9,6 +9,14 @@ PACKAGE = 'novic_ros'
 
 # Training state and half-written files may lie in a source tree; they are not package data.
 SKIP = ('train_state.pt', '.tmp')
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def requirements(name):
+    """Pinned requirements of a requirements file (comments and includes left out)."""
+    with open(os.path.join(HERE, name)) as f:
+        lines = (line.split('#', 1)[0].strip() for line in f)
+        return [line for line in lines if line and not line.startswith('-')]
 
 
 def tree(src):
@@ -35,6 +43,8 @@ setup(
         ('share/' + PACKAGE + '/engines', ['engines/README.md']),   # the engine cache's home when writable
     ],
     install_requires=['setuptools'],
+    # A robot running exported bundles: no torch (README: Deploying without torch).
+    extras_require={'runtime': requirements('requirements-runtime.txt')},
     zip_safe=False,
     maintainer='novic_ros developers',
     maintainer_email='novic-ros@example.org',

@@ -1,11 +1,14 @@
 """Where the package's data (config/, models/, launch/) lives.
 
 In a source checkout (and an editable install) that is the repository root; in a colcon or
-apt install it is share/novic_ros, found through the ament index. NOVIC_ROS_SHARE overrides both.
+apt install it is share/novic_ros, found through the ament index; in a plain pip install (a
+runtime install on a robot) it is share/novic_ros under the environment's prefix.
+NOVIC_ROS_SHARE overrides them all.
 """
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +23,9 @@ def share_dir() -> Path:
     source_root = Path(__file__).resolve().parent.parent
     if (source_root / 'config' / 'models.yaml').is_file():
         return source_root
+    prefix = Path(sys.prefix) / 'share' / PACKAGE          # where pip puts the package's data_files
+    if (prefix / 'config' / 'models.yaml').is_file():
+        return prefix
     try:
         # Optional: only an ament (colcon/apt) install has the index.
         from ament_index_python.packages import get_package_share_directory

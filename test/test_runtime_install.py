@@ -1,0 +1,58 @@
+"""A runtime install: a fresh virtual environment with requirements-runtime.txt and novic_ros
+(without its dependencies), no torch, labels an image from a bundle exported here. The slowest
+test of the runtime (pip builds novic_ros and installs onnxruntime, numpy, Pillow, PyYAML, ftfy
+and regex; about 30 s with pip's cache warm)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from novic_ros.params import ModelParams
+from novic_ros.pipeline import build_classifier
+from novic_ros.training import toy_world
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
+    files = subprocess.run(['git', 'ls-files'], cwd=REPO, capture_output=True, text=True)
+    if files.returncode != 0:
+        pytest.skip('not a git checkout')
+    src = tmp_path / 'src'                              # exactly what a clone holds, built outside the checkout
+    for rel in files.stdout.split():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, src / rel)
+    venv = tmp_path / 'venv'
+    _run([sys.executable, '-m', 'venv', '--without-pip', venv])
+    pip = [sys.executable, '-m', 'pip', '--python', venv / 'bin' / 'python', 'install', '-q', '--disable-pip-version-check']
+    _run(pip + ['-r', src / 'requirements-runtime.txt'])
+    _run(pip + ['--no-deps', src])
+    python = venv / 'bin' / 'python'
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV', 'NOVIC_ROS_SHARE')}
+    env['NOVIC_ROS_CACHE'] = str(tmp_path / 'cache')
+    probe = _run([python, '-c', 'import importlib.util as u; print([m for m in ("torch", "open_clip", "onnx") '
+                  'if u.find_spec(m)])'], env=env, cwd=tmp_path)
+    assert probe.stdout.strip() == '[]'                # nothing of the export side is installed
+    img = tmp_path / 'dog.png'
+    frame = toy_world.render(toy_world.NOUNS.index('dog'), (120, 160), np.random.default_rng(3))
+    Image.fromarray(frame).save(img)
+    r = _run([venv / 'bin' / 'novic-classify', img, '--model', toy_bundle, '--backend', 'onnxruntime', '--json'],
+             env=env, cwd=tmp_path)
+    (got,) = json.loads(r.stdout)
+    expected = build_classifier(ModelParams(model=str(toy_bundle), backend='onnxruntime')).classify(frame)[0]
+    assert [x['label'] for x in got['labels']] == [l.text for l in expected.labels]
+    assert np.allclose([x['score'] for x in got['labels']], [l.score for l in expected.labels], atol=1e-5)
