@@ -221,7 +221,8 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
             _export_decoder(decoder, tmp)
             for g in (DECODER_PREFILL, DECODER_STEP):
                 graphs[g] = {'fp32': graph_file(g, 'fp32')}
-            (tmp / LABEL_VOCAB_FILE).write_text(json.dumps({'clip_token_ids': vocab.clip_ids.tolist()}) + '\n')
+            (tmp / LABEL_VOCAB_FILE).write_text(json.dumps({'clip_token_ids': vocab.clip_ids.tolist(),
+                                                             'token_texts': vocab.token_texts()}) + '\n')
             c = decoder.cfg
             dec_meta = {'vocab_size': c.vocab_size, 'layers': c.layers, 'heads': c.heads, 'head_dim': c.width // c.heads,
                         'prefix_len': c.prefix_len, 'max_positions': c.max_positions, 'eot': vocab.eot,

@@ -25,11 +25,31 @@ log = logging.getLogger(__name__)
 QUANTISED = (IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP)
 
 
+class _QuietPreprocessingHint(logging.Filter):
+    """onnxruntime.quantization suggests its pre-processing on the root logger for every graph; that
+    step (symbolic shape inference) fails on our exported graphs' external weights, and dynamic
+    quantisation does not need it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'pre-processing before quantization' not in record.getMessage()
+
+
 def quantize_bundle(folder: str | os.PathLike) -> Bundle:
     """Add the int8 graph of every quantisable fp32 graph the bundle in `folder` has."""
     folder = Path(folder)
     bundle = read_bundle(folder, check=False)
     added = {}
+    hint = _QuietPreprocessingHint()
+    logging.getLogger().addFilter(hint)
+    try:
+        _quantize_graphs(folder, bundle, added)
+    finally:
+        logging.getLogger().removeFilter(hint)
+    log.info("int8 graphs of %s: %s", folder, ', '.join(added) or 'all present')
+    return add_graphs(folder, added) if added else bundle
+
+
+def _quantize_graphs(folder: Path, bundle: Bundle, added: dict) -> None:
     for graph in QUANTISED:
         if not bundle.has_graph(graph) or bundle.has_graph(graph, 'int8'):
             continue
@@ -41,8 +61,6 @@ def quantize_bundle(folder: str | os.PathLike) -> Bundle:
         finally:
             tmp.unlink(missing_ok=True)
         added[graph] = {'int8': name}
-    log.info("int8 graphs of %s: %s", folder, ', '.join(added) or 'all present')
-    return add_graphs(folder, added) if added else bundle
 
 
 def ensure_int8(bundle: Bundle) -> Bundle:

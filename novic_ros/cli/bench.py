@@ -10,11 +10,12 @@ import time
 
 import torch
 
+from ..bench import runtime as rt
 from ..bench import sections as s
 from ..bench.lifecycle import lifecycle
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle')
+SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8')
 
 
 def machine() -> str:
@@ -57,6 +58,10 @@ def _main(argv) -> int:
         'node': ('novic_node overhead, 640x480 rgb8, ViT-B/32 + decoder', lambda: s.node_overhead(max(6, args.repeat))),
         'lifecycle': ('novic_node lifecycle: start with the noun dictionary, live switches, cleanup (toy, ViT-B/32)',
                       lifecycle),
+        'runtime': ('novic_node start and memory, torch loaded vs torch-free (toy, onnxruntime)',
+                    lambda: rt.node_start(max(2, args.repeat // 3))),
+        'int8': ('ONNX Runtime int8 vs fp32 (ViT-B/32 + decoder latency; agreement on toy renders)',
+                 lambda: rt.int8(args.repeat)),
     }
     for name in chosen:
         title, fn = runners[name]

@@ -104,8 +104,8 @@ class Bundle:
     def label_vocab(self) -> LabelVocab:
         if self.decoder is None:
             raise ModelLoadError(f"bundle {self.folder} has no decoder (exported for prompted mode only)")
-        ids = json.loads((self.folder / LABEL_VOCAB_FILE).read_text())['clip_token_ids']
-        vocab = LabelVocab(ids, self.folder / self.tokenizer_file())
+        data = json.loads((self.folder / LABEL_VOCAB_FILE).read_text())
+        vocab = LabelVocab(data['clip_token_ids'], self.folder / self.tokenizer_file(), data.get('token_texts'))
         if len(vocab) != self.decoder.vocab_size or vocab.eot != self.decoder.eot:
             raise ModelLoadError(f"bundle {self.folder}: {LABEL_VOCAB_FILE} does not fit the decoder graphs")
         return vocab

@@ -25,6 +25,7 @@ VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz'
 CONTEXT_LENGTH = 77
 _MERGES = 49152 - 256 - 2       # merges of CLIP's 49408-token vocabulary
 _SPECIAL = ('<start_of_text>', '<end_of_text>')
+EOT_TOKEN_ID = 49407            # <end_of_text>: the last id of CLIP's vocabulary
 
 
 def open_clip_vocab_file() -> Path:
@@ -52,6 +53,11 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
+@lru_cache()
+def byte_decoder() -> dict[str, int]:
+    return {v: k for k, v in _bytes_to_unicode().items()}
+
+
 def _pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
     return set(zip(word, word[1:]))
 
@@ -75,7 +81,7 @@ class ClipBPE:
         if len(merges) != _MERGES or any(len(m) != 2 for m in merges):
             raise ValueError(f"{self.vocab_file} is not CLIP's BPE vocabulary (expected {_MERGES} merges)")
         self.byte_encoder = _bytes_to_unicode()
-        self.byte_decoder = {v: k for k, v in self.byte_encoder.items()}
+        self.byte_decoder = byte_decoder()
         units = list(self.byte_encoder.values())
         vocab = units + [u + '</w>' for u in units] + [''.join(m) for m in merges] + list(_SPECIAL)
         self.encoder = {t: i for i, t in enumerate(vocab)}

@@ -13,25 +13,41 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .clip_bpe import ClipBPE, clip_bpe
+from .clip_bpe import EOT_TOKEN_ID, ClipBPE, byte_decoder, clip_bpe
 
 TOKENIZER_NAME = 'open_clip.SimpleTokenizer'
 
 
 class LabelVocab:
     """Maps label text <-> compact token indices. Index of end-of-text is `eot`. `bpe_file` is CLIP's
-    vocabulary file (default: the one open_clip ships; a bundle carries its own copy)."""
+    vocabulary file (default: the one open_clip ships; a bundle carries its own copy). With
+    `token_texts` (the BPE unit string of each token, as a bundle stores them) decoding needs no BPE
+    file: reading its 49k merges would cost a node a noticeable part of its start."""
 
-    def __init__(self, clip_token_ids: Sequence[int], bpe_file: str | os.PathLike | None = None):
+    def __init__(self, clip_token_ids: Sequence[int], bpe_file: str | os.PathLike | None = None,
+                 token_texts: Sequence[str] | None = None):
         ids = [int(i) for i in clip_token_ids]
-        self.bpe: ClipBPE = clip_bpe(str(bpe_file) if bpe_file else None)
         if len(set(ids)) != len(ids):
             raise ValueError("the vocabulary lists a token twice")
-        if self.bpe.eot_token_id not in ids:
+        if EOT_TOKEN_ID not in ids:
             raise ValueError("the vocabulary lacks CLIP's end-of-text token")
+        if token_texts is not None and len(token_texts) != len(ids):
+            raise ValueError(f"{len(token_texts)} token texts for {len(ids)} tokens")
+        self._bpe_file = str(bpe_file) if bpe_file else None
         self.clip_ids = np.asarray(ids, dtype=np.int64)
         self._index = {cid: i for i, cid in enumerate(ids)}
-        self.eot = self._index[self.bpe.eot_token_id]
+        self.eot = self._index[EOT_TOKEN_ID]
+        self._texts = list(token_texts) if token_texts is not None else None
+
+    @property
+    def bpe(self) -> ClipBPE:
+        return clip_bpe(self._bpe_file)
+
+    def token_texts(self) -> list[str]:
+        """The BPE unit string of every token, in compact order."""
+        if self._texts is None:
+            self._texts = [self.bpe.decoder[int(i)] for i in self.clip_ids]
+        return self._texts
 
     def __len__(self) -> int:
         return len(self._index)
@@ -50,11 +66,13 @@ class LabelVocab:
         return [self._index[t] for t in self.bpe.encode(label)] + [self.eot]
 
     def decode(self, indices: Iterable[int]) -> str:
-        """Text of compact indices, up to (not including) the first end-of-text."""
-        clip_ids = []
+        """Text of compact indices, up to (not including) the first end-of-text (as ClipBPE.decode)."""
+        texts, pieces = self.token_texts(), []
         for i in indices:
             i = int(i)
             if i == self.eot:
                 break
-            clip_ids.append(int(self.clip_ids[i]))
-        return self.bpe.decode(clip_ids).strip()
+            pieces.append(texts[i])
+        units = byte_decoder()
+        text = bytearray(units[c] for c in ''.join(pieces)).decode('utf-8', errors='replace')
+        return text.replace('</w>', ' ').strip()
