@@ -73,7 +73,7 @@ PARAMS: tuple[Param, ...] = (
     Param('models_file', '', "YAML file of model variants; empty = the package's config/models.yaml."),
     Param('backend', 'auto', "Inference backend. auto = tensorrt when a GPU and the tensorrt package are "
           "present, else onnxruntime, else torch.", choices=BACKENDS, launch_arg='backend'),
-    Param('device', 'auto', "Torch device: auto, cpu, cuda or cuda:N (auto = cuda when available).",
+    Param('device', 'auto', "Device: auto, cpu, cuda or cuda:N (auto = cuda when a GPU is present).",
           pattern=DEVICE_RE, launch_arg='device'),
     Param('precision', 'auto', "fp32, fp16 (a GPU: torch, tensorrt) or int8 (onnxruntime on the CPU: quantised "
           "graphs); auto = fp16 on a GPU, fp32 on the CPU.", choices=('auto', 'fp32', 'fp16', 'int8')),

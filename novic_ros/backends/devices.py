@@ -35,3 +35,18 @@ def resolve_device(device: str) -> str:
 
 def device_index(device: str) -> int:
     return int(device.split(':')[1]) if ':' in device else 0
+
+
+INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp')    # x86 VNNI / AMX, ARM dot product
+
+
+@lru_cache(maxsize=1)
+def cpu_int8_dot() -> str:
+    """The CPU's int8 dot-product instructions that ONNX Runtime's integer kernels use ('' if none:
+    int8 graphs then run on plain SIMD and may gain little over fp32)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((set(line.split(':', 1)[1].split()) for line in f if line.startswith(('flags', 'Features'))), set())
+    except OSError:
+        return ''
+    return ', '.join(f for f in INT8_DOT_FLAGS if f in flags)

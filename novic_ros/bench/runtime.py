@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.devices import cpu_int8_dot
 from ..core.variants import get_variant
 from ..params import ModelParams
 from ..paths import config_path
@@ -132,4 +133,5 @@ def int8(repeat: int) -> str:
     acc = {p: np.mean([t == x.label for t, x in zip(tops[p], renders)]) for p in tops}
     agreement = _table(['toy renders', 'int8 top-1 = fp32 top-1 (target >= 97%)', 'fp32 top-1 correct',
                         'int8 top-1 correct'], [[len(frames), f"{agree:.1%}", f"{acc['fp32']:.1%}", f"{acc['int8']:.1%}"]])
-    return latency + '\n\n' + agreement + f"\n\n(typical label: {TYPICAL_STEPS} decoding steps)"
+    return (latency + '\n\n' + agreement + f"\n\n(typical label: {TYPICAL_STEPS} decoding steps; "
+            f"int8 dot-product instructions of this CPU: {cpu_int8_dot() or 'none'})")

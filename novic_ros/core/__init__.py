@@ -5,7 +5,9 @@ Holds the models (clip_encoder, decoder, kv_cache, checkpoint, label_tokens, var
 (preprocess, generation), the classifier with its frozen options (classifier, options, text_cache)
 and the typed results and errors every layer above uses.
 
-May import: torch, open_clip, numpy, PIL and the leaf utilities novic_ros.paths and
-novic_ros.atomic_file. Never rclpy, novic_ros.params, novic_ros.pipeline, backends, ros, eval,
+May import: numpy, PIL, yaml, ftfy, regex and the leaf utilities novic_ros.paths and
+novic_ros.atomic_file; torch and open_clip only in the model modules (clip_encoder, decoder,
+kv_cache, torch_runners, checkpoint), which the runtime path (a bundle on onnxruntime or tensorrt)
+never imports. Never rclpy, novic_ros.params, novic_ros.pipeline, backends, ros, eval,
 training or cli: everything above builds on the core, not the other way round.
 """

@@ -83,7 +83,7 @@ def zero_shot_accuracy(model, tokenizer, images: list[np.ndarray], labels: list[
     pre = Preprocessor(PreprocessConfig.from_open_clip(PREPROCESS))
     with torch.inference_mode():
         text = F.normalize(model.encode_text(tokenizer([template.format(n) for n in toy_world.NOUNS])), dim=-1)
-        img = F.normalize(model.encode_image(pre(images)), dim=-1)
+        img = F.normalize(model.encode_image(torch.from_numpy(pre(images))), dim=-1)
         pred = (img @ text.T).argmax(1)
     return float((pred == torch.tensor(labels)).float().mean())
 
@@ -112,7 +112,7 @@ def train(cfg: ToyClipTrainConfig, progress: bool = True):
     try:
         for step in tqdm(range(cfg.steps), desc='toy CLIP', disable=not progress, mininterval=2):
             images, captions = q.get()
-            img = F.normalize(model.encode_image(pre(images)), dim=-1)
+            img = F.normalize(model.encode_image(torch.from_numpy(pre(images))), dim=-1)
             txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
             logits = model.logit_scale.exp() * img @ txt.T
             target = torch.arange(len(images))
