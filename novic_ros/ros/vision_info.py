@@ -15,9 +15,12 @@ LISTED_LABELS = 12        # a longer list is summarised by its count (VisionInfo
 
 
 def method(variant: ModelVariant, decoder_loaded: bool, backend: str) -> str:
-    decoder = str(variant.decoder) if decoder_loaded else 'none (prompted mode only)'
-    return (f"novic_ros NOVIC open-vocabulary classifier: variant {variant.name}, CLIP {variant.clip.describe()}, "
-            f"decoder {decoder}, backend {backend}")
+    if variant.bundle is not None:          # an exported bundle (a runtime without torch)
+        models = f"bundle {variant.bundle}" + ('' if decoder_loaded else ', no decoder (prompted mode only)')
+    else:
+        decoder = str(variant.decoder) if decoder_loaded else 'none (prompted mode only)'
+        models = f"CLIP {variant.clip.describe()}, decoder {decoder}"
+    return f"novic_ros NOVIC open-vocabulary classifier: variant {variant.name}, {models}, backend {backend}"
 
 
 def database_location(options: ClassifierOptions, node: str, labels_file: str = '') -> str:
