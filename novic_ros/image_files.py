@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from .core.errors import FrameError
+from .params import DEFAULT_MAX_PIXELS
+from .ros.image_conversion import ImageConversionError, pillow_to_rgb
 
 # What Pillow decodes that users keep images in.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.ppm', '.tif', '.tiff')
@@ -22,11 +24,14 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The file as an HxWx3 uint8 RGB array, or FrameError saying why it cannot be one."""
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The file as an HxWx3 uint8 RGB array (possibly read-only), or FrameError saying why it cannot
+    be one; a file whose header declares more than `max_pixels` pixels is refused before decoding,
+    with the same bound and message as the node's frames (ImageConversionError, reason 'too large')."""
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert('RGB'))
+        return pillow_to_rgb(path, max_pixels)
+    except ImageConversionError as e:
+        raise ImageConversionError(f"{path}: {e}", reason=e.reason) from None
     except FileNotFoundError:
         raise FrameError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:

@@ -96,6 +96,9 @@ PARAMS: tuple[Param, ...] = (
           "empty = ~/.cache/novic_ros/text_embeddings ($NOVIC_ROS_CACHE/text_embeddings)."),
     Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
           "when writable, else ~/.cache/novic_ros/engines."),
+    Param('max_pixels', 12_000_000, "Largest frame accepted, in pixels (width x height), checked from the message or "
+          "file header before decoding; larger frames are rejected with reason 'too large'. Decoding costs up to "
+          "about 7 bytes per pixel (12 MP: 84 MB).", min=1, max=1_000_000_000),
     # --- ROS node ---
     Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
           "The launch file's `image` argument remaps `image`.", group='node'),
@@ -122,6 +125,8 @@ PARAMS: tuple[Param, ...] = (
 BY_NAME = {p.name: p for p in PARAMS}
 # Where a node started with the defaults publishes its labels (clients, the demo and novic-eval listen here).
 DEFAULT_LABELS_TOPIC = f"{DEFAULT_NAMESPACE}/{BY_NAME['labels_topic'].default}"
+# The size bound of every frame reader (node, novic-classify, novic-eval) when no parameter says otherwise.
+DEFAULT_MAX_PIXELS = BY_NAME['max_pixels'].default
 
 
 def defaults(group: str | None = None) -> dict[str, Any]:

@@ -313,6 +313,95 @@ def test_compressed_accepts_array_array():
     np.testing.assert_array_equal(out, rgb)
 
 
+# --- size limits, checked from the header before decoding ------------------------------------
+
+def _png(h: int, w: int, mode: str = 'L') -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (w, h)).save(buf, format='PNG')
+    return buf.getvalue()
+
+
+def _png_header_only(h: int, w: int) -> bytes:
+    """A PNG that declares h x w grey pixels and holds none (what a hostile sender can write in 60 bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b''))
+
+
+def test_raw_frames_over_max_pixels_are_refused_before_reading_the_data():
+    # No data at all: the size is refused from the header fields, so the buffer is never read.
+    with pytest.raises(ImageConversionError, match=r'5000x4000 pixels \(20.0 MP\) is larger than max_pixels') as e:
+        raw_to_rgb('rgb8', 4000, 5000, 15000, b'')
+    assert e.value.reason == 'too large' and 'image_proc' in str(e.value)
+    rgb = _random_rgb()
+    data, step = rgb_to_raw(rgb, 'rgb8')
+    with pytest.raises(ImageConversionError, match='max_pixels'):
+        raw_to_rgb('rgb8', H, W, step, data, max_pixels=H * W - 1)
+    np.testing.assert_array_equal(raw_to_rgb('rgb8', H, W, step, data, max_pixels=H * W), rgb)
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_and_pillow_stays_quiet():
+    """A 445 KB PNG of 12000x12000 pixels: refused with Pillow's own warning in the message, and
+    nothing printed by the warnings module (it would go to stderr, which nobody reads on a robot)."""
+    import warnings
+    bomb = _png(12000, 12000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with pytest.raises(ImageConversionError, match='12000x12000 pixels') as e:
+            compressed_to_rgb('png', bomb)
+    assert e.value.reason == 'too large' and 'decompression bomb' in str(e.value)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_extreme_shapes_within_max_pixels_decode():
+    for h, w in ((1, 40000), (40000, 1)):
+        out = compressed_to_rgb('png', _png(h, w))
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    with pytest.raises(ImageConversionError, match='too large|max_pixels'):
+        compressed_to_rgb('png', _png(1, 40000, 'RGB'), max_pixels=39999)
+    with pytest.raises(ImageConversionError, match='max_pixels'):
+        compressed_to_rgb('png', _png_header_only(100000, 100000))
+
+
+def test_beyond_pillows_own_limit_is_refused_naming_it():
+    """Twice Image.MAX_IMAGE_PIXELS is Pillow's hard limit: raising max_pixels past it cannot help."""
+    huge = _png_header_only(1, 2 * Image.MAX_IMAGE_PIXELS + 2)
+    with pytest.raises(ImageConversionError, match='Pillow refuses') as e:
+        compressed_to_rgb('png', huge, max_pixels=10**10)
+    assert e.value.reason == 'too large'
+
+
+def test_image_files_have_the_same_bound(tmp_path):
+    from novic_ros.image_files import read_image
+    path = tmp_path / 'bomb.png'
+    path.write_bytes(_png(12000, 12000))
+    with pytest.raises(ImageConversionError, match='bomb.png: image of 12000x12000') as e:
+        read_image(path)
+    assert e.value.reason == 'too large'
+    small = tmp_path / 'small.png'
+    small.write_bytes(_png(3, 4))
+    assert read_image(small).shape == (3, 4, 3)
+    with pytest.raises(ImageConversionError, match='max_pixels'):
+        read_image(small, max_pixels=11)
+
+
+def test_bag_frames_have_the_same_bound():
+    from novic_ros.eval.bagio import COMPRESSED, BagFrame, decode, typestore
+    store = typestore()
+    Msg = store.types[COMPRESSED]
+    Header, Time = store.types['std_msgs/msg/Header'], store.types['builtin_interfaces/msg/Time']
+    msg = Msg(header=Header(stamp=Time(sec=0, nanosec=0), frame_id='cam'), format='png',
+              data=np.frombuffer(_png(12000, 12000), np.uint8))
+    frame = BagFrame('/cam/compressed', 0, 0, 0, 'cam', COMPRESSED, store.serialize_cdr(msg, COMPRESSED))
+    with pytest.raises(ImageConversionError, match='max_pixels') as e:
+        decode(frame)
+    assert e.value.reason == 'too large'
+
+
 def test_encoders_reject_bad_input():
     with pytest.raises(ImageConversionError, match='HxWx3 uint8'):
         rgb_to_raw(np.zeros((4, 4), dtype=np.uint8), 'rgb8')

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
+from functools import partial
 
 from ..image_files import read_image
 from ..params import add_model_arguments, model_params_from_args
@@ -27,7 +27,8 @@ def _main(argv) -> int:
     params = model_params_from_args(args)
     clf = build_classifier(params)
     results = []
-    for c in classify_in_batches(clf, args.images, read_image, params.batch_size):
+    for c in classify_in_batches(clf, args.images, partial(read_image, max_pixels=params.max_pixels),
+                                 params.batch_size):
         if c.error is not None:
             print(f"error: {c.error}", file=sys.stderr)
             results.append({'image': c.item, 'error': str(c.error), 'labels': []})

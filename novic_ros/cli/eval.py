@@ -148,7 +148,8 @@ def _offline(args) -> int:
     with open_bag(bag_path, args.topics) as bag:        # the bag is checked before the model loads
         params = model_params_from_args(args)
         clf = build_classifier(params)
-        results = run_offline(bag, clf, batch_size=params.batch_size, progress=not args.no_progress)
+        results = run_offline(bag, clf, batch_size=params.batch_size, progress=not args.no_progress,
+                              max_pixels=params.max_pixels)
         warnings = list(bag.warnings)
         if args.labels_bag:
             warnings += write_labels_bag(bag, args.labels_bag, results)

@@ -20,6 +20,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from ..params import DEFAULT_MAX_PIXELS
 from ..paths import share_dir
 from ..ros.image_conversion import ImageConversionError, compressed_to_rgb, raw_to_rgb
 from .bag_layout import Layout, PartRef, resolve
@@ -308,15 +309,16 @@ def open_bag(path: str | Path, topics: list[str] | None = None) -> _OpenBag:
     return _OpenBag(path, topics)
 
 
-def decode(frame: BagFrame) -> np.ndarray:
-    """The frame as HxWx3 uint8 RGB; ImageConversionError (a FrameError) when it cannot be used."""
+def decode(frame: BagFrame, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The frame as HxWx3 uint8 RGB; ImageConversionError (a FrameError) when it cannot be used,
+    reason 'too large' when its header declares more than `max_pixels` pixels."""
     try:
         msg = typestore().deserialize_cdr(frame.rawdata, frame.msgtype)
     except SerdeError as e:
         raise ImageConversionError(f"message cannot be deserialised ({e})", reason='cannot be deserialised') from e
     if frame.msgtype == COMPRESSED:
-        return compressed_to_rgb(msg.format, msg.data)
-    return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+        return compressed_to_rgb(msg.format, msg.data, max_pixels)
+    return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)
 
 
 @contextmanager

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
 from tqdm import tqdm
 
-from ..params import DEFAULT_LABELS_TOPIC
+from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_MAX_PIXELS
 from ..pipeline import classify_in_batches
 from .bagio import CLASSIFICATION, IMAGE_TYPES, Bag, BagFrame, MessageError, decode, message_cdr, new_bag, typestore
 from .results import FrameResult
@@ -18,10 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def classify_frames(frames: Iterable[BagFrame], classifier, batch_size: int, progress: bool = True,
-                    total: int | None = None) -> list[FrameResult]:
+                    total: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[FrameResult]:
     results: list[FrameResult] = []
     with tqdm(total=total, desc='offline', unit='frame', disable=not progress) as bar:
-        for c in classify_in_batches(classifier, frames, decode, batch_size):
+        for c in classify_in_batches(classifier, frames, partial(decode, max_pixels=max_pixels), batch_size):
             f = c.item
             if c.error is not None:
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error),
@@ -34,10 +35,12 @@ def classify_frames(frames: Iterable[BagFrame], classifier, batch_size: int, pro
     return results
 
 
-def run_offline(bag: Bag, classifier, *, batch_size: int = 8, progress: bool = True) -> list[FrameResult]:
-    """Every frame of the bag's chosen topics, classified; the bag's `warnings` and `tallies` say what
-    could not be read. BagError when no frame could be read at all."""
-    return classify_frames(bag.frames(), classifier, batch_size, progress, bag.expected_frames)
+def run_offline(bag: Bag, classifier, *, batch_size: int = 8, progress: bool = True,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> list[FrameResult]:
+    """Every frame of the bag's chosen topics, classified (a frame over `max_pixels` rejected from its
+    header); the bag's `warnings` and `tallies` say what could not be read. BagError when no frame could
+    be read at all."""
+    return classify_frames(bag.frames(), classifier, batch_size, progress, bag.expected_frames, max_pixels)
 
 
 def write_labels_bag(bag: Bag, out: str | Path, results: list[FrameResult],

@@ -32,19 +32,27 @@ from __future__ import annotations
 
 import array
 import io
-from typing import Union
+import logging
+import os
+import warnings
+from typing import IO, Union
 
 import numpy as np
 from PIL import Image
 
 from novic_ros.core.errors import FrameError
+from novic_ros.params import DEFAULT_MAX_PIXELS
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     'ImageConversionError',
     'SUPPORTED_ENCODINGS',
     'COMPRESSED_CONTAINERS',
+    'check_pixels',
     'raw_to_rgb',
     'compressed_to_rgb',
+    'pillow_to_rgb',
     'rgb_to_raw',
     'encode_compressed',
 ]
@@ -100,6 +108,18 @@ SUPPORTED_ENCODINGS: tuple[str, ...] = (
 COMPRESSED_CONTAINERS: tuple[str, ...] = ('JPEG', 'PNG')
 
 _SUPPORTED_TEXT = ', '.join(SUPPORTED_ENCODINGS)
+
+
+def check_pixels(width: int, height: int, max_pixels: int, source: str = 'frame', note: str = '') -> None:
+    """Refuse a frame whose header says it holds more than `max_pixels` pixels, before any pixel is
+    decoded: a 200-byte PNG can declare 40000x1 or 12000x12000 pixels, and decoding it would cost
+    memory and time out of all proportion to its size."""
+    pixels = int(width) * int(height)
+    if pixels > max_pixels:
+        raise ImageConversionError(
+            f'{source} of {width}x{height} pixels ({pixels / 1e6:.1f} MP) is larger than max_pixels '
+            f'({max_pixels:,}); publish smaller frames (e.g. image_proc resize upstream) or raise max_pixels '
+            f'if this size is intended (decoding costs up to about 7 bytes per pixel){note}', reason='too large')
 
 
 def _canonical_encoding(encoding: str) -> str:
@@ -241,16 +261,18 @@ def _decode_rows(kind: str, rows: np.ndarray, height: int, width: int,
 
 
 def raw_to_rgb(encoding: str, height: int, width: int, step: int, data: ByteSource,
-               is_bigendian: int = 0) -> np.ndarray:
+               is_bigendian: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Convert sensor_msgs/Image fields to an HxWx3 uint8 RGB array (C-contiguous, owned).
 
     Takes the fields rather than the message so this works without ROS. Honours row
     padding (`step` > width*bytes_per_pixel) and `is_bigendian` (mono16/16UC1 only; the
     8-bit encodings have no byte order). mono16 is reduced to its high byte (value >> 8)
     and replicated to three channels. Raises ImageConversionError on anything it
-    cannot convert; extra bytes after step*height are ignored.
+    cannot convert (reason 'too large' above `max_pixels`, before converting); extra
+    bytes after step*height are ignored.
     """
     key = _canonical_encoding(encoding)
+    check_pixels(width, height, max_pixels)
     bpp, kind = _LAYOUTS[key]
     if kind in ('uyvy', 'yuyv') and int(width) % 2:
         raise ImageConversionError(
@@ -367,16 +389,55 @@ def _compressed_kind(fmt: str) -> str:
 
 
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Pillow image -> HxWx3 uint8, treating 16-bit grey like raw mono16 (high byte)."""
+    """Pillow image -> HxWx3 uint8, treating 16-bit grey like raw mono16 (high byte).
+
+    Copies as little as it can: Pillow holds 4 bytes per RGB pixel, and `np.asarray` adds
+    one 3-byte copy (read-only; nothing downstream writes to frames), so an RGB file peaks
+    at about 7 bytes per pixel instead of the 14 of convert() + np.array().
+    """
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
         # Pillow's own I->RGB conversion clamps at 255, which turns ordinary 16-bit depth
         # or IR PNGs white; >> 8 matches raw_to_rgb's mono16 handling instead.
         grey = (np.asarray(img).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
         return _interleave(grey, grey, grey)
-    return np.array(img.convert('RGB'), dtype=np.uint8, order='C')
+    if img.mode == 'L':
+        grey = np.asarray(img)
+        return _interleave(grey, grey, grey)
+    return np.asarray(img if img.mode == 'RGB' else img.convert('RGB'))
 
 
-def compressed_to_rgb(format: str, data: ByteSource) -> np.ndarray:  # noqa: A002 - ROS field name
+def pillow_to_rgb(source: Union[str, os.PathLike, IO[bytes]], max_pixels: int = DEFAULT_MAX_PIXELS,
+                  formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Decode an image file (a path or a binary file object) to an HxWx3 uint8 RGB array, after
+    checking its size from the header against `max_pixels` (ImageConversionError, reason 'too
+    large'). The one Pillow decoder behind CompressedImage frames and image files.
+
+    Pillow's own decompression-bomb check (Image.MAX_IMAGE_PIXELS) warns on stderr and, at twice
+    that, raises; both are turned into this function's rejection or a log record, so they reach
+    the node's log and diagnostics instead of a terminal nobody reads. Other Pillow errors (not an
+    image, truncated, corrupt) propagate for the caller to name.
+    """
+    # catch_warnings is process-wide; each caller decodes on one thread (the node's worker, a CLI).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', Image.DecompressionBombWarning)
+        try:
+            img = Image.open(source, formats=formats)
+        except Image.DecompressionBombError as exc:
+            raise ImageConversionError(
+                f'{exc}; Pillow refuses images this large whatever max_pixels says (it allows up to '
+                f'{2 * Image.MAX_IMAGE_PIXELS:,} pixels); publish smaller frames', reason='too large') from exc
+    with img:
+        bomb = [str(w.message) for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+        check_pixels(img.width, img.height, max_pixels, 'image', f' (Pillow: {bomb[0]})' if bomb else '')
+        if bomb:   # allowed by max_pixels, which was raised above Pillow's own limit on purpose
+            log.warning('decoding a very large image (%dx%d) because max_pixels allows it: %s',
+                        img.width, img.height, bomb[0])
+        img.load()
+        return _to_rgb_array(img)
+
+
+def compressed_to_rgb(format: str, data: ByteSource,  # noqa: A002 - ROS field name
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode sensor_msgs/CompressedImage fields to an HxWx3 uint8 RGB array.
 
     The bytes decide the container, not the `format` string: publishers are inconsistent
@@ -386,9 +447,10 @@ def compressed_to_rgb(format: str, data: ByteSource) -> np.ndarray:  # noqa: A00
     (COMPRESSED_CONTAINERS). Colour order needs no fixing for 'bgr8' variants: the
     publisher hands OpenCV a BGR matrix, so the file itself holds correct colours.
 
-    Truncated files are detected because the image is fully loaded here, which relies on
-    Pillow's ImageFile.LOAD_TRUNCATED_IMAGES staying False (its default; this module
-    never sets it).
+    The size is checked from the header before decoding (reason 'too large' above
+    `max_pixels`). Truncated files are detected because the image is fully loaded here,
+    which relies on Pillow's ImageFile.LOAD_TRUNCATED_IMAGES staying False (its default;
+    this module never sets it). The array may be read-only.
     """
     fmt_text = _compressed_kind(format)
     buf = _as_bytes(data)
@@ -400,9 +462,9 @@ def compressed_to_rgb(format: str, data: ByteSource) -> np.ndarray:  # noqa: A00
     # buffers (rclpy's array.array) are copied exactly once.
     raw = data if isinstance(data, bytes) else buf.tobytes()
     try:
-        with Image.open(io.BytesIO(raw), formats=COMPRESSED_CONTAINERS) as img:
-            img.load()
-            return _to_rgb_array(img)
+        return pillow_to_rgb(io.BytesIO(raw), max_pixels, COMPRESSED_CONTAINERS)
+    except ImageConversionError:
+        raise
     except Exception as exc:  # noqa: BLE001
         # Pillow raises a zoo of types on malformed input (OSError, SyntaxError,
         # ValueError, struct.error, DecompressionBombError, ...); each means "this frame
