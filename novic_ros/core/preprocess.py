@@ -4,9 +4,17 @@ Reproduces open_clip's eval transform (resize, center crop or pad, to-tensor, no
 model's own `preprocess_cfg`: the resize is Pillow's, with the filter open_clip's transform uses on
 PIL images, so the pixels are the same; normalisation runs the same float32 operations in the
 same order as torchvision's ToTensor and Normalize.
+
+A frame of extreme aspect ratio would become a huge image when its short side is resized to
+the model's input (a 1x40000 frame: 224 x 8,960,000 pixels, gigabytes) only to be cropped to
+224x224. Such frames are cropped in source coordinates first: the part of the frame that
+survives the crop (`visible_window`) is resampled straight to its output size with Pillow's
+resize-with-box, which computes what resizing the whole frame and cropping would, reading only
+the source pixels the filter touches.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +26,11 @@ RESIZE_MODES = ('shortest', 'squash', 'longest')
 INTERPOLATIONS = ('bicubic', 'bilinear', 'nearest')
 _PIL_FILTERS = {'bicubic': Image.Resampling.BICUBIC, 'bilinear': Image.Resampling.BILINEAR,
                 'nearest': Image.Resampling.NEAREST}
+_FILTER_SUPPORT = {'bicubic': 2.0, 'bilinear': 1.0, 'nearest': 0.5}    # Pillow's, in output pixels
+# A frame whose resized copy would hold more than this many times the model input's pixels is
+# cropped in source coordinates first. Camera aspect ratios (up to 21:9, resized area <= 2.4x)
+# keep open_clip's order, and its pixels to the bit.
+CROP_FIRST_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,52 @@ def _geometry(h: int, w: int, cfg: PreprocessConfig) -> _Geometry:
     return _Geometry((rh, rw), int(round((rh - th) / 2.0)), int(round((rw - tw) / 2.0)))
 
 
+@dataclass(frozen=True)
+class Window:
+    """The part of the resized frame that survives the crop, seen from both sides."""
+    box: tuple[float, float, float, float]   # (x0, y0, x1, y1) in source pixels, Pillow's box convention
+    size: tuple[int, int]                    # (h, w) of that part after resizing
+    dst: tuple[int, int]                     # (top, left) where it lands in the model input (> 0: padding)
+
+
+def visible_window(h: int, w: int, g: _Geometry, cfg: PreprocessConfig) -> Window:
+    """Where the output of resize-then-crop-or-pad comes from in the h x w source frame. Resizing
+    only `box` to `size` gives the pixels of resizing the frame to g.resize and cropping."""
+    th, tw = cfg.size
+    rh, rw = g.resize
+    y0, y1 = max(g.top, 0), min(g.top + th, rh)       # rows and columns of the resized frame kept
+    x0, x1 = max(g.left, 0), min(g.left + tw, rw)
+    sy, sx = h / rh, w / rw                           # source pixels per resized pixel
+    return Window((x0 * sx, y0 * sy, x1 * sx, y1 * sy), (y1 - y0, x1 - x0), (max(-g.top, 0), max(-g.left, 0)))
+
+
+def crops_first(g: _Geometry, cfg: PreprocessConfig) -> bool:
+    """Whether resizing the whole frame would cost far more than the model input it feeds."""
+    return g.resize[0] * g.resize[1] > CROP_FIRST_FACTOR * cfg.size[0] * cfg.size[1]
+
+
+def _source_span(lo: float, hi: float, out: int, limit: int, support: float) -> tuple[int, int]:
+    """The integer source range a resampling filter reads for output [0, out) of [lo, hi): the box
+    widened by the filter's reach (scaled when downsampling, as Pillow does) and one pixel of rounding."""
+    reach = support * max(1.0, (hi - lo) / max(out, 1)) + 1
+    return max(0, math.floor(lo - reach)), min(limit, math.ceil(hi + reach))
+
+
+def resize_window(frame: np.ndarray, win: Window, interpolation: str) -> np.ndarray:
+    """The window's pixels, (h, w, 3) uint8: Pillow resamples only the tile of the frame its filter
+    reads, so the cost follows the output size, not the frame's. Equal to resizing the whole frame
+    and cropping, up to float rounding where a filter tap lands exactly on a pixel edge."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = win.box
+    oh, ow = win.size
+    sup = _FILTER_SUPPORT[interpolation]
+    ty0, ty1 = _source_span(y0, y1, oh, h, sup)
+    tx0, tx1 = _source_span(x0, x1, ow, w, sup)
+    tile = Image.fromarray(np.ascontiguousarray(frame[ty0:ty1, tx0:tx1]), 'RGB')
+    out = tile.resize((ow, oh), _PIL_FILTERS[interpolation], box=(x0 - tx0, y0 - ty0, x1 - tx0, y1 - ty0))
+    return np.asarray(out)
+
+
 def validate_frame(frame, index: int | None = None) -> np.ndarray:
     """Check that `frame` is an HxWx3 uint8 array, returning it; raise FrameError naming the problem."""
     where = '' if index is None else f" (frame {index})"
@@ -121,16 +180,29 @@ class Preprocessor:
         return out
 
     def _transform(self, frame: np.ndarray, out: np.ndarray) -> None:
-        h, w = frame.shape[:2]
-        g = _geometry(h, w, self.cfg)
-        if g.resize != (h, w):
-            img = Image.fromarray(np.ascontiguousarray(frame), 'RGB').resize(g.resize[::-1], self._filter)
-            frame = np.asarray(img)
-        x = self._crop_or_pad(frame, g).transpose(2, 0, 1)                   # 3 x H x W uint8 view
+        g = _geometry(*frame.shape[:2], self.cfg)
+        x = self._crop_then_resize(frame, g) if crops_first(g, self.cfg) else self._resize_then_crop(frame, g)
+        x = x.transpose(2, 0, 1)                                              # 3 x H x W uint8 view
         # ToTensor then Normalize, as torchvision computes them: x / 255, - mean, / std, in float32.
         np.divide(x, np.float32(255), out=out, dtype=np.float32)
         out -= self._mean
         out /= self._std
+
+    def _resize_then_crop(self, frame: np.ndarray, g: _Geometry) -> np.ndarray:
+        """open_clip's order: th x tw x 3 uint8 (a view where no padding is needed)."""
+        if g.resize != frame.shape[:2]:
+            img = Image.fromarray(np.ascontiguousarray(frame), 'RGB').resize(g.resize[::-1], self._filter)
+            frame = np.asarray(img)
+        return self._crop_or_pad(frame, g)
+
+    def _crop_then_resize(self, frame: np.ndarray, g: _Geometry) -> np.ndarray:
+        """The same pixels for frames of extreme aspect ratio, without their huge resized copy."""
+        th, tw = self.cfg.size
+        win = visible_window(*frame.shape[:2], g, self.cfg)
+        canvas = np.full((th, tw, 3), self.cfg.fill_color, np.uint8)
+        (top, left), (h, w) = win.dst, win.size
+        canvas[top:top + h, left:left + w] = resize_window(frame, win, self.cfg.interpolation)
+        return canvas
 
     def _crop_or_pad(self, x: np.ndarray, g: _Geometry) -> np.ndarray:
         th, tw = self.cfg.size
