@@ -9,8 +9,6 @@ MODEL ?= toy
 # DDS stays on this machine; every run gets its own domain so parallel runs never meet.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-232 -n 1)
-# Raw 640x480 frames exceed Fast DDS's default shared-memory segment (see the profile's comment).
-export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_frames.xml
 
 .PHONY: setup test demo bench toy clean
 

@@ -15,6 +15,7 @@ from typing import Any
 from .core.options import MODES, ClassifierOptions, read_labels_file
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
+QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
 NODE_NAME = 'novic_node'
 DEFAULT_NAMESPACE = '/novic'
 DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
@@ -104,11 +105,15 @@ PARAMS: tuple[Param, ...] = (
           "The launch file's `image` argument remaps `image`.", group='node'),
     Param('transport', 'raw', "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg, png).",
           choices=('raw', 'compressed'), launch_arg='transport', group='node'),
-    Param('qos', 'sensor_data', "Subscription QoS: sensor_data (best effort) or reliable.",
-          choices=('sensor_data', 'reliable'), group='node'),
+    Param('qos', 'auto', "Subscription reliability. auto: reliable when every publisher on the topic is reliable "
+          "(lost fragments of large raw frames are then resent), else best effort; re-checked when publishers come "
+          "and go. sensor_data: best effort. reliable: reliable (receives nothing from best-effort publishers).",
+          choices=QOS_CHOICES, group='node'),
     Param('qos_depth', 5, "Subscription queue depth.", min=1, max=1000, group='node'),
     Param('rate_hz', 0.0, "Most inferences per second over all cameras; 0 = as fast as the model goes.",
           min=0.0, max=1000.0, launch_arg='rate_hz', group='node', live=True),
+    Param('frame_timeout_s', 5.0, "Warn (log and /diagnostics) when a camera topic has publishers but no frame "
+          "arrived for this many seconds; 0 = never.", min=0.0, max=3600.0, group='node'),
     Param('labels_topic', 'labels', "Output topic (vision_msgs/Classification); relative to the namespace "
           "(/novic by default).", group='node'),
     Param('publish_overlay', False, "Also publish ~/image_labeled: the frame with its labels drawn on.",

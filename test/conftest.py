@@ -15,8 +15,9 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 232)))   # Fast DDS allows 0-232
 
 REPO = Path(__file__).resolve().parent.parent
-# Raw frames travel over shared memory instead of loopback UDP (the Makefile sets the same).
-os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(REPO / 'config' / 'fastdds_large_frames.xml'))
+# Tests run the middleware as robots have it: no Fast DDS profile on either end, unless a test is
+# about the profile (test_node_inputs starts a camera with it).
+os.environ.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
 TOY_CLIP = REPO / 'models' / 'toy' / 'clip'
 TOY_DECODER = REPO / 'models' / 'toy' / 'decoder'
 SHARED_DATA = REPO.parent / 'shared' / 'data'

@@ -127,6 +127,22 @@ def test_bad_frames_are_rejected_and_the_node_keeps_labelling(ros, raw_node, toy
             'rejected: empty image'} <= set(values)
 
 
+def test_a_best_effort_camera_on_a_reliable_subscription_is_named_with_the_fix(ros, raw_node):
+    """qos: reliable (this module's node) and a best-effort camera: no frame of it can arrive. One warning
+    names the incompatible policy and the fix (qos: auto, the default, matches the publishers)."""
+    from rclpy.qos import qos_profile_sensor_data
+    pub = ros.publisher(Image, '/novic/image', qos_profile_sensor_data)
+    try:
+        end = time.monotonic() + 20
+        while 'offers QoS incompatible' not in raw_node.log():
+            assert time.monotonic() < end, raw_node.log()[-2000:]
+            time.sleep(0.1)
+        line = next(x for x in raw_node.log().splitlines() if 'offers QoS incompatible' in x)
+        assert 'RELIABILITY' in line and 'set qos: auto' in line and '/novic/image' in line
+    finally:
+        ros.node.destroy_publisher(pub)
+
+
 def test_diagnostics_report_rates_latency_and_backend(ros, raw_node):
     diag = ros.subscribe(DiagnosticArray, '/diagnostics')
     assert diag.wait_for(lambda m: len(m) >= 2, 10)

@@ -2,7 +2,10 @@
 
 Thin on purpose: subscription callbacks only hand messages to LatestFrames; one worker
 thread converts, classifies (novic_ros.core) and publishes vision_msgs/Classification with
-the input header. Bad frames are counted, warned about (throttled) and skipped.
+the input header. Bad frames are counted, warned about (throttled) and skipped. The input
+side watches each camera topic (input_health): it subscribes with the reliability its
+publishers offer (`qos: auto`), counts frames the middleware lost, and says why and what to
+do when publishers are there but frames are not.
 
 A lifecycle node (rclpy.lifecycle): configure loads and warms up the model and creates the
 (lifecycle) publishers, activate subscribes and starts the worker, deactivate unsubscribes (frames
@@ -12,10 +15,13 @@ any state. With `autostart` (default) main() drives configure and activate itsel
 Threads: a multi-threaded executor. The lifecycle and parameter services share the node's default
 (mutually exclusive) callback group, so transitions and parameter changes happen one at a time;
 frame callbacks and diagnostics have groups of their own, so they go on while a parameter change
-embeds a new label list.
+embeds a new label list. Following the publishers (qos: auto) runs in the default group, so a
+resubscription never meets a transition; the input state it shares with frame and event
+callbacks is guarded by one lock.
 """
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -24,10 +30,11 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -35,11 +42,12 @@ from vision_msgs.msg import Classification, ObjectHypothesis, VisionInfo
 
 from ..core.errors import NovicError
 from ..core.variants import get_variant
-from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
+from ..params import DEFAULT_MAX_PIXELS, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier, classify_in_batches
 from . import vision_info
 from .bond import Bond
 from .image_conversion import compressed_to_rgb, raw_to_rgb
+from .input_health import BEST_EFFORT, RELIABLE, TopicHealth, describe_publishers
 from .latest_frames import LatestFrames
 from .memory import release_freed_memory, rss_mb
 from .node_stats import NodeStats
@@ -47,16 +55,36 @@ from .overlay import draw_labels
 from .ros_params import declare_all
 
 WARN_THROTTLE_S = 5.0
+LOSS_WARN_THROTTLE_S = 30.0     # frames lost in transport: one warning per topic per 30 s
+INPUT_CHECK_S = 0.25            # publishers re-read (qos: auto follows them) and silence checked this often
+_RELIABILITY = {RELIABLE: ReliabilityPolicy.RELIABLE, BEST_EFFORT: ReliabilityPolicy.BEST_EFFORT}
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 # VisionInfo as vision_msgs intends it: the last one stays available to late subscribers.
 VISION_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def frame_from_msg(msg) -> np.ndarray:
+def frame_from_msg(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if isinstance(msg, CompressedImage):
-        return compressed_to_rgb(msg.format, msg.data)
-    return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+        return compressed_to_rgb(msg.format, msg.data, max_pixels)
+    return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)
+
+
+class RosLogHandler(logging.Handler):
+    """Python logging of novic_ros (model loading, image decoding) into the node's ROS log."""
+
+    def __init__(self, logger):
+        super().__init__()
+        self.ros_logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = f"{record.name}: {record.getMessage()}"
+        if record.levelno >= logging.ERROR:
+            self.ros_logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self.ros_logger.warning(text)
+        else:
+            self.ros_logger.info(text)
 
 
 class NovicNode(LifecycleNode):
@@ -72,7 +100,9 @@ class NovicNode(LifecycleNode):
         self._stop = threading.Event()
         self.worker: threading.Thread | None = None
         self.state = 'unconfigured'
-        self.subs = []
+        self.subs: dict[str, object] = {}       # camera topic -> its subscription, while active
+        self.health: dict[str, TopicHealth] = {}
+        self._inputs_lock = threading.Lock()
         self.pub = self.overlay_pub = self.info_pub = None
         self.overlays_published = 0
         self.bond: Bond | None = None
@@ -80,6 +110,7 @@ class NovicNode(LifecycleNode):
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(INPUT_CHECK_S, self._watch_inputs)     # default group: never during a transition
 
     # --- lifecycle ---
 
@@ -112,7 +143,8 @@ class NovicNode(LifecycleNode):
             self._stop = threading.Event()
             self.worker = threading.Thread(target=self._work, name='novic-inference', daemon=True)
             self.worker.start()
-            self.subs = [self._subscribe(t) for t in self.params.image_topics]
+            for topic in self.params.image_topics:
+                self._subscribe(topic)
         except Exception as e:  # noqa: BLE001 -- e.g. an image topic name that does not resolve
             self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
             self._unsubscribe_and_stop()
@@ -162,9 +194,10 @@ class NovicNode(LifecycleNode):
         if self.bond is not None:
             self.bond.close()
             self.bond = None
-        for sub in self.subs:
+        with self._inputs_lock:
+            subs, self.subs = list(self.subs.values()), {}
+        for sub in subs:
             self.destroy_subscription(sub)
-        self.subs = []
         self._stop.set()
         if self.worker is not None and self.worker.is_alive():
             self.worker.join(timeout=30.0)       # the batch in flight finishes (its labels are still valid)
@@ -188,28 +221,105 @@ class NovicNode(LifecycleNode):
                                              self.params.model.labels_file, self.vocabulary.version,
                                              self.get_clock().now().to_msg()))
 
-    # --- input ---
+    # --- input: subscriptions, QoS, lost and missing frames ---
 
-    def _qos(self) -> QoSProfile:
-        if self.params.qos == 'sensor_data':
-            q = qos_profile_sensor_data
-            return QoSProfile(depth=self.params.qos_depth, reliability=q.reliability, history=q.history,
-                              durability=q.durability)
-        return QoSProfile(depth=self.params.qos_depth, reliability=ReliabilityPolicy.RELIABLE,
-                          history=HistoryPolicy.KEEP_LAST)
-
-    def _subscribe(self, topic: str):
+    def _input_topic(self, topic: str):
+        """The name and type to subscribe for camera `topic`."""
         if self.params.transport == 'compressed':
             # image_transport convention: the compressed stream of `base` is `base/compressed`. Resolve
             # (and remap) the base first, so remapping `image` moves both, as with image_transport.
             base = self.resolve_topic_name(topic)
-            topic = base if base.endswith('/compressed') else base.rstrip('/') + '/compressed'
-            msg_type = CompressedImage
+            return (base if base.endswith('/compressed') else base.rstrip('/') + '/compressed'), CompressedImage
+        return topic, Image
+
+    def _offered(self, name: str) -> list[str]:
+        """The reliability each publisher on `name` offers."""
+        return [RELIABLE if p.qos_profile.reliability == ReliabilityPolicy.RELIABLE else BEST_EFFORT
+                for p in self.get_publishers_info_by_topic(name)]
+
+    def _subscribe(self, topic: str) -> None:
+        """Subscribe camera `topic` with the reliability the qos parameter and its publishers call for."""
+        name, msg_type = self._input_topic(topic)
+        resolved = self.resolve_topic_name(name)
+        offered = self._offered(resolved)
+        with self._inputs_lock:
+            health = self.health.setdefault(topic, TopicHealth(resolved, self.params.qos))
+            health.publishers(offered, time.monotonic())
+            reliability = health.wanted()
+        sub = self._create_input_subscription(topic, name, msg_type, reliability)
+        with self._inputs_lock:
+            self.subs[topic] = sub
+            health.subscribed(reliability, time.monotonic())
+        self.get_logger().info(f"subscribing to {resolved} ({msg_type.__name__}, {reliability.replace('_', ' ')}; "
+                               f"qos: {self.params.qos}, {describe_publishers(offered)} found)")
+
+    def _create_input_subscription(self, topic: str, name: str, msg_type, reliability: str):
+        qos = QoSProfile(depth=self.params.qos_depth, reliability=_RELIABILITY[reliability],
+                         history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE)
+        events = SubscriptionEventCallbacks(message_lost=lambda info, t=topic: self._on_frames_lost(t, info),
+                                            incompatible_qos=lambda info, t=topic: self._on_incompatible_qos(t, info))
+        callback = lambda msg, t=topic: self._on_frame(t, msg)  # noqa: E731
+        try:
+            return self.create_subscription(msg_type, name, callback, qos, event_callbacks=events,
+                                            callback_group=self._frames_group)
+        except UnsupportedEventTypeError:
+            self.get_logger().info("this middleware does not report lost messages: frames lost in transport "
+                                   "are not counted", once=True)
+            events.message_lost = None
+            return self.create_subscription(msg_type, name, callback, qos, event_callbacks=events,
+                                            callback_group=self._frames_group)
+
+    def _resubscribe(self, topic: str) -> None:
+        with self._inputs_lock:
+            health = self.health[topic]
+            sub = self.subs.pop(topic)
+            text = (f"{health.topic} now has {describe_publishers(health.offered)}: subscribing "
+                    f"{health.wanted().replace('_', ' ')} instead of {health.reliability.replace('_', ' ')} (qos: auto)")
+        self.get_logger().info(text)
+        self.destroy_subscription(sub)
+        self._subscribe(topic)
+
+    def _watch_inputs(self) -> None:
+        """Timer: follow the publishers (qos: auto), and warn once when publishers are there but frames are not."""
+        for topic in list(self.subs):
+            health = self.health[topic]
+            offered = self._offered(health.topic)
+            with self._inputs_lock:
+                now = time.monotonic()
+                health.publishers(offered, now)
+                switching = health.switching()
+                warning = health.silence(now, self.params.frame_timeout_s)
+            if switching:
+                self._resubscribe(topic)
+            if warning:
+                self.get_logger().warning(warning)
+
+    def _on_frames_lost(self, topic: str, info) -> None:
+        """message_lost event: the middleware saw frames it could not deliver (fragments overwritten)."""
+        health = self.health[topic]
+        offered = self._offered(health.topic)
+        with self._inputs_lock:
+            now = time.monotonic()
+            health.frames_lost(info.total_count_change, now)
+            health.publishers(offered, now)
+            # While qos: auto is about to subscribe reliable (which ends the loss), there is nothing to say.
+            warning = None if health.switching() else health.loss_warning()
+        if warning:
+            self._warn_throttled(f"lost:{topic}", warning, LOSS_WARN_THROTTLE_S)
+
+    def _on_incompatible_qos(self, topic: str, info) -> None:
+        health = self.health[topic]
+        with self._inputs_lock:
+            health.incompatible += info.total_count_change
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        if self.params.qos == 'auto':
+            self.get_logger().info(f"a publisher on {health.topic} offers incompatible {policy}; "
+                                   "qos: auto resubscribes to match it")
         else:
-            msg_type = Image
-        self.get_logger().info(f"subscribing to {self.resolve_topic_name(topic)} ({msg_type.__name__}, {self.params.qos})")
-        return self.create_subscription(msg_type, topic, lambda msg, t=topic: self._on_frame(t, msg), self._qos(),
-                                        callback_group=self._frames_group)
+            self._warn_throttled(f"incompatible:{topic}", (
+                f"a publisher on {health.topic} offers QoS incompatible with this subscription ({policy}; "
+                f"subscribed {health.reliability.replace('_', ' ')}, qos: {self.params.qos}); no frame of it "
+                "will arrive: set qos: auto, which matches the publishers"), WARN_THROTTLE_S)
 
     def _on_frame(self, camera: str, msg) -> None:
         stamp = msg.header.stamp
@@ -217,7 +327,17 @@ class NovicNode(LifecycleNode):
         if stamp.sec or stamp.nanosec:   # unstamped frames say nothing about their age
             age = self.get_clock().now().nanoseconds * 1e-9 - (stamp.sec + stamp.nanosec * 1e-9)
         self.stats.arrived(age)
+        with self._inputs_lock:
+            self.health[camera].frame(time.monotonic())
         self.frames.put(camera, msg)
+
+    def _warn_throttled(self, key: str, text: str, every_s: float) -> None:
+        now = time.monotonic()
+        with self._inputs_lock:
+            if now - self._last_warning.get(key, -1e9) < every_s:
+                return
+            self._last_warning[key] = now
+        self.get_logger().warning(text)
 
     # --- inference worker ---
 
@@ -244,7 +364,8 @@ class NovicNode(LifecycleNode):
         classifier = self.classifier          # one classifier (one set of settings) for the whole batch
         # Drawing costs a copy and text rendering per frame: only while someone subscribes to the overlay.
         overlay = self.overlay_pub if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() else None
-        for c in classify_in_batches(classifier, items, lambda item: frame_from_msg(item.msg), len(items)):
+        max_pixels = self.params.model.max_pixels
+        for c in classify_in_batches(classifier, items, lambda item: frame_from_msg(item.msg, max_pixels), len(items)):
             if c.error is not None:
                 self._reject(c.item.camera, c.error)
                 continue
@@ -260,10 +381,7 @@ class NovicNode(LifecycleNode):
         reason = getattr(error, 'reason', 'invalid frame')
         self.stats.rejected_one(reason)
         # Throttled per reason, so a flood of one problem cannot hide another.
-        now = time.monotonic()
-        if now - self._last_warning.get(reason, -1e9) >= WARN_THROTTLE_S:
-            self._last_warning[reason] = now
-            self.get_logger().warning(f"frame from {camera} rejected ({reason}): {error}")
+        self._warn_throttled(reason, f"frame from {camera} rejected ({reason}): {error}", WARN_THROTTLE_S)
 
     def _publish_overlay(self, pub, header, frame, res) -> None:
         drawn = draw_labels(frame, [(l.text, l.score) for l in res.labels])
@@ -302,10 +420,17 @@ class NovicNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         s = self.stats.snapshot(self.frames.received, self.frames.dropped)
         classifier = self.classifier
+        with self._inputs_lock:
+            now = time.monotonic()
+            inputs = {self.health[t].topic: self.health[t].status(now, self.params.frame_timeout_s) for t in self.subs}
+            lost = sum(h.lost for h in self.health.values())
+        problems = [line for bad, line in inputs.values() if bad]
         level = DiagnosticStatus.OK
         message = 'classifying'
         if self.state != 'active' or classifier is None:
             message = f"{self.state}: not labelling"
+        elif problems:
+            level, message = DiagnosticStatus.WARN, '; '.join(problems)
         elif s.received == 0:
             level, message = DiagnosticStatus.WARN, 'no frames received yet'
         elif s.rejected or s.errors:
@@ -317,13 +442,14 @@ class NovicNode(LifecycleNode):
             'inference_p50_ms': f"{s.inference_p50_ms:.1f}", 'frame_age_p50_ms': f"{s.frame_age_p50_ms:.1f}",
             'frames_received': str(s.received),
             'frames_processed': str(s.processed), 'frames_published': str(s.published),
-            'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected),
+            'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected), 'frames_lost': str(lost),
             'inference_errors': str(s.errors), 'overlays_published': str(self.overlays_published),
             'backend': backend.name if backend else '-', 'backend_detail': backend.describe() if backend else '-',
             'model': self.params.model.model, 'mode': self.params.model.mode,
             'device': str(backend.device) if backend else '-',
             'lifecycle_state': self.state, 'vocabulary_version': str(self.vocabulary.version),
             **{f"rejected: {k}": str(v) for k, v in s.rejected_by_reason.items()},
+            **{f"input {topic}": line for topic, (_, line) in inputs.items()},
         }
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: open-vocabulary classifier",
                                   message=message, hardware_id=str(backend.device) if backend else '',
@@ -339,6 +465,10 @@ class NovicNode(LifecycleNode):
 def main(args=None) -> int:
     rclpy.init(args=args)
     logger = rclpy.logging.get_logger(NODE_NAME)
+    py_log = logging.getLogger('novic_ros')
+    py_log.addHandler(RosLogHandler(logger))
+    py_log.setLevel(logging.INFO)
+    py_log.propagate = False        # open_clip's root-logger calls install a stderr handler there
     try:
         node = NovicNode()
     except (NovicError, ValueError, FileNotFoundError) as e:
