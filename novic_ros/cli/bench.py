@@ -12,10 +12,13 @@ import torch
 
 from ..bench import runtime as rt
 from ..bench import sections as s
+from ..bench.delivery import delivery
+from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8')
+SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',
+            'delivery')
 
 
 def machine() -> str:
@@ -62,6 +65,9 @@ def _main(argv) -> int:
                     lambda: rt.node_start(max(2, args.repeat // 3))),
         'int8': ('ONNX Runtime int8 vs fp32 (ViT-B/32 + decoder latency; agreement on toy renders)',
                  lambda: rt.int8(args.repeat)),
+        'frames': ('One frame: decode + preprocess, camera frames beside extreme ones', lambda: frame_cost(args.repeat)),
+        'delivery': ('Delivery from a stock camera process to novic_node (toy model, node defaults)',
+                     lambda: delivery(max(60, 6 * args.repeat))),
     }
     for name in chosen:
         title, fn = runners[name]
