@@ -97,9 +97,9 @@ PARAMS: tuple[Param, ...] = (
           "empty = ~/.cache/novic_ros/text_embeddings ($NOVIC_ROS_CACHE/text_embeddings)."),
     Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
           "when writable, else ~/.cache/novic_ros/engines."),
-    Param('max_pixels', 12_000_000, "Largest frame accepted, in pixels (width x height), checked from the message or "
-          "file header before decoding; larger frames are rejected with reason 'too large'. Decoding costs up to "
-          "about 7 bytes per pixel (12 MP: 84 MB).", min=1, max=1_000_000_000),
+    Param('max_pixels', 3840 * 2160, "Largest frame accepted, in pixels (width x height; default 4K UHD), checked "
+          "from the message or file header before decoding; larger frames are rejected with reason 'too large'. "
+          "Decoding and preprocessing peak at about 9 bytes per pixel (4K: 70 MB).", min=1, max=1_000_000_000),
     # --- ROS node ---
     Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
           "The launch file's `image` argument remaps `image`.", group='node'),

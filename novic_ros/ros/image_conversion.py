@@ -119,7 +119,7 @@ def check_pixels(width: int, height: int, max_pixels: int, source: str = 'frame'
         raise ImageConversionError(
             f'{source} of {width}x{height} pixels ({pixels / 1e6:.1f} MP) is larger than max_pixels '
             f'({max_pixels:,}); publish smaller frames (e.g. image_proc resize upstream) or raise max_pixels '
-            f'if this size is intended (decoding costs up to about 7 bytes per pixel){note}', reason='too large')
+            f'if this size is intended (decoding costs about 9 bytes per pixel){note}', reason='too large')
 
 
 def _canonical_encoding(encoding: str) -> str:
