@@ -181,3 +181,19 @@ def test_open_clip_name_plus_local_checkpoint_file_loads_the_same_model(toy_clas
 def torch_allclose(a, b):
     import torch
     return torch.allclose(a, b, atol=1e-6)
+
+
+def test_cli_bounds_each_image_like_the_node(tmp_path, capsys):
+    """A 1x40000 PNG is labelled (cropped before it is resized); a 12000x12000 PNG is refused from its
+    header as too large, naming --max-pixels; the flag moves the bound."""
+    from PIL import Image
+    wide, bomb = tmp_path / 'wide.png', tmp_path / 'bomb.png'
+    Image.new('RGB', (40000, 1), (200, 40, 40)).save(wide)
+    Image.new('L', (12000, 12000)).save(bomb)
+    assert classify_main([str(wide), str(bomb), '--json', '--backend', 'torch']) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert len(out[0]['labels']) == 3 and out[1]['labels'] == []
+    assert 'bomb.png: image of 12000x12000 pixels' in out[1]['error'] and 'max_pixels' in out[1]['error']
+    assert classify_main([str(wide), '--json', '--backend', 'torch', '--max-pixels', '39999']) == 2
+    assert 'larger than max_pixels (39,999)' in json.loads(capsys.readouterr().out)[0]['error']
