@@ -49,6 +49,8 @@ def test_silence_is_warned_once_per_silence_and_only_with_publishers():
 
 def test_the_likely_cause_names_the_fix():
     incompatible = health('reliable', (BEST_EFFORT,))
+    bad, line = incompatible.status(0.5, 5.0)        # in /diagnostics at once, not after frame_timeout_s
+    assert bad and 'best-effort' in line and 'set qos: auto' in line
     assert 'set qos: auto' in incompatible.silence(5.0, 5.0)
     lossy = health('auto', (BEST_EFFORT,))
     lossy.frames_lost(12, 1.0)

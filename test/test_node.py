@@ -139,6 +139,9 @@ def test_a_best_effort_camera_on_a_reliable_subscription_is_named_with_the_fix(r
             time.sleep(0.1)
         line = next(x for x in raw_node.log().splitlines() if 'offers QoS incompatible' in x)
         assert 'RELIABILITY' in line and 'set qos: auto' in line and '/novic/image' in line
+        diag = ros.subscribe(DiagnosticArray, '/diagnostics')
+        assert diag.wait_for(lambda msgs: any(s.name.startswith('/novic/') and 'set qos: auto' in s.message
+                                              for m in msgs for s in m.status), 5)
     finally:
         ros.node.destroy_publisher(pub)
 

@@ -127,6 +127,9 @@ class TopicHealth:
 
     def status(self, now: float, timeout_s: float, window_s: float = 10.0) -> tuple[bool, str]:
         """(a problem?, one line) for /diagnostics: silence, or frames lost within the last `window_s`."""
+        if self.reliability == RELIABLE and BEST_EFFORT in self.offered and not self.switching():
+            return True, (f"{self.topic}: {describe_publishers(self.offered)}; a reliable subscription receives "
+                          "nothing from best-effort ones (set qos: auto)")
         quiet = self.quiet_for(now)
         if timeout_s > 0 and quiet is not None and quiet >= timeout_s:
             return True, f"{self.topic}: no frame for {quiet:.0f} s from {describe_publishers(self.offered)}"
