@@ -13,11 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..paths import config_path
+
 RELIABLE, BEST_EFFORT = 'reliable', 'best_effort'
-PROFILE = 'config/fastdds_large_frames.xml'
+
+
+def _profile() -> str:
+    try:
+        return str(config_path('fastdds_large_frames.xml'))
+    except FileNotFoundError:       # no share directory found: name it as the package ships it
+        return 'share/novic_ros/config/fastdds_large_frames.xml'
+
+
 LOSS_FIXES = ("publish reliable (the ROS default QoS, which most camera drivers use), use the compressed "
-              f"transport (transport: compressed), or start the camera driver with the Fast DDS profile {PROFILE} "
-              "(FASTDDS_DEFAULT_PROFILES_FILE; it gives the publisher a 16 MB shared-memory segment)")
+              "transport (transport: compressed), or start the camera driver with "
+              f"FASTDDS_DEFAULT_PROFILES_FILE={_profile()} (it gives the publisher a 16 MB shared-memory segment)")
 
 
 def choose_reliability(setting: str, offered: Sequence[str]) -> str:

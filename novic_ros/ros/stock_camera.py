@@ -12,7 +12,9 @@ to stdout.
     python -m novic_ros.ros.stock_camera --topic /novic/image --streams '[{"tag": "vga", "width": 640, ...}]'
 
 `start_stock_camera` starts it the way a robot's camera driver is started: with the caller's
-environment minus FASTDDS_DEFAULT_PROFILES_FILE (or with our profile, when asked).
+environment minus FASTDDS_DEFAULT_PROFILES_FILE (or with our profile, when asked). rclpy is imported
+only by the functions that run in the camera process: the launcher, Stream and smooth_pattern serve
+processes that need no ROS set-up (the rule of node_process too).
 """
 from __future__ import annotations
 
@@ -138,7 +140,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
                    help='start on any matched subscriber, also a best-effort one for a reliable stream')
     args = p.parse_args(argv)
     streams = [Stream(**s) for s in json.loads(args.streams)]
-    # rclpy only here: the module's dataclasses and launcher are used by processes without ROS set up.
     import rclpy
     rclpy.init(args=[])
     node = rclpy.create_node(f'stock_camera_{os.getpid()}')
