@@ -75,6 +75,10 @@ def test_auto_is_switching_while_it_waits_to_resubscribe():
     assert h.switching() and h.wanted() == RELIABLE     # the node resubscribes on its next check
     h.subscribed(RELIABLE, 1.1)
     assert not h.switching()
+    h.publishers((), 2.0)                               # the camera went: keep the subscription (and what it holds)
+    assert not h.switching()
+    h.publishers((BEST_EFFORT,), 3.0)                   # a best-effort one came: reliable would hear nothing
+    assert h.switching() and h.wanted() == BEST_EFFORT
 
 
 def test_loss_shows_in_diagnostics_while_recent():

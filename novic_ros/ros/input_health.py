@@ -90,8 +90,11 @@ class TopicHealth:
         return choose_reliability(self.setting, self.offered)
 
     def switching(self) -> bool:
-        """qos: auto is about to resubscribe (losses until then are expected, not worth a warning)."""
-        return self.wanted() != self.reliability
+        """qos: auto is about to resubscribe (losses until then are expected, not worth a warning).
+        Only for publishers that need another reliability: when the last one goes, the subscription
+        stays as it is, so frames still queued in it are not thrown away, and a camera that comes
+        back with the same QoS needs no new subscription."""
+        return bool(self.offered) and self.wanted() != self.reliability
 
     def quiet_since(self) -> float | None:
         """Since when publishers are on the topic and no frame came; None when none are."""

@@ -114,19 +114,26 @@ def play(node, topic: str, stream: Stream, wait_s: float = 60.0, settle_s: float
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
         msg = _message(stream)
-        t0 = time.monotonic()
+        t0 = last = time.monotonic()
+        gaps = []
         for i in range(stream.count):
             if stream.rate_hz > 0:
-                delay = t0 + i / stream.rate_hz - time.monotonic()
+                # On schedule, but never two frames closer than half a period: a camera late by a
+                # stall of this process sends its next frame, not a burst of the ones it owes.
+                delay = max(t0 + i / stream.rate_hz, last + 0.5 / stream.rate_hz) - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
             msg.header.frame_id = f"{stream.tag}-{i}"
             msg.header.stamp = node.get_clock().now().to_msg()
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
             pub.publish(msg)
         duration = time.monotonic() - t0
         if stream.reliability == 'reliable':
             pub.wait_for_all_acked(Duration(seconds=5))
-        return {'tag': stream.tag, 'sent': stream.count, 'seconds': round(duration, 3), 'topic': topic}
+        return {'tag': stream.tag, 'sent': stream.count, 'seconds': round(duration, 3), 'topic': topic,
+                'gap_ms': [round(min(gaps[1:] or [0]) * 1e3, 1), round(max(gaps[1:] or [0]) * 1e3, 1)]}
     finally:
         node.destroy_publisher(pub)
 
