@@ -170,9 +170,11 @@ def test_live_through_the_real_node(bags, tmp_path, toy_classifier):
 
 def test_live_compressed_bag(bags, tmp_path):
     out = tmp_path / 'live_c'
-    assert eval_main(['live', str(bags['sqlite3-png']), '--start-node', '--out', str(out), '--speed', '4',
+    # Recorded timing (10 Hz): at a faster playback a loaded machine drops frames for newer ones, as it should.
+    assert eval_main(['live', str(bags['sqlite3-png']), '--start-node', '--out', str(out), '--speed', '1',
                       '--node-param', 'transport:=compressed', '--node-param', 'backend:=torch', '--no-progress']) == 0
-    assert load_report(out)['live']['answered'] == len(NOUNS)
+    live = load_report(out)['live']
+    assert live['sent'] == len(NOUNS) == live['answered'] and live['dropped'] == 0
 
 
 def test_unknown_storage_is_named(tmp_path, capsys, bags):

@@ -100,10 +100,23 @@ def test_bad_frames_are_rejected_and_the_node_keeps_labelling(ros, raw_node, toy
         Image(height=120, width=160, encoding='rgb8', step=100, data=bytes(120 * 480)),  # step < row
         Image(height=0, width=0, encoding='rgb8', step=0, data=b''),                     # empty
     ]
+    def rejections(m):
+        return int({kv.key: kv.value for s in m.status for kv in s.values}.get('frames_rejected', 0))
+
+    def rejected_at_least(n):
+        return lambda msgs: any(rejections(m) >= base + n for m in msgs)
+
+    # A first good frame proves the path end to end, so a bad frame cannot be lost to discovery. Each bad
+    # frame is then awaited in /diagnostics before the next good one is sent: the node keeps only the
+    # newest frame, so a good frame sent at once could replace a bad one before it is looked at.
+    pub.publish(image_msg(good[0], frame_id='warm-up', stamp=0))
+    assert out.wait_for(lambda m: any(x.header.frame_id == 'warm-up' for x in m), 60), raw_node.log()
+    assert diag.wait_for(lambda m: len(m) >= 1, 10)
+    base = rejections(diag.items[-1])
     for i, (g, b) in enumerate(zip(good, bad)):
         b.header.frame_id = f'bad-{i}'
         pub.publish(b)
-        time.sleep(0.05)
+        assert diag.wait_for(rejected_at_least(i + 1), 30), raw_node.log()[-3000:]
         pub.publish(image_msg(g, frame_id=f'good-{i}', stamp=i))
         assert out.wait_for(lambda m: any(x.header.frame_id == f'good-{i}' for x in m), 60), raw_node.log()
     got = by_frame_id(out.items)
@@ -115,7 +128,7 @@ def test_bad_frames_are_rejected_and_the_node_keeps_labelling(ros, raw_node, toy
     def rejected(msgs):
         for m in msgs:
             values = {kv.key: kv.value for s in m.status for kv in s.values}
-            if int(values.get('frames_rejected', 0)) >= 4:
+            if int(values.get('frames_rejected', 0)) >= base + 4:
                 return True
         return False
     assert diag.wait_for(rejected, 5), [m.status for m in diag.items[-1:]]
