@@ -240,17 +240,23 @@ def lookup_entry(wn: WordNet, label: str, lexnames: Collection[str] = OBJECT_LEX
     objects means the sausage).
     """
     text = ' '.join(label.replace('_', ' ').split())
-    lexnames = tuple(lexnames)
     for base in wn.morphy_candidates(text):
-        senses = wn.synsets(base)
+        senses = ranked_senses(wn, base, lexnames)
         if not senses:
             continue
-        synset = min(senses, key=lambda s: _lookup_rank(wn, s, base, senses, lexnames))
+        synset = senses[0]
         synonyms = synonyms_of(synset, [text], max_words=99, keep_capitalised=False)
         hypernyms = tuple(wn.synset(h).name for h in synset.hypernyms)
         return NounEntry(text, synset.offset, synonyms, hypernyms, synset.lexname,
                          wn.synset_tag_count(synset.offset))
     return None
+
+
+def ranked_senses(wn: WordNet, lemma: str, lexnames: Collection[str] = OBJECT_LEXNAMES) -> list[Synset]:
+    """The noun senses of `lemma` (a base form: no plural), best first by lookup_entry's rule."""
+    senses = wn.synsets(lemma)
+    lexnames = tuple(lexnames)
+    return sorted(senses, key=lambda s: _lookup_rank(wn, s, lemma, senses, lexnames))
 
 
 def _lookup_rank(wn: WordNet, synset: Synset, lemma: str, senses: list[Synset],
