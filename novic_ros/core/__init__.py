@@ -2,8 +2,9 @@
 beam generation with a key/value cache) -> labels with scores.
 
 Holds the models (clip_encoder, decoder, kv_cache, checkpoint, label_tokens, variants), the steps
-(preprocess, generation), the classifier with its frozen options (classifier, options, text_cache)
-and the typed results and errors every layer above uses.
+(preprocess, generation), the classifier with its frozen options (classifier, options, text_cache),
+what happens to labels over time (stable_labels) and the typed results and errors every layer
+above uses.
 
 May import: numpy, PIL, yaml, ftfy, regex and the leaf utilities novic_ros.paths and
 novic_ros.atomic_file; torch and open_clip only in the model modules (clip_encoder, decoder,
