@@ -10,9 +10,11 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass, field, fields, make_dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .core.options import MODES, ClassifierOptions, read_labels_file
+from .core.stable_labels import StabilityOptions
+from .lexicon.categories import DEFAULT_CATEGORIES, check_specs
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
 QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
@@ -33,6 +35,7 @@ class Param:
     launch_arg: str | None = None       # launch argument of the same meaning, if any
     group: str = 'model'                # model | node
     live: bool = False                  # the node applies a change while running (else: restart)
+    check: Callable[[Any], None] | None = None   # a further check of the converted value (ValueError)
 
     @property
     def type(self) -> type:
@@ -65,6 +68,11 @@ class Param:
             raise ValueError(f"parameter {self.name!r}: {value!r} is not one of {', '.join(map(str, self.choices))}")
         if self.pattern is not None and not self.pattern.match(value):
             raise ValueError(f"parameter {self.name!r}: {value!r} does not match {self.pattern.pattern}")
+        if self.check is not None:
+            try:
+                self.check(value)
+            except ValueError as e:
+                raise ValueError(f"parameter {self.name!r}: {e}") from None
         return value
 
 
@@ -100,6 +108,10 @@ PARAMS: tuple[Param, ...] = (
     Param('max_pixels', 3840 * 2160, "Largest frame accepted, in pixels (width x height; default 4K UHD), checked "
           "from the message or file header before decoding; larger frames are rejected with reason 'too large'. "
           "Decoding and preprocessing peak at about 9 bytes per pixel (4K: 70 MB).", min=1, max=1_000_000_000),
+    Param('categories', list(DEFAULT_CATEGORIES), "Coarse categories labels are mapped to (nearest listed WordNet "
+          "ancestor, else 'other'): nouns ('animal'), senses ('plant.n.02') or offsets ('n00017222'), each "
+          "optionally 'name=...'; entries with one name form one category. See Categories.",
+          check=check_specs, live=True),
     # --- ROS node ---
     Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
           "The launch file's `image` argument remaps `image`.", group='node'),
@@ -125,6 +137,15 @@ PARAMS: tuple[Param, ...] = (
     Param('bond_heartbeat_period', 0.1, "Seconds between bond heartbeats to nav2_lifecycle_manager while active "
           "(as nav2's own nodes send them); 0 = no bond (then set the manager's bond_timeout to 0).",
           min=0.0, max=10.0, group='node'),
+    Param('smoothing_s', 1.0, "labels_stable: time constant of the moving average of label probabilities, in "
+          "seconds of the frames' stamps (any frame rate); 0 = no smoothing.", min=0.0, max=60.0, group='node',
+          live=True),
+    Param('stable_margin', 0.15, "labels_stable: another label replaces the stable one only when its smoothed "
+          "probability leads by more than this...", min=0.0, max=1.0, group='node', live=True),
+    Param('stable_dwell_s', 0.3, "... on every frame for this many seconds.", min=0.0, max=60.0, group='node',
+          live=True),
+    Param('stable_timeout_s', 5.0, "labels_stable: a camera that sent no frame for this many seconds starts "
+          "over (its state is dropped).", min=0.1, max=3600.0, group='node', live=True),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
@@ -205,6 +226,11 @@ class _NodeParams(_Validated):
         """Every parameter by name, node and model alike (the shape of the ROS parameter list)."""
         node = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'model'}
         return {**node, **{f.name: getattr(self.model, f.name) for f in fields(self.model)}}
+
+    def stability_options(self) -> StabilityOptions:
+        """The core's options for labels_stable."""
+        return StabilityOptions(smoothing_s=self.smoothing_s, margin=self.stable_margin,
+                                dwell_s=self.stable_dwell_s, timeout_s=self.stable_timeout_s)
 
     def updated(self, **changes) -> 'NodeParams':
         """A validated copy with `changes` applied (ValueError names what is wrong)."""

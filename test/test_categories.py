@@ -103,6 +103,32 @@ def test_category_scores_sum_the_probabilities_of_labels_under_each(cats):
     assert cats.scores([]) == []
 
 
+def test_classify_json_gives_each_label_its_category_and_chain(tmp_path, capsys, cats):
+    import json
+    from PIL import Image
+    from novic_ros.cli.classify import main as classify_main
+    from novic_ros.training import toy_world
+    image = tmp_path / 'dog.png'
+    Image.fromarray(toy_world.render_set(1, (64, 64), seed=0, classes=[0])[0].image).save(image)
+    labels = ['dog', 'wolf', 'tractor', 'pizza', 'blorptangle']
+    assert classify_main([str(image), '--json', '--backend', 'torch', '--mode', 'prompted', '--labels', *labels,
+                          '--top-k', '5']) == 0
+    (out,) = json.loads(capsys.readouterr().out)
+    assert {l['label'] for l in out['labels']} == set(labels)
+    for l in out['labels']:
+        expected = cats.categorise(l['label'])
+        assert (l['category'], l['sense'], l['hypernyms']) == (expected.category, expected.sense, list(expected.hypernyms))
+    by_label = {l['label']: l for l in out['labels']}
+    assert by_label['tractor']['category'] == 'vehicle' and 'vehicle' in by_label['tractor']['hypernyms']
+    assert by_label['blorptangle'] == {**by_label['blorptangle'], 'category': 'other', 'sense': '', 'hypernyms': []}
+    scores = {c['category']: c['score'] for c in out['categories']}
+    assert scores['animal'] == pytest.approx(by_label['dog']['score'] + by_label['wolf']['score'], abs=2e-6)
+    assert [c['score'] for c in out['categories']] == sorted(scores.values(), reverse=True)
+    # a category WordNet does not have stops the tool before the model loads, naming it
+    assert classify_main([str(image), '--json', '--categories', 'animal', 'vehicel']) == 1
+    assert "WordNet has no noun 'vehicel'" in capsys.readouterr().err
+
+
 # -- the category list ----------------------------------------------------------------------
 
 @pytest.mark.parametrize('spec, gloss_words', [

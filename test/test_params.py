@@ -66,3 +66,14 @@ def test_ros_descriptors_carry_ranges_and_read_only():
 def test_readme_documents_every_parameter():
     readme = (REPO / 'README.md').read_text()
     assert markdown_table() in readme, "README parameter table is stale: python -m novic_ros.params --update README.md"
+
+
+def test_categories_are_checked_without_wordnet_and_stability_options_come_from_the_table():
+    assert ModelParams(categories=['animal', 'vehicle=public_transport.n.01']).categories == \
+        ('animal', 'vehicle=public_transport.n.01')
+    with pytest.raises(ValueError, match=r"parameter 'categories': category 'dog.v.01' is not understood"):
+        ModelParams(categories=['animal', 'dog.v.01'])
+    options = NodeParams(smoothing_s=2.0, stable_margin=0.3, stable_dwell_s=0.0, stable_timeout_s=9.0).stability_options()
+    assert (options.smoothing_s, options.margin, options.dwell_s, options.timeout_s) == (2.0, 0.3, 0.0, 9.0)
+    with pytest.raises(ValueError, match='stable_margin'):
+        NodeParams(stable_margin=1.5)

@@ -159,6 +159,11 @@ class CategoryMap:
                 self._listed.setdefault(o, i)
         self.categorise = lru_cache(maxsize=CACHE_SIZE)(self._categorise)
 
+    @classmethod
+    def load(cls, specs: Sequence[str] = DEFAULT_CATEGORIES, root=None) -> 'CategoryMap':
+        """Load WordNet (FileNotFoundError naming the fix when it is not installed) and resolve `specs`."""
+        return cls(WordNet.load(root), specs)
+
     def describe(self) -> str:
         """One line per category with its synsets, for logs: 'plant: plant.n.02 (a living organism ...)'."""
         return '\n'.join(f"{c.name}: " + ', '.join(f"{synset_name(self.wn, o)} ({self.wn.synset(o).gloss.split(';')[0]})"
