@@ -48,6 +48,7 @@ from . import vision_info
 from .bond import Bond
 from .image_conversion import compressed_to_rgb, raw_to_rgb
 from .input_health import BEST_EFFORT, RELIABLE, TopicHealth, describe_publishers
+from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .memory import release_freed_memory, rss_mb
 from .node_stats import NodeStats
@@ -104,6 +105,7 @@ class NovicNode(LifecycleNode):
         self.health: dict[str, TopicHealth] = {}
         self._inputs_lock = threading.Lock()
         self.pub = self.overlay_pub = self.info_pub = None
+        self.label_outputs: LabelOutputs | None = None     # labels_stable, categories (configure to cleanup)
         self.overlays_published = 0
         self.bond: Bond | None = None
         self._frames_group = ReentrantCallbackGroup()      # frame callbacks never wait for a transition
@@ -122,10 +124,11 @@ class NovicNode(LifecycleNode):
             if self.params.warmup:
                 classifier.classify(np.zeros((64, 64, 3), np.uint8))
             variant = get_variant(self.params.model.model, self.params.model.models_file or None)
+            label_outputs = LabelOutputs(self, self.params, lifecycle=True)    # WordNet; a bad category fails here
         except Exception as e:  # noqa: BLE001 -- any load error is a FAILURE with its reason, never a crash
             self.get_logger().error(f"configure failed: {type(e).__name__}: {e}")
             return FAILURE
-        self.classifier = classifier
+        self.classifier, self.label_outputs = classifier, label_outputs
         self.method = vision_info.method(variant, classifier.vocab is not None, classifier.backend.name)
         self.vocabulary.update(classifier.options)
         self.pub = self.create_lifecycle_publisher(Classification, self.params.labels_topic, 10)
@@ -209,6 +212,9 @@ class NovicNode(LifecycleNode):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
         self.pub = self.overlay_pub = self.info_pub = None
+        if self.label_outputs is not None:
+            self.label_outputs.destroy()
+            self.label_outputs = None
         self.classifier = None
         self.state = 'unconfigured'
         release_freed_memory()
@@ -362,6 +368,7 @@ class NovicNode(LifecycleNode):
 
     def _process(self, items) -> None:
         classifier = self.classifier          # one classifier (one set of settings) for the whole batch
+        outputs = self.label_outputs
         # Drawing costs a copy and text rendering per frame: only while someone subscribes to the overlay.
         overlay = self.overlay_pub if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() else None
         max_pixels = self.params.model.max_pixels
@@ -373,6 +380,7 @@ class NovicNode(LifecycleNode):
             out = Classification(header=c.item.msg.header)
             out.results = [ObjectHypothesis(class_id=l.text, score=float(l.score)) for l in c.labels.labels]
             self.pub.publish(out)
+            outputs.publish(c.item.camera, c.item.msg.header, c.labels, c.item.received)
             self.stats.published_one(time.monotonic() - c.item.received, c.labels.per_frame_ms)
             if overlay is not None:
                 self._publish_overlay(overlay, c.item.msg.header, c.frame, c.labels)
@@ -408,9 +416,13 @@ class NovicNode(LifecycleNode):
             new = self.params.updated(**updates)
             options = new.model.to_options()
             classifier = current if current is None or options == current.options else current.with_options(options)
+            outputs = self.label_outputs
+            apply_outputs = outputs.prepare(new) if outputs is not None else None
         except (ValueError, NovicError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         self.params, self.classifier = new, classifier
+        if apply_outputs is not None:
+            apply_outputs()
         if classifier is not None and self.vocabulary.update(options):
             self.get_logger().info(f"vocabulary {self.vocabulary.version}: "
                                    f"{vision_info.database_location(options, self.get_fully_qualified_name())}")
