@@ -197,3 +197,27 @@ def test_merge_key_joins_synonyms_only(wn):
 def test_normalise_label():
     assert normalise_label('  The_Golden  Retriever ') == 'golden retriever'
     assert normalise_label('a') == 'a'
+
+
+# -- category accuracy (novic-eval) -------------------------------------------------------------
+
+def test_category_accuracy_counts_the_summed_category_against_the_truths(cats):
+    from novic_ros.eval.category_scoring import NO_PREDICTION, score_categories
+    predictions = [
+        [('golden retriever', 0.5), ('tractor', 0.3)],             # animal: right
+        [('tractor', 0.4), ('wolf', 0.3), ('fox', 0.25)],          # animals sum to 0.55: animal, wrong
+        [('pizza', 0.9)],                                          # truth 'bread' or 'car': food matches
+        [],                                                        # no labels: wrong
+        [('blorptangle', 0.6), ('happiness', 0.3)],                # other, truth other: right
+    ]
+    truths = [['dog'], ['tractor'], ['bread', 'car'], ['cat'], ['sky']]
+    score = score_categories(cats, predictions, truths)
+    assert score.n == 5 and score.accuracy == pytest.approx(3 / 5)
+    assert score.per_category['animal'].n == 2 and score.per_category['animal'].accuracy == 0.5
+    assert score.per_category['vehicle'].accuracy == 0.0 and score.per_category['other'].accuracy == 1.0
+    assert list(score.per_category) == ['animal', 'food', 'vehicle', 'other']     # in the list's order
+    assert sorted(score.confusions) == [('animal', NO_PREDICTION, 1), ('vehicle', 'animal', 1)]
+    assert score.to_dict()['confusions'][0]['count'] == 1
+    assert '| category accuracy | 60.0% |' in score.markdown()
+    with pytest.raises(ValueError, match='truth'):
+        score_categories(cats, [[('dog', 1.0)]], [[]])
