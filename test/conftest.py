@@ -137,3 +137,21 @@ def toy_bundle(tmp_path_factory, toy_available) -> Path:
     out = tmp_path_factory.mktemp('bundle') / 'toy-bundle'
     assert export_main(['--model', 'toy', '--out', str(out), '--precisions', 'fp32']) == 0
     return out
+
+
+# --- WordNet (Debian's wordnet-base) ---------------------------------------------------------
+
+def _wordnet_dir() -> Path:
+    from novic_ros.lexicon.wordnet import resolve_root
+    return resolve_root()
+
+
+needs_wordnet = pytest.mark.skipif(not (_wordnet_dir() / 'data.noun').is_file(),
+                                   reason=f"WordNet 3.0 not installed in {_wordnet_dir()} (apt-get install wordnet-base)")
+
+
+@pytest.fixture(scope='session')
+def wordnet():
+    """The WordNet noun database, loaded once per session (a few seconds on a busy machine)."""
+    from novic_ros.lexicon.wordnet import WordNet
+    return WordNet.load()

@@ -8,17 +8,15 @@ from novic_ros.lexicon.categories import (
     DEFAULT_CATEGORIES, OTHER, CategoryMap, check_specs, parse_spec, resolve_categories, resolve_spec,
 )
 from novic_ros.lexicon.label_senses import LabelSenses, normalise_label, synset_name
-from novic_ros.lexicon.wordnet import WordNet, resolve_root
+from novic_ros.lexicon.wordnet import WordNet
+from conftest import needs_wordnet
 
-WORDNET_DIR = resolve_root()
-pytestmark = pytest.mark.skipif(
-    not (WORDNET_DIR / 'data.noun').is_file(),
-    reason=f"WordNet 3.0 not installed in {WORDNET_DIR} (apt-get install wordnet-base)")
+pytestmark = needs_wordnet
 
 
 @pytest.fixture(scope='module')
-def wn() -> WordNet:
-    return WordNet.load()
+def wn(wordnet) -> WordNet:
+    return wordnet
 
 
 @pytest.fixture(scope='module')
