@@ -175,23 +175,35 @@ def test_stable_labels_flicker_less_and_follow_a_swap(ros, node, scene_bag):
           f"then changed {changes(stable_after[after.index(followed):])} times")
 
 
-def test_window_and_margin_change_live_and_bad_categories_are_refused(ros, node):
-    results = set_params(ros, node, smoothing_s=0.5, stable_margin=0.3)
+def image_msg(rgb: np.ndarray, frame_id: str, stamp: int) -> Image:
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8', step=rgb.shape[1] * 3, data=rgb.tobytes())
+    msg.header.frame_id, msg.header.stamp.sec = frame_id, stamp
+    return msg
+
+
+def test_live_changes_and_a_camera_that_stopped_starts_over(ros, node):
+    results = set_params(ros, node, smoothing_s=0.5, stable_margin=0.3, stable_timeout_s=0.5)
     assert all(r.successful for r in results), [r.reason for r in results]
     results = set_params(ros, node, categories=['animal', 'vehicel'])
     assert not results[0].successful and "WordNet has no noun 'vehicel'" in results[0].reason
     results = set_params(ros, node, stable_margin=1.5)
     assert not results[0].successful
-    # the node goes on with the accepted values: a live change to a narrower category list works
-    results = set_params(ros, node, categories=['dog', 'animal'])
+    results = set_params(ros, node, categories=['dog', 'animal'])       # a narrower list, live
     assert results[0].successful, results[0].reason
-    out = ros.subscribe(Classification, '/novic/categories', qos=50)
+    stable = ros.subscribe(Classification, '/novic/labels_stable', qos=50)
+    categories = ros.subscribe(Classification, '/novic/categories', qos=50)
     pub = ros.publisher(Image, TOPIC)
     ros.wait_matched(pub, node)
-    rgb = shaking_camera('dog', 1, seed=3)[0]
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8', step=rgb.shape[1] * 3, data=rgb.tobytes())
-    msg.header.frame_id = 'live-check'
-    pub.publish(msg)
-    assert out.wait_for(lambda m: any(x.header.frame_id == 'live-check' for x in m), 60), node.log()
-    got = next(x for x in out.items if x.header.frame_id == 'live-check')
-    assert 'dog' in {r.class_id for r in got.results} and {r.class_id for r in got.results} <= {'dog', 'animal', 'other'}
+    tree, dog = shaking_camera('tree', 1, seed=150)[0], shaking_camera('dog', 1, seed=3)[0]
+    pub.publish(image_msg(tree, 'side_camera', 100))
+    assert stable.wait_for(lambda m: any(x.header.frame_id == 'side_camera' for x in m), 60), node.log()
+    assert stable.items[-1].results[0].class_id == 'tree'
+    # one second later (of stamps and of the clock) the camera sees a dog: within the timeout the
+    # tree would stay for the dwell at least; after it, the camera starts over and says dog at once
+    time.sleep(1.0)
+    pub.publish(image_msg(dog, 'side_camera', 101))
+    assert stable.wait_for(lambda m: sum(x.header.frame_id == 'side_camera' for x in m) == 2, 60), node.log()
+    assert stable.items[-1].results[0].class_id == 'dog'
+    assert categories.wait_for(lambda m: sum(x.header.frame_id == 'side_camera' for x in m) == 2, 60)
+    cats = {r.class_id for r in categories.items[-1].results}
+    assert 'dog' in cats and cats <= {'dog', 'animal', 'other'}
