@@ -1,6 +1,7 @@
 """Stable labels over time (core/stable_labels.py): smoothing in seconds, hysteresis, synonyms, expiry."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,6 +11,10 @@ from novic_ros.core.results import Label
 from novic_ros.core.stable_labels import StabilityOptions, StableLabeler
 
 OPTS = StabilityOptions(smoothing_s=1.0, margin=0.15, dwell_s=0.3, timeout_s=5.0)
+
+
+def opts(**changes) -> StabilityOptions:
+    return dataclasses.replace(OPTS, **changes)
 
 
 def frame(*pairs):
@@ -60,27 +65,27 @@ def test_a_lead_below_the_margin_never_switches():
     assert {r.label.text for r in results} == {'a'}
     assert results[-1].ranked[0].text == 'b'          # b does lead the smoothed ranking
     # the same stream with a 0.05 margin switches
-    results = feed(StableLabeler(StabilityOptions(margin=0.05, dwell_s=0.3)),
+    results = feed(StableLabeler(opts(margin=0.05, dwell_s=0.3)),
                    [frame(('a', 0.5))] + [frame(('b', 0.5), ('a', 0.4))] * 100)
     assert results[-1].label.text == 'b'
 
 
 def test_dwell_needs_the_lead_held_for_dwell_s():
-    opts = StabilityOptions(smoothing_s=0.0, margin=0.1, dwell_s=0.5)   # no smoothing: frames alone
+    options = opts(smoothing_s=0.0, margin=0.1, dwell_s=0.5)   # no smoothing: frames alone
     short = [frame(('a', 0.9))] + [frame(('b', 0.9))] * 5 + [frame(('a', 0.9))] * 10   # b for 0.4 s
-    assert {r.label.text for r in feed(StableLabeler(opts), short)} == {'a'}
+    assert {r.label.text for r in feed(StableLabeler(options), short)} == {'a'}
     held = [frame(('a', 0.9))] + [frame(('b', 0.9))] * 10
-    results = feed(StableLabeler(opts), held)
+    results = feed(StableLabeler(options), held)
     switched = next(i for i, r in enumerate(results) if r.label.text == 'b')
     # b first leads on frame 1 (t=0.1); the first frame with t - 0.1 >= 0.5 is frame 6
     assert switched == 6
 
 
 def test_an_interrupted_lead_restarts_the_wait():
-    opts = StabilityOptions(smoothing_s=0.0, margin=0.1, dwell_s=0.5)
+    options = opts(smoothing_s=0.0, margin=0.1, dwell_s=0.5)
     # b leads for 0.4 s, then c for one frame, then b again: b's wait starts over
     seq = [frame(('a', 0.9))] + [frame(('b', 0.9))] * 4 + [frame(('c', 0.9))] + [frame(('b', 0.9))] * 10
-    results = feed(StableLabeler(opts), seq)
+    results = feed(StableLabeler(options), seq)
     switched = next(i for i, r in enumerate(results) if r.label.text != 'a')
     assert results[switched].label.text == 'b' and switched == 6 + 5
 
@@ -93,7 +98,7 @@ def test_an_interrupted_lead_restarts_the_wait():
 def test_smoothing_is_in_seconds_whatever_the_frame_timing(intervals):
     """A step from 'a' to 'b' at t=0: at t=2 s the smoothed score of b is 1 - exp(-2 / smoothing_s),
     at 30 Hz, 3 Hz and with irregular intervals alike."""
-    labeler = StableLabeler(StabilityOptions(smoothing_s=1.5, margin=0.15, dwell_s=0.3))
+    labeler = StableLabeler(opts(smoothing_s=1.5, margin=0.15, dwell_s=0.3))
     feed(labeler, [frame(('a', 1.0))] * 20, start=-2.0, step=0.1)    # steady on 'a', last frame at -0.1
     labeler.update('cam', 0.0, frame(('a', 1.0)), now=0.0)          # ... and at exactly 0
     t = 0.0
@@ -107,18 +112,18 @@ def test_smoothing_is_in_seconds_whatever_the_frame_timing(intervals):
 
 
 def test_switch_delay_matches_the_documented_formula():
-    for opts in (OPTS, StabilityOptions(smoothing_s=2.0, margin=0.3, dwell_s=0.0),
-                 StabilityOptions(smoothing_s=0.5, margin=0.05, dwell_s=1.0)):
+    for options in (OPTS, opts(smoothing_s=2.0, margin=0.3, dwell_s=0.0),
+                    opts(smoothing_s=0.5, margin=0.05, dwell_s=1.0)):
         for p_old, p_new in ((1.0, 1.0), (0.7, 0.6), (0.5, 0.9)):
             h = 0.1
-            results = feed(StableLabeler(opts), [frame(('old', p_old))] * 100 + [frame(('new', p_new))] * 100, step=h)
+            results = feed(StableLabeler(options), [frame(('old', p_old))] * 100 + [frame(('new', p_new))] * 100, step=h)
             first_new = 100 * h
             followed = next(i for i, r in enumerate(results) if r.label.text == 'new') * h
             delay = followed - first_new
-            assert delay <= opts.switch_delay_s(p_old, p_new, h) + 1e-9
+            assert delay <= options.switch_delay_s(p_old, p_new, h) + 1e-9
             # and not much earlier than the continuous-time figure (the bound is not loose)
-            assert delay >= opts.switch_delay_s(p_old, p_new, 0.0) - h - 1e-9
-    assert StabilityOptions(margin=0.5).switch_delay_s(1.0, 0.4) == math.inf
+            assert delay >= options.switch_delay_s(p_old, p_new, 0.0) - h - 1e-9
+    assert opts(margin=0.5).switch_delay_s(1.0, 0.4) == math.inf
 
 
 def test_synonyms_are_merged_and_the_stable_name_stays():
@@ -173,7 +178,7 @@ def test_streams_are_independent_and_bounded():
 
 
 def test_labels_per_stream_are_bounded():
-    labeler = StableLabeler(StabilityOptions(smoothing_s=100.0), max_labels=20)
+    labeler = StableLabeler(opts(smoothing_s=100.0), max_labels=20)
     for i in range(500):   # an open vocabulary: a new label on every frame
         r = labeler.update('cam', i * 0.1, frame((f'thing{i}', 0.5)), now=i * 0.1)
     assert len(r.ranked) <= 20 and r.label.text == 'thing0'
@@ -183,13 +188,13 @@ def test_options_change_between_frames_and_keep_the_state():
     labeler = StableLabeler(OPTS)
     seq = [frame(('a', 0.5))] + [frame(('b', 0.5), ('a', 0.4))] * 30
     assert feed(labeler, seq)[-1].label.text == 'a'          # within the 0.15 margin
-    labeler.options = StabilityOptions(smoothing_s=1.0, margin=0.05, dwell_s=0.0)
+    labeler.options = opts(smoothing_s=1.0, margin=0.05, dwell_s=0.0)
     r = labeler.update('cam', 3.1, frame(('b', 0.5), ('a', 0.4)), now=3.1)
     assert r.changed and r.label.text == 'b'                  # same smoothed state, new margin
 
 
 def test_top_puts_the_stable_label_first():
-    labeler = StableLabeler(StabilityOptions(margin=0.9))     # a stays whatever leads
+    labeler = StableLabeler(opts(margin=0.9))     # a stays whatever leads
     r = feed(labeler, [frame(('a', 0.5))] + [frame(('b', 0.5), ('c', 0.3), ('a', 0.2))] * 30)[-1]
     assert r.label.text == 'a' and r.ranked[0].text == 'b'
     assert [g.text for g in r.top(2)] == ['a', 'b'] and [g.text for g in r.top(5)] == ['a', 'b', 'c']
@@ -199,4 +204,4 @@ def test_top_puts_the_stable_label_first():
                                  dict(timeout_s=0.0), dict(smoothing_s='1')])
 def test_invalid_options_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
-        StabilityOptions(**bad)
+        opts(**bad)

@@ -48,10 +48,11 @@ STAMP_EPS = 1e-9          # a header stamp's resolution: sums of float seconds m
 
 @dataclass(frozen=True)
 class StabilityOptions:
-    smoothing_s: float = 1.0
-    margin: float = 0.1
-    dwell_s: float = 0.3
-    timeout_s: float = 5.0
+    """Defaults and documentation live in the parameter table (smoothing_s, stable_margin, ...)."""
+    smoothing_s: float      # time constant of the moving average, seconds; 0 = none
+    margin: float           # lead in smoothed probability a label needs over the stable one
+    dwell_s: float          # ... held on every frame for this long
+    timeout_s: float        # a stream without frames for this long is dropped
 
     def __post_init__(self):
         for name, low, high in (('smoothing_s', 0.0, 3600.0), ('margin', 0.0, 1.0), ('dwell_s', 0.0, 3600.0),
@@ -116,7 +117,7 @@ class StableLabeler:
     while a timer expires them. `options` may be replaced at any time; it applies from the next
     frame on and keeps every stream's state."""
 
-    def __init__(self, options: StabilityOptions = StabilityOptions(),
+    def __init__(self, options: StabilityOptions,
                  merge_key: Callable[[str], Hashable] = default_merge_key,
                  max_streams: int = 256, max_labels: int = 256):
         self.options = options
