@@ -7,7 +7,8 @@
 BAG: a ROS 2 bag folder (mcap or sqlite3; split, compressed per message or per file with zstd),
 a single .mcap or .db3 file, or a ROS 1 .bag file (or a folder of ROS 1 split files).
 offline and live write OUT/report.md with tables and PNG plots, labels.jsonl and labels.csv;
-with --annotations FILE they also score top-1/top-k accuracy and the hierarchy-aware score.
+with --annotations FILE they also score top-1/top-k accuracy, the hierarchy-aware score and the
+category accuracy (--categories, as the node's parameter).
 They exit with status 1 when no frame could be labelled.
 """
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pathlib import Path
 
 from ..eval.annotations import load_annotations, match_annotations
 from ..eval.bagio import BagError, open_bag
+from ..eval.category_scoring import score_categories
 from ..eval.make_bag import make_bag
 from ..eval.offline import run_offline, write_labels_bag
 from ..eval.report import write_report
 from ..eval.results import topic_summaries, write_csv, write_jsonl
 from ..eval.scoring import Scorer
+from ..lexicon.categories import CategoryMap
 from ..lexicon.wordnet import WordNet
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments, model_params_from_args
 from ..pipeline import build_classifier
@@ -68,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'))
     live.add_argument('--drain', type=float, default=5.0, help='seconds to wait for late labels after the last frame')
     live.add_argument('--top-k', type=int, default=3, help='k for top-k accuracy')
+    add_model_arguments(live, ('categories',))
     live.add_argument('--start-node', action='store_true',
                       help=f'start novic_node for the run (namespace {DEFAULT_NAMESPACE}, the bag topics as image_topics)')
     live.add_argument('--params-file', default=None, help='with --start-node: node parameters file')
@@ -90,40 +94,56 @@ def _annotations_path(args, bag: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def _score(path: Path | None, results, k: int, warnings: list[str]):
+def _score(path: Path | None, results, k: int, warnings: list[str], cats: CategoryMap | None = None):
+    """The fine score, and the category score when `cats` is given (None each without annotations)."""
     if path is None:
-        return None
+        return None, None
     matched, more = match_annotations(load_annotations(path), results)
     warnings += [f"{path.name} {w}" for w in more]
     if not matched:
         warnings.append(f"no frame of the bag matches an annotation in {path}")
-        return None
-    try:
-        wn = WordNet.load()
-    except FileNotFoundError as e:
-        warnings.append(f"{e}; scoring exact matches only")
-        wn = None
+        return None, None
+    wn = cats.wn if cats is not None else None
+    if wn is None:
+        try:
+            wn = WordNet.load()
+        except FileNotFoundError as e:
+            warnings.append(f"{e}; scoring exact matches only")
     positions = sorted(matched)
     preds = [[t for t, _ in results[i].labels] for i in positions]
-    return Scorer(wn).score(preds, [list(matched[i].nouns) for i in positions], k)
+    truths = [list(matched[i].nouns) for i in positions]
+    category_score = None if cats is None else score_categories(cats, [results[i].labels for i in positions], truths)
+    return Scorer(wn).score(preds, truths, k), category_score
+
+
+def _categories(args, annotations: Path | None) -> CategoryMap | None:
+    """WordNet and the categories, loaded before the run so that a bad category stops it early;
+    None without annotations (nothing to score) or without WordNet (scored exact only, later)."""
+    if annotations is None:
+        return None
+    try:
+        return CategoryMap.load(args.categories)
+    except FileNotFoundError:
+        return None
 
 
 def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, meta: dict, k: int,
-            annotations: Path | None, live=None) -> int:
+            annotations: Path | None, live=None, cats: CategoryMap | None = None) -> int:
     out = Path(args.out) if args.out else Path('reports') / f"{bag.name}-{mode}"
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(results, out / 'labels.jsonl')
     write_csv(results, out / 'labels.csv', k)
-    score = _score(annotations, results, k, warnings)
+    score, category_score = _score(annotations, results, k, warnings, cats)
     labelled = sum(bool(r.labels) for r in results)
     summary_json = {'mode': mode, **meta, 'frames': len(results), 'labelled': labelled,
                     'rejected': sum(bool(r.error) for r in results), 'warnings': warnings,
                     'topics': [{**vars(t), 'skipped_total': t.skipped_total} for t in topics],
                     'score': score.to_dict() if score is not None else None,
+                    'category_score': category_score.to_dict() if category_score is not None else None,
                     'live': None if live is None else {**vars(live), 'dropped': live.dropped}}
     (out / 'summary.json').write_text(json.dumps(summary_json, indent=1, default=str) + '\n')
     report = write_report(out, mode=mode, meta=meta, results=results, warnings=warnings, topics=topics, score=score,
-                          k=k, live=live)
+                          k=k, live=live, category_score=category_score)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for t in topics:
@@ -134,6 +154,8 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
                     f"output {live.output_rate_hz:.2f} Hz")
     if score is not None:
         summary += f", top-1 {score.top1:.1%}, top-{k} {score.topk:.1%}, hierarchy {score.hierarchy:.3f}"
+    if category_score is not None:
+        summary += f", category {category_score.accuracy:.1%}"
     print(f"{summary}\nreport: {report}")
     if not labelled:
         return fail(f"no frame of {bag} was labelled; the report says why: {report}")
@@ -143,6 +165,7 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
 def _offline(args) -> int:
     bag_path = Path(args.bag)
     annotations = _annotations_path(args, bag_path)
+    cats = _categories(args, annotations)
     if args.labels_bag and Path(args.labels_bag).exists():
         raise BagError(f"{args.labels_bag} exists; choose a new path for --labels-bag (bags are never overwritten)")
     with open_bag(bag_path, args.topics) as bag:        # the bag is checked before the model loads
@@ -157,7 +180,7 @@ def _offline(args) -> int:
         topics = topic_summaries(bag.tallies, results)
         meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'model': params.model, 'mode': params.mode,
                 'backend': clf.backend.describe()}
-    return _finish(args, 'offline', bag_path, results, warnings, topics, meta, params.top_k, annotations)
+    return _finish(args, 'offline', bag_path, results, warnings, topics, meta, params.top_k, annotations, cats=cats)
 
 
 def _node_starter(args):
@@ -172,6 +195,7 @@ def _live(args) -> int:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     bag_path = Path(args.bag)
     annotations = _annotations_path(args, bag_path)
+    cats = _categories(args, annotations)
     with open_bag(bag_path, args.topics) as bag:
         results, stats, warnings = run_live(bag, start_node=_node_starter(args) if args.start_node else None,
                                             labels_topic=args.labels_topic, speed=args.speed, qos=args.qos,
@@ -179,7 +203,8 @@ def _live(args) -> int:
         topics = topic_summaries(bag.tallies, results)
         meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'labels topic': args.labels_topic,
                 'speed': args.speed, 'qos': args.qos}
-    return _finish(args, 'live', bag_path, results, warnings, topics, meta, args.top_k, annotations, live=stats)
+    return _finish(args, 'live', bag_path, results, warnings, topics, meta, args.top_k, annotations, live=stats,
+                   cats=cats)
 
 
 def _make_bag(args) -> int:

@@ -85,7 +85,8 @@ def _topics_table(topics: list[TopicSummary], live: bool) -> list[str]:
 
 
 def write_report(out: str | Path, *, mode: str, meta: dict, results: list[FrameResult], warnings: list[str],
-                 topics: list[TopicSummary] = (), score=None, k: int = 3, live: LiveStats | None = None) -> Path:
+                 topics: list[TopicSummary] = (), score=None, k: int = 3, live: LiveStats | None = None,
+                 category_score=None) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labelled = [r for r in results if r.labels]
@@ -119,6 +120,8 @@ def write_report(out: str | Path, *, mode: str, meta: dict, results: list[FrameR
         if score.confusions:
             lines += ['', '### Most common confusions', '', '| truth | predicted | frames |', '|---|---|---|']
             lines += [f"| {t} | {p} | {n} |" for t, p, n in score.confusions]
+    if category_score is not None:
+        lines += category_score.markdown()
     plots = _plots(out, results, score, live)
     if plots:
         lines += ['', '## Plots', '']
