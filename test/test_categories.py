@@ -69,8 +69,14 @@ def test_several_senses_evidence_first_then_the_list(wn, cats):
     # 'mug': no sense was ever tagged; WordNet lists a face first, the list picks the container
     assert LabelSenses(wn).lookup('mug').synset == wn.synsets('mug')[2].offset     # countenance
     assert cats.categorise('mug').sense == 'mug.n.04' and cats.category_of('mug') == 'container'
-    # with a list that has body parts, the (equally untagged) face wins, listed first in WordNet
+    # ...and in the list's order of priority: put body parts first and the face wins
     assert CategoryMap(wn, ['body part', 'container']).category_of('mug') == 'body part'
+    assert CategoryMap(wn, ['container', 'body part']).category_of('mug') == 'container'
+    # 'turtle' (a turtleneck or the animal, never tagged): animal is listed before clothing
+    assert cats.categorise('turtle').sense == 'turtle.n.02' and cats.category_of('turtle') == 'animal'
+    # 'hammer' (a gun's striker or the hand tool, tagged twice each): tool is listed before device
+    assert cats.category_of('hammer') == 'tool' and cats.categorise('hammer').sense == 'hammer.n.02'
+    assert CategoryMap(wn, ['device', 'tool=implement.n.01']).category_of('hammer') == 'device'
 
 
 def test_nearest_listed_ancestor_wins_and_ties_go_to_the_first_listed(wn):

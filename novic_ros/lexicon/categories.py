@@ -21,12 +21,12 @@ Mapping a label: its senses, best first (label_senses: plurals, multi-word label
 order), then the listed synset reached from the first sense in the fewest hypernym links (all
 hypernym paths are searched, through instance hypernyms too: WordNet has multiple inheritance),
 ties going to the category listed first. A label itself listed is its own category (distance 0).
-Where WordNet cannot tell the first senses apart (equally concrete, equally often tagged, mostly
-never: see label_senses), the first of them with a listed ancestor decides ('mug' is a
-container, not a face; 'leopard' an animal, not its fur): the list says what the robot cares
-about. WordNet's evidence is never overruled ('glass' stays the material, tagged 22 times,
-against 12 for the drinking glass). A label WordNet does not know, or whose sense has no listed
-ancestor, is 'other'.
+Where only WordNet's sense order separates the first senses (`tied` in label_senses: equally
+concrete, equally often tagged, mostly never), the list decides, in its order of priority: the sense under the
+category listed first wins ('mug' is a container, not a face; 'turtle' an animal before a
+turtleneck; 'hammer' a tool before a gun's striker, a device). WordNet's evidence is never
+overruled ('glass' stays the material, tagged 22 times, against 12 for the drinking glass). A
+label WordNet does not know, or whose sense has no listed ancestor, is 'other'.
 
 Standard library only, like the rest of lexicon/.
 """
@@ -176,16 +176,19 @@ class CategoryMap:
         sense = self.senses.lookup(label)
         if sense is None:
             return LabelCategory(label, OTHER)
+        best = None     # (category index, links, sense, its ancestors, listed synset)
         for offset in sense.senses[:sense.tied]:
             parents = self._ancestors(offset)
             found = self._nearest(parents)
-            if found is not None:
-                category, listed = found
-                chain = _path_to(parents, listed)[1:] + self.wn.hypernym_path(listed)[1:]
-                break
-        else:
+            if found is not None and (best is None or found[:2] < best[:2]):
+                best = (*found[:2], offset, parents, found[2])
+        if best is None:
             offset, category = sense.synset, OTHER
             chain = self.wn.hypernym_path(offset)[1:]
+        else:
+            index, _, offset, parents, listed = best
+            category = self.categories[index].name
+            chain = _path_to(parents, listed)[1:] + self.wn.hypernym_path(listed)[1:]
         return LabelCategory(label, category, synset_name(self.wn, offset), sense.matched,
                              tuple(self.wn.synset(o).name for o in chain))
 
@@ -203,16 +206,15 @@ class CategoryMap:
                     queue.append(parent)
         return found
 
-    def _nearest(self, ancestors: dict[int, tuple[int, int | None]]) -> tuple[str, int] | None:
-        """(category name, listed synset) at the fewest links; the earlier category on a tie."""
+    def _nearest(self, ancestors: dict[int, tuple[int, int | None]]) -> tuple[int, int, int] | None:
+        """(category index, links, listed synset) of the listed ancestor the fewest links up; the
+        earlier category on a tie."""
         best = None
         for offset, (depth, _) in ancestors.items():
             index = self._listed.get(offset)
             if index is not None and (best is None or (depth, index) < best[:2]):
                 best = (depth, index, offset)
-        if best is None:
-            return None
-        return self.categories[best[1]].name, best[2]
+        return None if best is None else (best[1], best[0], best[2])
 
     def scores(self, labels: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
         """Category scores of one frame: the sum of the probabilities of its labels under each,

@@ -16,9 +16,10 @@ Sense order (labels with several senses)
     food, people, body parts) before abstract ones, then the sense tagged most often in
     WordNet's semantic concordances, then a thing before a person, then WordNet's own sense
     order. The first is what the label means for merging synonyms ('mouse' the animal, 'car'
-    the automobile). Where WordNet has no evidence to choose (several senses equally concrete
-    and equally often tagged, mostly never: 'mug' the face and 'mug' the drinking vessel), the
-    senses are `tied` and the category mapping lets the category list choose among them.
+    the automobile). Where only WordNet's sense order separates the first senses (equally
+    concrete, equally often tagged, mostly never, and each a thing or each a person: 'mug' the
+    face and 'mug' the drinking vessel), they are `tied`, and the category mapping lets the
+    category list choose among them.
 
 Standard library only, like the rest of lexicon/.
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .nouns import physical_object_filter, ranked_senses
+from .nouns import PERSON_LEXNAME, physical_object_filter, ranked_senses
 from .wordnet import Synset, WordNet
 
 ARTICLES = frozenset({'a', 'an', 'the'})
@@ -43,8 +44,8 @@ class LabelSense:
     senses: tuple[int, ...]
     matched: str
     exact: bool
-    # How many of the first senses WordNet cannot tell apart: equally concrete and equally often
-    # tagged (1 when the first sense has the evidence for it).
+    # How many of the first senses the ranking cannot tell apart but by WordNet's sense order:
+    # equally concrete, equally often tagged, each a thing or each a person.
     tied: int = 1
 
     @property
@@ -89,9 +90,10 @@ class LabelSenses:
                         return LabelSense(tuple(s.offset for s in senses), base, start == 0, tied)
         return None
 
-    def _evidence(self, synset: Synset, lemma: str) -> tuple[bool, int]:
-        """What ranks senses on evidence rather than on convention (nouns.ranked_senses)."""
-        return physical_object_filter(self.wn, synset), self.wn.tag_count(synset.offset, lemma)
+    def _evidence(self, synset: Synset, lemma: str) -> tuple[bool, int, bool]:
+        """What nouns.ranked_senses ranks by before it falls back on WordNet's sense order."""
+        return (physical_object_filter(self.wn, synset), self.wn.tag_count(synset.offset, lemma),
+                synset.lexname == PERSON_LEXNAME)
 
     def merge_key(self, label: str) -> str:
         """What labels that are synonyms have in common: the synset offset ('n02958343' for
