@@ -59,6 +59,19 @@ class FakeNode:
         self.destroyed.append(pub)
 
 
+class FakeLifecycleNode(FakeNode):
+    """A lifecycle node's publishers are its own kind, made and destroyed through their own calls."""
+
+    def create_publisher(self, *args):
+        raise AssertionError("a lifecycle node's outputs must be lifecycle publishers")
+
+    def create_lifecycle_publisher(self, msg_type, topic, depth):
+        return FakeNode.create_publisher(self, msg_type, topic, depth)
+
+    def destroy_lifecycle_publisher(self, pub):
+        self.destroyed.append(('lifecycle', pub))
+
+
 def header(frame_id, sec=0, nanosec=0):
     return Header(frame_id=frame_id, stamp=Time(sec=sec, nanosec=nanosec))
 
@@ -150,3 +163,13 @@ def test_without_wordnet_stable_labels_go_on_and_categories_are_off(tmp_path, mo
     assert node.pubs[CATEGORIES_TOPIC].msgs == []
     out.prepare(NodeParams().updated(categories=['animal']))()     # accepted: nothing to check it against
 
+
+
+@needs_wordnet
+def test_a_lifecycle_node_gets_lifecycle_publishers(loaded):
+    node = FakeLifecycleNode()
+    out = LabelOutputs(node, NodeParams(), lifecycle=True)
+    out.publish('/cam', header('c', 1), labels(('dog', 0.9)), time.monotonic())
+    assert node.pubs[STABLE_TOPIC].msgs and node.pubs[CATEGORIES_TOPIC].msgs
+    out.destroy()                       # cleanup
+    assert ('lifecycle', node.pubs[STABLE_TOPIC]) in node.destroyed and out.labeler.streams() == []
