@@ -24,7 +24,7 @@ from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosbags.typesys import Stores, get_typestore
 
 from novic_ros.cli.eval import main as eval_main
-from novic_ros.eval.bagio import IMAGE, BagError, decode, open_bag, typestore
+from novic_ros.eval.bagio import IMAGE, BagError, decode, message_bytes_limit, open_bag, typestore
 from novic_ros.eval.make_bag import make_bag
 
 STORE = typestore()
@@ -425,3 +425,20 @@ def test_make_bag_failing_midway_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match='odd width'):
         make_bag(folder, tmp_path / 'bag', encoding='yuv422', progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['imgs']
+
+
+def test_a_message_that_decompresses_past_the_frame_bound_is_skipped_not_expanded(tmp_path):
+    """Message-level zstd: a 2000x2000 frame compresses to a few kB. With max_pixels 100,000 the
+    decompression stops at the bound (16 bytes a pixel + 1 MiB), the message is skipped as 'too
+    large' under its own index, and the frames around it are read."""
+    big = lambda i: mono_cdr(i, h=2000, w=2000) if i == 2 else mono_cdr(i)
+    bag = write_ros2(tmp_path / 'bag', [('/cam', i) for i in range(4)], mode=CompressionMode.MESSAGE, payload=big)
+    with open_bag(bag, max_pixels=100_000) as opened:
+        assert opened.max_message_bytes == message_bytes_limit(100_000) < 2000 * 2000
+        frames = list(opened.frames())
+        assert [f.index for f in frames] == [0, 1, 3]
+        assert opened.tallies['/cam'].skipped == {'too large': 1}
+        assert 'message 2:' in opened.tallies['/cam'].examples['too large'][0]
+    assert_pixels(frames, {'/cam': [0, 1, 3]})
+    with open_bag(bag) as opened:                  # the default bound (4K frames) lets it through
+        assert [f.index for f in opened.frames()] == [0, 1, 2, 3]

@@ -168,8 +168,8 @@ def _offline(args) -> int:
     cats = _categories(args, annotations)
     if args.labels_bag and Path(args.labels_bag).exists():
         raise BagError(f"{args.labels_bag} exists; choose a new path for --labels-bag (bags are never overwritten)")
-    with open_bag(bag_path, args.topics) as bag:        # the bag is checked before the model loads
-        params = model_params_from_args(args)
+    params = model_params_from_args(args)
+    with open_bag(bag_path, args.topics, params.max_pixels) as bag:    # the bag is checked before the model loads
         clf = build_classifier(params)
         results = run_offline(bag, clf, batch_size=params.batch_size, progress=not args.no_progress,
                               max_pixels=params.max_pixels)

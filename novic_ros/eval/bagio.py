@@ -26,7 +26,7 @@ from ..ros.image_conversion import ImageConversionError, compressed_to_rgb, raw_
 from .bag_layout import Layout, PartRef, resolve
 from .bag_parts import PART_TYPES, ZSTD_SUFFIX, BagError, Part, Record, decompress_file
 
-__all__ = ['Bag', 'BagError', 'BagFrame', 'TopicTally', 'open_bag', 'decode', 'typestore', 'new_bag', 'message_cdr', 'MessageError',
+__all__ = ['Bag', 'BagError', 'BagFrame', 'TopicTally', 'open_bag', 'decode', 'typestore', 'new_bag', 'message_cdr', 'MessageError', 'message_bytes_limit',
            'IMAGE', 'COMPRESSED', 'CLASSIFICATION', 'IMAGE_TYPES', 'STORAGES']
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -34,6 +34,18 @@ COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 CLASSIFICATION = 'vision_msgs/msg/Classification'
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 STORAGES = ('mcap', 'sqlite3')
+# The most one decompressed message may hold: the largest frame `max_pixels` lets through at 16 bytes
+# a pixel (32FC4, the widest sensor_msgs encoding) plus room for the header. A few hundred bytes of
+# zstd can expand to gigabytes; the limit is checked while decompressing, not after.
+BYTES_PER_PIXEL_MAX = 16
+MESSAGE_SLACK_BYTES = 1 << 20
+ZSTD_SLICE_BYTES = 256
+
+
+def message_bytes_limit(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    return BYTES_PER_PIXEL_MAX * max_pixels + MESSAGE_SLACK_BYTES
+
+
 ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'     # a CDR message starts with its encapsulation header (00 0x ..) instead
 EXAMPLES_KEPT = 5                    # skipped messages named per topic and reason
 
@@ -75,16 +87,29 @@ class MessageError(Exception):
         self.reason, self.detail = reason, detail
 
 
-def message_cdr(record: Record) -> bytes:
+def message_cdr(record: Record, max_bytes: int = message_bytes_limit()) -> bytes:
     """The record's message as plain CDR: zstd undone (message-level compression, recognised by
-    the zstd magic, so it needs no metadata.yaml), ROS 1 serialisation converted."""
+    the zstd magic, so it needs no metadata.yaml), ROS 1 serialisation converted. A message that
+    would decompress to more than `max_bytes` is refused (reason 'too large') once that many bytes
+    came out, so a zstd bomb costs at most `max_bytes`."""
     data = record.data
     if not record.topic.ros1 and data[:4] == ZSTD_MAGIC:
         frame = zstandard.ZstdDecompressor().decompressobj()
+        out, size = [], 0
         try:
-            data = frame.decompress(data)
+            # Fed in small slices: a zstd block holds at most 128 KB, so each slice yields a few MB at
+            # most and the limit is checked before a bomb has expanded.
+            for start in range(0, len(data), ZSTD_SLICE_BYTES):
+                out.append(frame.decompress(data[start:start + ZSTD_SLICE_BYTES]))
+                size += len(out[-1])
+                if size > max_bytes:
+                    raise MessageError('too large', f"decompresses to more than {max_bytes} bytes; raise "
+                                       "max_pixels (--max-pixels) if frames this large are meant")
+                if frame.eof:
+                    break
         except zstandard.ZstdError as e:
             raise MessageError('cannot be decompressed', str(e)) from e
+        data = b''.join(out)
         if not frame.eof:
             raise MessageError('cannot be decompressed', 'the compressed message is cut short')
     if record.topic.ros1:
@@ -118,8 +143,10 @@ class Bag:
     while reading them (`tallies`) and everything worth telling the user (`warnings`). `frames()`
     streams the image messages; it can be called again (the labels bag reads a second time)."""
 
-    def __init__(self, layout: Layout, topics: list[str] | None, stack: ExitStack):
+    def __init__(self, layout: Layout, topics: list[str] | None, stack: ExitStack,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.layout, self.path = layout, layout.path
+        self.max_message_bytes = message_bytes_limit(max_pixels)
         self.warnings: list[str] = []
         for w in layout.warnings:
             self.warn(w)
@@ -256,7 +283,7 @@ class Bag:
             tally = self.tallies[rec.topic.name]
             tally.read += 1
             try:
-                data = message_cdr(rec)
+                data = message_cdr(rec, self.max_message_bytes)
                 try:
                     header = store.deserialize_cdr(data, rec.topic.msgtype).header
                 except SerdeError as e:
@@ -288,13 +315,13 @@ class Bag:
 
 
 class _OpenBag:
-    def __init__(self, path, topics):
-        self._args = (path, topics)
+    def __init__(self, path, topics, max_pixels):
+        self._args = (path, topics, max_pixels)
         self._stack = ExitStack()
 
     def __enter__(self) -> Bag:
         try:
-            return Bag(resolve(self._args[0]), self._args[1], self._stack)
+            return Bag(resolve(self._args[0]), self._args[1], self._stack, self._args[2])
         except BaseException:
             self._stack.close()
             raise
@@ -303,10 +330,11 @@ class _OpenBag:
         self._stack.close()
 
 
-def open_bag(path: str | Path, topics: list[str] | None = None) -> _OpenBag:
+def open_bag(path: str | Path, topics: list[str] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> _OpenBag:
     """`with open_bag(path) as bag:` -- the bag at `path` (any form bag_layout reads), limited to
-    the image `topics` given. BagError, before any message is read, when it cannot be evaluated."""
-    return _OpenBag(path, topics)
+    the image `topics` given. BagError, before any message is read, when it cannot be evaluated.
+    `max_pixels` bounds what one compressed message may expand to (`message_bytes_limit`)."""
+    return _OpenBag(path, topics, max_pixels)
 
 
 def decode(frame: BagFrame, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -75,7 +75,7 @@ def write_labels_bag(bag: Bag, out: str | Path, results: list[FrameResult],
                 not_copied[info.name] = "ROS 1 message (convert the bag with rosbags-convert to keep it)"
                 continue
             try:
-                data = message_cdr(rec)
+                data = message_cdr(rec, bag.max_message_bytes)
             except MessageError:
                 unreadable += 1
                 continue
