@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Callable
 
+from .core.object_calibration import AUTO, resolve_thresholds
+from .core.objects import REGIONS, ObjectOptions
 from .core.options import MODES, ClassifierOptions, read_labels_file
 from .core.stable_labels import StabilityOptions
 from .lexicon.categories import DEFAULT_CATEGORIES, check_specs
@@ -99,6 +101,16 @@ PARAMS: tuple[Param, ...] = (
     Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64, live=True),
     Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64, live=True),
     Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0, live=True),
+    Param('object_regions', 'salient', "Multi-object mode: where to look. salient: windows around salient-region "
+          "proposals (about 20 per 640x480 frame); grid: a fixed multi-scale grid (74 windows, slower); both.",
+          choices=REGIONS, live=True),
+    Param('object_min_score', AUTO, "Multi-object mode: drop objects scoring below this (decoder probability; "
+          "CLIP softmax in prompted mode). -1: the value calibrated for the CLIP model "
+          "(config/object_calibration.yaml), else 0.5.", min=-1.0, max=1.0, live=True),
+    Param('object_min_similarity', AUTO, "Multi-object mode: a window's label must have at least this CLIP cosine "
+          "similarity with the window (the scale differs per CLIP model). -1: calibrated for the model, else 0 "
+          "(no check); 0: no check.", min=-1.0, max=1.0, live=True),
+    Param('max_objects', 10, "Multi-object mode: most objects per frame, best first.", min=1, max=100, live=True),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
     Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
     Param('text_cache_dir', '', "Folder for cached label embeddings (prompted and hybrid modes), reused across runs; "
@@ -130,6 +142,10 @@ PARAMS: tuple[Param, ...] = (
           "(/novic by default).", group='node'),
     Param('publish_overlay', False, "Also publish ~/image_labeled: the frame with its labels drawn on.",
           launch_arg='publish_overlay', group='node'),
+    Param('objects', False, "Also find every object of each frame (label, score, box; see object_* parameters) "
+          "and publish vision_msgs/Detection2DArray on objects_topic.", group='node'),
+    Param('objects_topic', 'objects', "Output topic of the objects (vision_msgs/Detection2DArray); relative to "
+          "the namespace.", group='node'),
     Param('warmup', True, "Run one dummy frame at configure so the first real frame is not slow.", group='node'),
     Param('autostart', True, "Configure and activate at start (lifecycle node). false: stay unconfigured until a "
           "lifecycle manager (nav2_lifecycle_manager, launch lifecycle events) drives the transitions.",
@@ -187,6 +203,10 @@ class _ModelParams(_Validated):
     def __post_init__(self):
         super().__post_init__()
         self.to_options()          # the checks between fields (and that labels_file can be read)
+        for name in ('object_min_score', 'object_min_similarity'):
+            value = getattr(self, name)
+            if value != AUTO and not 0.0 <= value <= 1.0:
+                raise ValueError(f"parameter {name!r}: {value} must be in [0, 1], or -1 for the calibrated value")
 
     def to_options(self) -> ClassifierOptions:
         """The core's options: the label list merges `labels` and `labels_file`."""
@@ -197,6 +217,14 @@ class _ModelParams(_Validated):
         return ClassifierOptions(mode=self.mode, labels=labels, prompt_template=self.prompt_template,
                                  beam_width=self.beam_width, max_tokens=self.max_tokens, top_k=self.top_k,
                                  min_score=self.min_score)
+
+    def to_object_options(self, clip_fingerprint: str) -> ObjectOptions:
+        """The multi-object mode's options; thresholds left at -1 take the calibration of the CLIP
+        model with this fingerprint (core.object_calibration)."""
+        min_score, min_similarity, _ = resolve_thresholds(self.object_min_score, self.object_min_similarity,
+                                                          clip_fingerprint)
+        return ObjectOptions(regions=self.object_regions, min_score=min_score, min_similarity=min_similarity,
+                             max_objects=self.max_objects)
 
     @classmethod
     def from_mapping(cls, values: dict) -> 'ModelParams':

@@ -20,6 +20,7 @@ from .backends import resolve_backend_name, resolve_engine_dir
 from .backends.devices import resolve_device
 from .core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, read_bundle
 from .core.classifier import NOT_LOADED, NovicClassifier
+from .core.objects import ObjectFinder
 from .core.errors import CheckpointMismatchError, FrameError, ModelLoadError
 from .core.results import FrameLabels
 from .core.text_cache import DiskTextEmbeddings, TextEmbeddingCache
@@ -94,6 +95,15 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
                            text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir))
 
 
+def build_object_finder(classifier: NovicClassifier, params: ModelParams) -> ObjectFinder:
+    """The multi-object mode over a classifier's models and mode (ObjectFinder): thresholds left at -1
+    come calibrated for its CLIP weights; TensorRT engines take at most batch_size windows a call."""
+    max_batch = params.batch_size if classifier.backend.name == 'tensorrt' else None
+    finder = ObjectFinder(classifier, params.to_object_options(classifier.clip.fingerprint), max_batch)
+    log.info("%s", finder.describe())
+    return finder
+
+
 def text_cache_for(backend, template: str, text_cache_dir: str) -> TextEmbeddingCache | None:
     """Label embeddings that persist across runs, keyed by the CLIP weights and precision (and, inside,
     by template); None when the backend has no text encoder."""
@@ -133,7 +143,7 @@ class Classified(Generic[T]):
     """One input and what became of it: labels, or the error that rejected it."""
     item: T
     frame: np.ndarray | None = None        # the decoded RGB frame (None when rejected)
-    labels: FrameLabels | None = None
+    labels: FrameLabels | None = None      # FrameObjects when the "classifier" was an ObjectFinder
     error: FrameError | None = None
 
 

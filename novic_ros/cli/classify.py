@@ -1,4 +1,5 @@
-"""novic-classify IMAGE... : name what each image shows, with no label list."""
+"""novic-classify IMAGE... : name what each image shows, with no label list (--objects: every object
+in it, each with a label, a score and a pixel box)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from functools import partial
 from ..image_files import read_image
 from ..lexicon.categories import CategoryMap
 from ..params import add_model_arguments, model_params_from_args
-from ..pipeline import build_classifier, classify_in_batches
+from ..pipeline import build_classifier, build_object_finder, classify_in_batches
 from .common import run, setup_logging
 
 
@@ -17,7 +18,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-classify', description=__doc__)
     p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (any format Pillow reads)')
     p.add_argument('--json', action='store_true', help='print one JSON list: [{"image", "labels": [{"label", "score", '
-                   '"category", "sense", "hypernyms"}], "categories": [{"category", "score"}]}]')
+                   '"category", "sense", "hypernyms"}], "categories": [{"category", "score"}]}] (with --objects: '
+                   '[{"image", "objects": [{"label", "score", "box": [x0, y0, x1, y1]}]}])')
+    p.add_argument('--objects', action='store_true', help='name every object of each image, with its box in pixels '
+                   '(the object_* parameters below), instead of labelling the whole image')
     p.add_argument('-v', '--verbose', action='store_true', help='log model loading and timings')
     add_model_arguments(p)
     return p
@@ -27,16 +31,19 @@ def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
     params = model_params_from_args(args)
-    cats = category_map(params.categories) if args.json else None    # a bad category fails before the model loads
+    # A bad category fails before the model loads; objects carry no categories (label, score, box only).
+    cats = category_map(params.categories) if args.json and not args.objects else None
     clf = build_classifier(params)
+    key = 'objects' if args.objects else 'labels'
     results = []
-    for c in classify_in_batches(clf, args.images, partial(read_image, max_pixels=params.max_pixels),
+    for c in classify_in_batches(build_object_finder(clf, params) if args.objects else clf, args.images,
+                                 partial(read_image, max_pixels=params.max_pixels),
                                  params.batch_size):
         if c.error is not None:
             print(f"error: {c.error}", file=sys.stderr)
-            results.append({'image': c.item, 'error': str(c.error), 'labels': []})
+            results.append({'image': c.item, 'error': str(c.error), key: []})
         else:
-            results.append({'image': c.item, 'labels': c.labels.to_json()})
+            results.append({'image': c.item, key: c.labels.to_json()})
     failed = sum('error' in r for r in results)
     if args.json:
         if cats is not None:
@@ -44,8 +51,7 @@ def _main(argv) -> int:
         print(json.dumps(results, indent=1))
     else:
         for r in results:
-            labels = ', '.join(f"{l['label']} ({l['score']:.2f})" for l in r['labels']) or '(no label)'
-            print(f"{r['image']}: {labels if 'error' not in r else 'ERROR ' + r['error']}")
+            print(f"{r['image']}: {_describe(r[key], key) if 'error' not in r else 'ERROR ' + r['error']}")
     return 2 if failed == len(args.images) else (1 if failed else 0)
 
 
@@ -66,6 +72,13 @@ def add_categories(results: list[dict], cats: CategoryMap) -> None:
             label.update(cats.categorise(label['label']).to_json())
         r['categories'] = [{'category': c, 'score': round(s, 6)}
                            for c, s in cats.scores((l['label'], l['score']) for l in r['labels'])]
+
+
+def _describe(found: list[dict], key: str) -> str:
+    """'dog (0.93), cat (0.41)', with ' at [x0, y0, x1, y1]' for objects."""
+    parts = [f"{x['label']} ({x['score']:.2f})" + (f" at [{', '.join(f'{v:.0f}' for v in x['box'])}]" if 'box' in x else '')
+             for x in found]
+    return ', '.join(parts) or ('(no object)' if key == 'objects' else '(no label)')
 
 
 def main(argv=None) -> int:

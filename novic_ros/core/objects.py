@@ -1,0 +1,294 @@
+"""Several objects per frame: each with a free-text label, a score and a pixel box.
+
+How (chosen by measurement, README "Several objects per frame"):
+1. Where: class-agnostic box proposals from spectral-residual saliency (proposals.py), and/or a
+   fixed multi-scale grid of windows (`regions`).
+2. What: each proposal is looked at through square windows around it (`margins` x its longer
+   side); every window of every frame goes through the CLIP encoder in one batch and through the
+   decoder in one batch (the backend's batch limit permitting: TensorRT engines have one).
+3. Each window gets one label and a score:
+   - generate: the greedy decoder's label; score = its sequence probability (the decoder's own
+     probability of that exact label, not renormalised over anything, so a window on background
+     scores low);
+   - hybrid: the decoder's beam candidates re-ranked by CLIP similarity; score = the chosen
+     candidate's sequence probability;
+   - prompted: CLIP's softmax over the label list; score = that probability.
+   With `min_similarity` > 0, CLIP checks each window's label: a window whose embedding's cosine
+   similarity to the label's prompt is below it names nothing. The cosine is on a scale of its
+   own for each CLIP model (matching pairs score about 0.8 with the toy CLIP, about 0.3 with
+   OpenAI's), so the threshold comes calibrated per model (object_calibration.py).
+4. Merge: windows best first; one that overlaps (IoU of their object boxes > `max_overlap`) an
+   object already kept adds nothing (same label: its box is fused into that object's, score-weighted;
+   another label: suppressed, one object gets one name). Objects below `min_score` are dropped; at
+   most `max_objects` remain, best first. The same label may name two objects that do not overlap.
+
+The result is deliberately plain (FrameObjects of DetectedObject: label, score in [0, 1], box
+[x0, y0, x1, y1] in pixels of the input frame, 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height,
+sorted by score), so that tracking over time can match objects by box overlap.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .generation import beam_search, greedy
+from .preprocess import validate_frame
+from .proposals import SaliencyConfig, salient_boxes
+from .results import StageTimings
+from .windows import GridConfig, WindowCropper, grid_boxes, square_windows
+
+REGIONS = ('salient', 'grid', 'salient+grid')
+
+
+@dataclass(frozen=True)
+class ObjectOptions:
+    regions: str = 'salient'                     # salient | grid | salient+grid
+    min_score: float = 0.5                       # objects scoring below are dropped
+    min_similarity: float = 0.0                  # CLIP check of each window's label; 0 = none
+    max_objects: int = 10                        # most objects per frame, best first
+    max_overlap: float = 0.3                     # IoU above which two windows see the same object
+    margins: tuple[float, ...] = (1.15, 1.4)     # window sides around a proposal, x its longer side
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+
+    def __post_init__(self):
+        if self.regions not in REGIONS:
+            raise ValueError(f"regions {self.regions!r} is not one of {', '.join(REGIONS)}")
+        if not 0.0 <= self.min_score <= 1.0 or self.max_objects < 1 or not 0.0 < self.max_overlap <= 1.0:
+            raise ValueError(f"invalid object options {self}: min_score in [0, 1], max_objects >= 1, "
+                             "max_overlap in (0, 1]")
+        if not 0.0 <= self.min_similarity <= 1.0:
+            raise ValueError(f"min_similarity {self.min_similarity} must be in [0, 1] (0: no CLIP check)")
+        if not self.margins or any(m < 1.0 for m in self.margins):
+            raise ValueError(f"margins {self.margins} must be >= 1 (a window holds its whole proposal)")
+
+
+@dataclass(frozen=True)
+class DetectedObject:
+    label: str
+    score: float                                 # in [0, 1]; see the module docstring for what it is
+    box: tuple[float, float, float, float]       # x0, y0, x1, y1 in pixels of the frame, inside it
+
+    def to_json(self) -> dict:
+        return {'label': self.label, 'score': round(self.score, 6), 'box': [round(v, 1) for v in self.box]}
+
+
+@dataclass(frozen=True)
+class FrameObjects:
+    objects: tuple[DetectedObject, ...]          # best first
+    timings: StageTimings = StageTimings()       # of the whole batch; preprocess = proposals + windows
+    batch_size: int = 1
+    windows: int = 0                             # windows looked at in this frame
+
+    @property
+    def per_frame_ms(self) -> float:
+        """This frame's share of its batch's inference time."""
+        return self.timings.total_ms / max(1, self.batch_size)
+
+    def to_json(self) -> list[dict]:
+        return [o.to_json() for o in self.objects]
+
+
+@dataclass(frozen=True)
+class WindowLabels:
+    """What the windows of one frame saw, before the CLIP check and the merge (ObjectFinder.look)."""
+    windows: np.ndarray                          # N x 4 square windows, frame pixels
+    boxes: np.ndarray                            # N x 4 the object box each window stands for
+    labels: tuple[str, ...]                      # '' where the decoder gave no finished label
+    scores: np.ndarray                           # N, see the module docstring
+    similarities: np.ndarray                     # N, cosine with the label's prompt (0 when not computed)
+    frame_hw: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """The windows of one frame: what the encoder sees, and the object box each stands for."""
+    windows: np.ndarray                          # N x 4, square
+    boxes: np.ndarray                            # N x 4, the proposal (or the window itself)
+
+
+class ObjectFinder:
+    """Finds the objects of frames with a NovicClassifier's models and mode (its options decide the
+    mode, label list, template, beam width and max tokens; ObjectOptions the rest). Like the
+    classifier, it never changes: new options make a new finder (cheap, the models are shared)."""
+
+    always_similarity = False      # compute similarities even without a CLIP check (calibration, study)
+
+    def __init__(self, classifier, options: ObjectOptions = ObjectOptions(), max_batch: int | None = None):
+        """`max_batch`: most windows per encoder or decoder call (None: all at once)."""
+        if options.min_similarity > 0 and classifier.text_cache is None:
+            raise ValueError(f"min_similarity {options.min_similarity} checks labels with CLIP's text encoder, which "
+                             f"{classifier.backend.describe()} does not have; set it to 0, or export the model again "
+                             "with novic-export")
+        self.classifier = classifier
+        self.options = options
+        self.max_batch = max_batch
+        self.crop = WindowCropper(classifier.clip.preprocess)
+
+    def describe(self) -> str:
+        o = self.options
+        return (f"objects: {o.regions} regions, min_score {o.min_score:g}, "
+                f"min_similarity {o.min_similarity:g}, at most {o.max_objects}")
+
+    def classify(self, frames) -> list[FrameObjects]:
+        """One HxWx3 uint8 RGB frame or a sequence of them -> one FrameObjects per frame (the same
+        call shape as NovicClassifier.classify, so the pipeline's batching loop feeds either)."""
+        looked, timings = self.look(frames)
+        t0 = time.perf_counter()
+        objects = [merge(w.boxes, self._checked(w), w.scores, self.options, w.frame_hw) for w in looked]
+        timings = StageTimings(timings.preprocess_ms, timings.encode_ms,
+                               timings.decode_ms + (time.perf_counter() - t0) * 1e3)
+        return [FrameObjects(o, timings, len(looked), len(w.labels)) for o, w in zip(objects, looked)]
+
+    def look(self, frames) -> tuple[list['WindowLabels'], StageTimings]:
+        """Steps 1-3 for every frame (before the CLIP check and the merge): what each window saw."""
+        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+            frames = [frames]
+        frames = [validate_frame(f, i) for i, f in enumerate(frames)]
+        t0 = time.perf_counter()
+        per_frame = [self._windows(f) for f in frames]
+        pixels = [self.crop(f, w.windows) for f, w in zip(frames, per_frame) if len(w.windows)]
+        t1 = time.perf_counter()
+        embeds = self._batched(self.classifier.backend.encode_images, np.concatenate(pixels)) if pixels else None
+        t2 = time.perf_counter()
+        labels, scores = self._window_labels(embeds) if embeds is not None else ([], np.zeros(0))
+        sims = self._similarities(embeds, labels) if embeds is not None else np.zeros(0)
+        out, start = [], 0
+        for f, w in zip(frames, per_frame):
+            n = len(w.windows)
+            out.append(WindowLabels(w.windows, w.boxes, tuple(labels[start:start + n]), scores[start:start + n],
+                                    sims[start:start + n], f.shape[:2]))
+            start += n
+        t3 = time.perf_counter()
+        return out, StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+
+    # --- where to look ---
+
+    def _windows(self, frame: np.ndarray) -> _Windows:
+        h, w = frame.shape[:2]
+        parts = []
+        if self.options.regions in ('salient', 'salient+grid'):
+            proposals = salient_boxes(frame, self.options.saliency)
+            for m in self.options.margins:
+                parts.append((square_windows(proposals, m, h, w), proposals))
+        if self.options.regions in ('grid', 'salient+grid'):
+            grid = grid_boxes(h, w, self.options.grid)
+            parts.append((grid, grid))
+        windows = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 4))
+        boxes = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 4))
+        return _Windows(windows, boxes)
+
+    # --- what is there ---
+
+    def _batched(self, fn, x: np.ndarray):
+        if self.max_batch is None or len(x) <= self.max_batch:
+            return fn(x)
+        return np.concatenate([fn(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
+
+    def _window_labels(self, embeds: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """One (label, score) per window embedding; see the module docstring."""
+        clf = self.classifier
+        opts = clf.options
+        if opts.mode == 'prompted':
+            probs = self._clip_probs(embeds, clf.text_cache(opts.labels))
+            best = probs.argmax(axis=1)
+            return [opts.labels[i] for i in best], probs[np.arange(len(best)), best]
+        max_tokens = opts.max_tokens or None
+        if opts.mode == 'generate':
+            seqs = self._generate(lambda e: greedy(clf.backend.runner, e, max_tokens), embeds)
+            labels = [clf.vocab.decode(t[0]) if f[0] else '' for t, f in zip(seqs[0], seqs[2])]
+            return labels, np.exp(seqs[1][:, 0]).astype(np.float64)
+        seqs = self._generate(lambda e: beam_search(clf.backend.runner, e, opts.beam_width, max_tokens), embeds)
+        return self._rerank(embeds, *seqs)
+
+    def _similarities(self, embeds: np.ndarray, labels: list[str]) -> np.ndarray:
+        """Cosine similarity of each window with its label's prompt (0 without a label, or without CLIP's
+        text encoder, or when no CLIP check is asked for: then nothing is embedded)."""
+        names = sorted({l for l in labels if l})
+        if not names or self.classifier.text_cache is None or self.options.min_similarity <= 0 and not self.always_similarity:
+            return np.zeros(len(labels))
+        text = self.classifier.text_cache(names)
+        row = {n: i for i, n in enumerate(names)}
+        sims = np.einsum('ne,ne->n', np.asarray(embeds, np.float32),
+                         np.asarray(text, np.float32)[[row.get(l, 0) for l in labels]])
+        return np.where([bool(l) for l in labels], sims, 0.0)
+
+    def _checked(self, w: 'WindowLabels') -> tuple[str, ...]:
+        """The window labels, '' where CLIP finds the window too unlike its label's prompt."""
+        if self.options.min_similarity <= 0:
+            return w.labels
+        return tuple(l if s >= self.options.min_similarity else '' for l, s in zip(w.labels, w.similarities))
+
+    def _generate(self, fn, embeds: np.ndarray):
+        """(tokens, log_probs, finished) for every row, max_batch rows per call."""
+        step = self.max_batch or len(embeds)
+        parts = [fn(embeds[i:i + step]) for i in range(0, len(embeds), step)]
+        return tuple(np.concatenate([getattr(p, k) for p in parts]) for k in ('tokens', 'log_probs', 'finished'))
+
+    def _rerank(self, embeds, tokens, log_probs, finished) -> tuple[list[str], np.ndarray]:
+        """Hybrid: CLIP picks among each window's finished beam candidates; the score stays the decoder's."""
+        clf = self.classifier
+        labels, scores = [], np.zeros(len(embeds))
+        for i, (toks, lps, fin) in enumerate(zip(tokens, log_probs, finished)):
+            cands: dict[str, float] = {}
+            for t, lp, f in zip(toks, lps, fin):
+                text = clf.vocab.decode(t) if f else ''
+                if text and text not in cands:           # beams are best first: keep each label's best
+                    cands[text] = float(np.exp(lp))
+            if not cands:
+                labels.append('')
+                continue
+            names = list(cands)
+            pick = int(self._clip_probs(embeds[i:i + 1], clf.text_cache(names))[0].argmax())
+            labels.append(names[pick])
+            scores[i] = cands[names[pick]]
+        return labels, scores
+
+    def _clip_probs(self, embeds: np.ndarray, text_embs: np.ndarray) -> np.ndarray:
+        logits = self.classifier.logit_scale * (np.asarray(embeds, np.float32) @ np.asarray(text_embs, np.float32).T)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union of N x 4 and M x 4 boxes [x0, y0, x1, y1] -> N x M."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = w * h
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def merge(boxes: np.ndarray, labels, scores, options: ObjectOptions, frame_hw: tuple[int, int]) -> tuple[DetectedObject, ...]:
+    """Windows (object box, label, score) -> objects, best first (see the module docstring, step 4)."""
+    h, w = frame_hw
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64)
+    order = [i for i in np.argsort(-scores, kind='stable') if labels[i] and scores[i] >= options.min_score]
+    if not order:
+        return ()
+    iou = iou_matrix(boxes, boxes)
+    kept: list[list] = []              # [label, best score, first window, fused box sum, weight sum]
+    for i in order:
+        same_place = [k for k in kept if iou[i, k[2]] > options.max_overlap]
+        if same_place:
+            for k in same_place:
+                if k[0] == labels[i]:
+                    k[3] += scores[i] * boxes[i]
+                    k[4] += scores[i]
+            continue
+        if len(kept) == options.max_objects:
+            break
+        kept.append([labels[i], float(scores[i]), i, scores[i] * boxes[i], float(scores[i])])
+    out = []
+    for label, score, _, box_sum, weight in kept:
+        x0, y0, x1, y1 = box_sum / weight
+        x0, x1 = min(max(x0, 0.0), w - 1.0), min(max(x1, 1.0), float(w))
+        y0, y1 = min(max(y0, 0.0), h - 1.0), min(max(y1, 1.0), float(h))
+        out.append(DetectedObject(label, min(1.0, max(0.0, score)),
+                                  (x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3))))
+    return tuple(out)

@@ -1,0 +1,122 @@
+"""Set-level scoring of multi-object predictions: per frame, the set of labels predicted against the
+set of objects present.
+
+An annotation row of a multi-object evaluation lists every object of its frame: its nouns are
+that set (`dog;cat;kite` = a dog, a cat and a kite). Alternative names for one object are joined
+with `|` (`golden retriever|dog;cat`). A predicted label is right when it matches an object not
+yet matched in that frame (a label predicted twice counts once); matching is the Scorer's
+(normalisation, WordNet synonyms) when one is given, else equality after lower-casing.
+
+    precision = right labels / predicted labels      (over all frames)
+    recall    = objects named / objects present
+    F1        = 2 P R / (P + R)
+
+Per class (the first name of an object, normalised): how often it was present, how often named
+(recall), how often predicted, how often right when predicted (precision).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Sequence
+
+ALTERNATIVES = '|'
+
+
+@dataclass(frozen=True)
+class ClassSetScore:
+    present: int = 0          # frames where the object is
+    named: int = 0            # of those, frames where a label matched it
+    predicted: int = 0        # frames where a label was predicted as this class
+    right: int = 0            # of those, frames where it was there
+
+    @property
+    def recall(self) -> float:
+        return self.named / self.present if self.present else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.right / self.predicted if self.predicted else 0.0
+
+
+@dataclass(frozen=True)
+class SetScores:
+    frames: int
+    predicted: int            # distinct labels predicted, over all frames
+    right: int                # of those, matching an object of their frame
+    present: int              # objects present, over all frames
+    named: int                # of those, matched by a label
+    per_class: dict[str, ClassSetScore] = field(default_factory=dict)
+    wrong: dict[str, int] = field(default_factory=dict)      # labels predicted where nothing matched, count
+
+    @property
+    def precision(self) -> float:
+        return self.right / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.named / self.present if self.present else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(precision=self.precision, recall=self.recall, f1=self.f1)
+        out['per_class'] = {k: {**asdict(v), 'precision': v.precision, 'recall': v.recall}
+                            for k, v in self.per_class.items()}
+        return out
+
+
+def objects_of(nouns: Sequence[str]) -> list[tuple[str, ...]]:
+    """An annotation row's nouns -> its objects, each a tuple of acceptable names."""
+    out = []
+    for noun in nouns:
+        names = tuple(n.strip() for n in noun.split(ALTERNATIVES) if n.strip())
+        if names:
+            out.append(names)
+    return out
+
+
+def _exact(pred: str, names: Sequence[str]) -> bool:
+    return pred.strip().lower() in {n.strip().lower() for n in names}
+
+
+def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[str]],
+               matches: Callable[[str, Sequence[str]], bool] | None = None,
+               class_name: Callable[[str], str] | None = None) -> SetScores:
+    """Score predicted label sets against annotated object sets, frame by frame (see the module
+    docstring). `matches(label, names)` decides whether a label names an object (default: equal
+    ignoring case); `class_name` normalises class keys (default: lower case)."""
+    matches = matches or _exact
+    class_name = class_name or (lambda s: s.strip().lower())
+    n = predicted_total = right_total = present_total = named_total = 0
+    per: dict[str, list[int]] = {}
+    wrong: dict[str, int] = {}
+    for preds, truth in zip(predictions, truths):
+        n += 1
+        objects = objects_of(truth)
+        labels = list(dict.fromkeys(p for p in preds if p))          # a label predicted twice counts once
+        unmatched = list(range(len(objects)))
+        for label in labels:
+            hit = next((i for i in unmatched if matches(label, objects[i])), None)
+            key = class_name(objects[hit][0]) if hit is not None else class_name(label)
+            per.setdefault(key, [0, 0, 0, 0])[2] += 1
+            if hit is None:
+                wrong[class_name(label)] = wrong.get(class_name(label), 0) + 1
+                continue
+            unmatched.remove(hit)
+            per[key][3] += 1
+            right_total += 1
+        for i, obj in enumerate(objects):
+            key = class_name(obj[0])
+            per.setdefault(key, [0, 0, 0, 0])[0] += 1
+            if i not in unmatched:
+                per[key][1] += 1
+                named_total += 1
+        predicted_total += len(labels)
+        present_total += len(objects)
+    return SetScores(n, predicted_total, right_total, present_total, named_total,
+                     {k: ClassSetScore(*v) for k, v in sorted(per.items())},
+                     dict(sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))))
