@@ -9,6 +9,9 @@ a single .mcap or .db3 file, or a ROS 1 .bag file (or a folder of ROS 1 split fi
 offline and live write OUT/report.md with tables and PNG plots, labels.jsonl and labels.csv;
 with --annotations FILE they also score top-1/top-k accuracy, the hierarchy-aware score and the
 category accuracy (--categories, as the node's parameter).
+offline --objects names every object of each frame instead (the multi-object mode); an annotation row
+then lists the objects present (`dog;cat`, alternatives for one object joined by `|`), scored as sets:
+precision, recall and F1, per class.
 They exit with status 1 when no frame could be labelled.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..eval.annotations import load_annotations, match_annotations
 from ..eval.bagio import BagError, open_bag
 from ..eval.category_scoring import score_categories
 from ..eval.make_bag import make_bag
+from ..eval.objects import report_lines, score_objects
 from ..eval.offline import run_offline, write_labels_bag
 from ..eval.report import write_report
 from ..eval.results import topic_summaries, write_csv, write_jsonl
@@ -31,7 +35,7 @@ from ..eval.scoring import Scorer
 from ..lexicon.categories import CategoryMap
 from ..lexicon.wordnet import WordNet
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments, model_params_from_args
-from ..pipeline import build_classifier
+from ..pipeline import build_classifier, build_object_finder
 from ..ros.node_process import NodeProcess, ros_value
 from .common import fail, run, setup_logging
 
@@ -64,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     off = sub.choices['offline']
     off.add_argument('--labels-bag', default=None,
                      help=f'also write a copy of the bag with {DEFAULT_LABELS_TOPIC} added (a new path)')
+    off.add_argument('--objects', action='store_true',
+                     help='name every object of each frame (multi-object mode, object_* options) and score the '
+                          'annotations as sets of objects present: set-level precision, recall, F1, per class')
     add_model_arguments(off)
     live = sub.choices['live']
     live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC)
@@ -94,8 +101,10 @@ def _annotations_path(args, bag: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def _score(path: Path | None, results, k: int, warnings: list[str], cats: CategoryMap | None = None):
-    """The fine score, and the category score when `cats` is given (None each without annotations)."""
+def _score(path: Path | None, results, k: int, warnings: list[str], cats: CategoryMap | None = None,
+           objects: bool = False):
+    """The fine score (set-level with `objects`), and the category score when `cats` is given (None
+    each without annotations)."""
     if path is None:
         return None, None
     matched, more = match_annotations(load_annotations(path), results)
@@ -112,6 +121,8 @@ def _score(path: Path | None, results, k: int, warnings: list[str], cats: Catego
     positions = sorted(matched)
     preds = [[t for t, _ in results[i].labels] for i in positions]
     truths = [list(matched[i].nouns) for i in positions]
+    if objects:
+        return score_objects(Scorer(wn), preds, truths), None
     category_score = None if cats is None else score_categories(cats, [results[i].labels for i in positions], truths)
     return Scorer(wn).score(preds, truths, k), category_score
 
@@ -133,7 +144,8 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(results, out / 'labels.jsonl')
     write_csv(results, out / 'labels.csv', k)
-    score, category_score = _score(annotations, results, k, warnings, cats)
+    objects = getattr(args, 'objects', False)
+    score, category_score = _score(annotations, results, k, warnings, cats, objects)
     labelled = sum(bool(r.labels) for r in results)
     summary_json = {'mode': mode, **meta, 'frames': len(results), 'labelled': labelled,
                     'rejected': sum(bool(r.error) for r in results), 'warnings': warnings,
@@ -142,8 +154,11 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
                     'category_score': category_score.to_dict() if category_score is not None else None,
                     'live': None if live is None else {**vars(live), 'dropped': live.dropped}}
     (out / 'summary.json').write_text(json.dumps(summary_json, indent=1, default=str) + '\n')
-    report = write_report(out, mode=mode, meta=meta, results=results, warnings=warnings, topics=topics, score=score,
-                          k=k, live=live, category_score=category_score)
+    report = write_report(out, mode=mode, meta=meta, results=results, warnings=warnings, topics=topics,
+                          score=None if objects else score, k=k, live=live, category_score=category_score)
+    if objects and score is not None:
+        with open(report, 'a') as f:
+            f.write('\n'.join(report_lines(score)) + '\n')
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for t in topics:
@@ -152,7 +167,9 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
     if live is not None:
         summary += (f", {live.dropped} dropped or unanswered, latency p50 {live.latency_p50_ms:.1f} ms, "
                     f"output {live.output_rate_hz:.2f} Hz")
-    if score is not None:
+    if objects and score is not None:
+        summary += f", objects: precision {score.precision:.3f}, recall {score.recall:.3f}, F1 {score.f1:.3f}"
+    elif score is not None:
         summary += f", top-1 {score.top1:.1%}, top-{k} {score.topk:.1%}, hierarchy {score.hierarchy:.3f}"
     if category_score is not None:
         summary += f", category {category_score.accuracy:.1%}"
@@ -171,6 +188,8 @@ def _offline(args) -> int:
     params = model_params_from_args(args)
     with open_bag(bag_path, args.topics, params.max_pixels) as bag:    # the bag is checked before the model loads
         clf = build_classifier(params)
+        if args.objects:
+            clf = build_object_finder(clf, params)
         results = run_offline(bag, clf, batch_size=params.batch_size, progress=not args.no_progress,
                               max_pixels=params.max_pixels)
         warnings = list(bag.warnings)
@@ -179,7 +198,9 @@ def _offline(args) -> int:
             print(f"labels bag: {args.labels_bag}")
         topics = topic_summaries(bag.tallies, results)
         meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'model': params.model, 'mode': params.mode,
-                'backend': clf.backend.describe()}
+                'backend': (clf.classifier if args.objects else clf).backend.describe()}
+        if args.objects:
+            meta['objects'] = clf.describe()
     return _finish(args, 'offline', bag_path, results, warnings, topics, meta, params.top_k, annotations, cats=cats)
 
 

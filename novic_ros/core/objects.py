@@ -36,7 +36,7 @@ import numpy as np
 from .generation import beam_search, greedy
 from .preprocess import validate_frame
 from .proposals import SaliencyConfig, salient_boxes
-from .results import StageTimings
+from .results import Label, StageTimings
 from .windows import GridConfig, WindowCropper, grid_boxes, square_windows
 
 REGIONS = ('salient', 'grid', 'salient+grid')
@@ -89,6 +89,12 @@ class FrameObjects:
 
     def to_json(self) -> list[dict]:
         return [o.to_json() for o in self.objects]
+
+    @property
+    def labels(self) -> tuple[Label, ...]:
+        """One label per object, best first: what code written for whole-frame labels (evaluation
+        results, label bags) takes from a multi-object frame."""
+        return tuple(Label(o.label, o.score) for o in self.objects)
 
 
 @dataclass(frozen=True)

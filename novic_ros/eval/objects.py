@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from .scoring import NONE, Scorer
+
 ALTERNATIVES = '|'
 
 
@@ -120,3 +122,27 @@ def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[s
     return SetScores(n, predicted_total, right_total, present_total, named_total,
                      {k: ClassSetScore(*v) for k, v in sorted(per.items())},
                      dict(sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))))
+
+
+def score_objects(scorer: Scorer, predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[str]]) -> SetScores:
+    """set_scores with the Scorer's matching: a label names an object when it equals one of its names
+    after normalisation (case, articles, plurals) or shares a WordNet synset with one."""
+    return set_scores(predictions, truths, lambda label, names: scorer.match(label, names) != NONE, scorer.normalise)
+
+
+def report_lines(scores: SetScores) -> list[str]:
+    """The markdown section of novic-eval's report for multi-object scoring."""
+    lines = ['', '## Objects (set-level)', '',
+             f"{scores.frames} annotated frames, {scores.present} objects present, {scores.predicted} labels "
+             "predicted. A label is right when it names an object of its frame (exact after normalisation, or a "
+             "WordNet synonym); a label predicted twice in a frame counts once.", '',
+             '| measure | value |', '|---|---|',
+             f"| precision | {scores.precision:.3f} |", f"| recall | {scores.recall:.3f} |", f"| F1 | {scores.f1:.3f} |",
+             '', '### Per class', '', '| class | present | named (recall) | predicted | right (precision) |',
+             '|---|---|---|---|---|']
+    lines += [f"| {c} | {v.present} | {v.named} ({v.recall:.0%}) | {v.predicted} | {v.right} ({v.precision:.0%}) |"
+              for c, v in scores.per_class.items()]
+    if scores.wrong:
+        lines += ['', '### Labels that named nothing present', '', '| label | frames |', '|---|---|']
+        lines += [f"| {label} | {n} |" for label, n in list(scores.wrong.items())[:40]]
+    return lines

@@ -38,14 +38,15 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Classification, ObjectHypothesis, VisionInfo
+from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis, VisionInfo
 
 from ..core.errors import NovicError
 from ..core.variants import get_variant
 from ..params import DEFAULT_MAX_PIXELS, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
-from ..pipeline import build_classifier, classify_in_batches
+from ..pipeline import build_classifier, build_object_finder, classify_in_batches
 from . import vision_info
 from .bond import Bond
+from .detections import detections_message
 from .image_conversion import compressed_to_rgb, raw_to_rgb
 from .input_health import BEST_EFFORT, RELIABLE, TopicHealth, describe_publishers
 from .label_outputs import LabelOutputs
@@ -107,6 +108,7 @@ class NovicNode(LifecycleNode):
         self.pub = self.overlay_pub = self.info_pub = None
         self.label_outputs: LabelOutputs | None = None     # labels_stable, categories (configure to cleanup)
         self.overlays_published = 0
+        self.objects_pub = self.finder = None      # objects parameter: the multi-object output
         self.bond: Bond | None = None
         self._frames_group = ReentrantCallbackGroup()      # frame callbacks never wait for a transition
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -125,6 +127,7 @@ class NovicNode(LifecycleNode):
                 classifier.classify(np.zeros((64, 64, 3), np.uint8))
             variant = get_variant(self.params.model.model, self.params.model.models_file or None)
             label_outputs = LabelOutputs(self, self.params, lifecycle=True)    # WordNet; a bad category fails here
+            finder = self._object_finder(classifier, self.params)      # bad object_* settings fail configure
         except Exception as e:  # noqa: BLE001 -- any load error is a FAILURE with its reason, never a crash
             self.get_logger().error(f"configure failed: {type(e).__name__}: {e}")
             return FAILURE
@@ -135,6 +138,9 @@ class NovicNode(LifecycleNode):
         self.overlay_pub = (self.create_lifecycle_publisher(Image, '~/image_labeled', 2)
                             if self.params.publish_overlay else None)
         self.info_pub = self.create_lifecycle_publisher(VisionInfo, 'vision_info', VISION_INFO_QOS)
+        self.finder = finder
+        self.objects_pub = (self.create_lifecycle_publisher(Detection2DArray, self.params.objects_topic, 10)
+                            if self.params.objects else None)
         self.get_logger().info(f"loaded {classifier.describe()}")
         self._log_label_embeddings(classifier)
         self.state = 'inactive'
@@ -208,10 +214,10 @@ class NovicNode(LifecycleNode):
         self.frames.take(1 << 30, timeout=0)     # frames that arrived but were not taken are ignored, not kept
 
     def _release_model(self) -> None:
-        for pub in (self.pub, self.overlay_pub, self.info_pub):
+        for pub in (self.pub, self.overlay_pub, self.info_pub, self.objects_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self.pub = self.overlay_pub = self.info_pub = None
+        self.pub = self.overlay_pub = self.info_pub = self.objects_pub = self.finder = None
         if self.label_outputs is not None:
             self.label_outputs.destroy()
             self.label_outputs = None
@@ -367,8 +373,9 @@ class NovicNode(LifecycleNode):
                                         throttle_duration_sec=WARN_THROTTLE_S)
 
     def _process(self, items) -> None:
-        classifier = self.classifier          # one classifier (one set of settings) for the whole batch
+        classifier, finder = self.classifier, self.finder     # one set of settings for the whole batch
         outputs = self.label_outputs
+        found = []
         # Drawing costs a copy and text rendering per frame: only while someone subscribes to the overlay.
         overlay = self.overlay_pub if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() else None
         max_pixels = self.params.model.max_pixels
@@ -384,6 +391,17 @@ class NovicNode(LifecycleNode):
             self.stats.published_one(time.monotonic() - c.item.received, c.labels.per_frame_ms)
             if overlay is not None:
                 self._publish_overlay(overlay, c.item.msg.header, c.frame, c.labels)
+            found.append(c)
+        if finder is not None and self.objects_pub is not None and found:
+            # All windows of all the batch's frames go through the encoder and decoder in one call.
+            for c, objects in zip(found, finder.classify([c.frame for c in found])):
+                self.objects_pub.publish(detections_message(c.item.msg.header, objects))
+
+    @staticmethod
+    def _object_finder(classifier, params: NodeParams):
+        """The multi-object finder over `classifier` with the object_* settings (None without `objects`);
+        ValueError names a setting that cannot work with the loaded model."""
+        return build_object_finder(classifier, params.model) if params.objects else None
 
     def _reject(self, camera: str, error: Exception) -> None:
         reason = getattr(error, 'reason', 'invalid frame')
@@ -416,11 +434,12 @@ class NovicNode(LifecycleNode):
             new = self.params.updated(**updates)
             options = new.model.to_options()
             classifier = current if current is None or options == current.options else current.with_options(options)
+            finder = None if classifier is None else self._object_finder(classifier, new)
             outputs = self.label_outputs
             apply_outputs = outputs.prepare(new) if outputs is not None else None
         except (ValueError, NovicError) as e:
             return SetParametersResult(successful=False, reason=str(e))
-        self.params, self.classifier = new, classifier
+        self.params, self.classifier, self.finder = new, classifier, finder
         if apply_outputs is not None:
             apply_outputs()
         if classifier is not None and self.vocabulary.update(options):
