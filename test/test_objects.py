@@ -182,3 +182,40 @@ def test_detections_message_carries_header_boxes_and_labels(finder, scenes):
         b = d.bbox
         assert (b.center.position.x - b.size_x / 2, b.center.position.y - b.size_y / 2,
                 b.center.position.x + b.size_x / 2, b.center.position.y + b.size_y / 2) == pytest.approx(o.box)
+
+
+def test_node_publishes_objects(scenes, finder, tmp_path):
+    rclpy = pytest.importorskip('rclpy')
+    from sensor_msgs.msg import Image as ImageMsg
+    from vision_msgs.msg import Detection2DArray
+    from novic_ros.ros.image_conversion import rgb_to_raw
+    from ros_helpers import NodeProcess, RosClient
+    rclpy.init()
+    ros = RosClient()
+    node = NodeProcess(tmp_path, 'qos:=reliable', 'model:=toy', 'backend:=torch', 'objects:=true')
+    try:
+        got = ros.subscribe(Detection2DArray, '/novic/objects')
+        pub = ros.publisher(ImageMsg, '/novic/image')
+        ros.wait_matched(pub, node)
+        for i, s in enumerate(scenes[:2]):
+            data, step = rgb_to_raw(s.image, 'bgr8')           # an encoder other than rgb8
+            msg = ImageMsg(height=s.image.shape[0], width=s.image.shape[1], encoding='bgr8', step=step, data=data)
+            msg.header.frame_id, msg.header.stamp.sec = f"cam{i}", 100 + i
+            pub.publish(msg)
+            assert got.wait_for(lambda m, n=i + 1: len(m) >= n, 60), node.log()
+        for i, (m, s) in enumerate(zip(got.items, scenes)):
+            assert m.header.frame_id == f"cam{i}" and m.header.stamp.sec == 100 + i
+            expected = finder.classify(s.image)[0]
+            assert [d.results[0].hypothesis.class_id for d in m.detections] == [o.label for o in expected.objects]
+            h, w = s.image.shape[:2]
+            scores = [d.results[0].hypothesis.score for d in m.detections]
+            assert scores and scores == sorted(scores, reverse=True) and all(0 <= x <= 1 for x in scores)
+            for d in m.detections:
+                b = d.bbox
+                assert d.header.frame_id == f"cam{i}"
+                assert 0 <= b.center.position.x - b.size_x / 2 and b.center.position.x + b.size_x / 2 <= w + 1e-6
+                assert 0 <= b.center.position.y - b.size_y / 2 and b.center.position.y + b.size_y / 2 <= h + 1e-6
+    finally:
+        node.stop()
+        ros.close()
+        rclpy.try_shutdown()
