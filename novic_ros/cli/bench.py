@@ -15,10 +15,11 @@ from ..bench import sections as s
 from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
+from ..bench.objects import objects_cost
 from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',
-            'delivery')
+            'delivery', 'objects')
 
 
 def machine() -> str:
@@ -68,6 +69,8 @@ def _main(argv) -> int:
         'frames': ('One frame: decode + preprocess, camera frames beside extreme ones', lambda: frame_cost(args.repeat)),
         'delivery': ('Delivery from a stock camera process to novic_node (toy model, node defaults)',
                      lambda: delivery(max(60, 6 * args.repeat))),
+        'objects': ('Multi-object mode against the single-label frame, 640x480 toy scenes, batch 1',
+                    lambda: objects_cost(args.repeat)),
     }
     for name in chosen:
         title, fn = runners[name]
