@@ -219,3 +219,17 @@ def test_node_publishes_objects(scenes, finder, tmp_path):
         node.stop()
         ros.close()
         rclpy.try_shutdown()
+
+
+def test_thresholds_come_calibrated_per_clip_model(toy_classifier, tmp_path):
+    from novic_ros.core.errors import ModelLoadError
+    from novic_ros.core.object_calibration import load_calibrations, resolve_thresholds
+    cal = load_calibrations()[toy_classifier.clip.fingerprint]            # the committed toy entry
+    options = ModelParams(model='toy').to_object_options(toy_classifier.clip.fingerprint)
+    assert (options.min_score, options.min_similarity) == (cal.min_score, cal.min_similarity)
+    assert ModelParams(object_min_score=0.2).to_object_options(toy_classifier.clip.fingerprint).min_score == 0.2
+    assert resolve_thresholds(-1.0, -1.0, 'unknown-weights')[:2] == (0.5, 0.0)        # no CLIP check
+    bad = tmp_path / 'cal.yaml'
+    bad.write_text('abc: {min_score: 0.5}\n')
+    with pytest.raises(ModelLoadError, match='min_similarity'):
+        resolve_thresholds(-1.0, -1.0, 'abc', bad)
