@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .core.object_calibration import AUTO, resolve_thresholds
 from .core.objects import REGIONS, ObjectOptions
+from .core.proposals import SaliencyConfig
 from .core.options import MODES, ClassifierOptions, read_labels_file
 from .core.stable_labels import StabilityOptions
 from .lexicon.categories import DEFAULT_CATEGORIES, check_specs
@@ -102,7 +103,7 @@ PARAMS: tuple[Param, ...] = (
     Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64, live=True),
     Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0, live=True),
     Param('object_regions', 'salient', "Multi-object mode: where to look. salient: windows around salient-region "
-          "proposals (about 20 per 640x480 frame); grid: a fixed multi-scale grid (74 windows, slower); both.",
+          "proposals (about 9 per 640x480 frame, at most object_proposals); grid: a fixed multi-scale grid (74 windows, slower); both.",
           choices=REGIONS, live=True),
     Param('object_min_score', AUTO, "Multi-object mode: drop objects scoring below this (decoder probability; "
           "CLIP softmax in prompted mode). -1: the value calibrated for the CLIP model "
@@ -111,6 +112,9 @@ PARAMS: tuple[Param, ...] = (
           "similarity with the window (the scale differs per CLIP model). -1: calibrated for the model, else 0 "
           "(no check); 0: no check.", min=-1.0, max=1.0, live=True),
     Param('max_objects', 10, "Multi-object mode: most objects per frame, best first.", min=1, max=100, live=True),
+    Param('object_proposals', 16, "Multi-object mode, salient regions: most region proposals per frame, each "
+          "looked at through one encoder window; the mode's cost grows with it (README: Several objects per frame).",
+          min=1, max=64, live=True),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
     Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
     Param('text_cache_dir', '', "Folder for cached label embeddings (prompted and hybrid modes), reused across runs; "
@@ -224,7 +228,7 @@ class _ModelParams(_Validated):
         min_score, min_similarity, _ = resolve_thresholds(self.object_min_score, self.object_min_similarity,
                                                           clip_fingerprint)
         return ObjectOptions(regions=self.object_regions, min_score=min_score, min_similarity=min_similarity,
-                             max_objects=self.max_objects)
+                             max_objects=self.max_objects, saliency=SaliencyConfig(max_proposals=self.object_proposals))
 
     @classmethod
     def from_mapping(cls, values: dict) -> 'ModelParams':

@@ -1,11 +1,12 @@
 """Several objects per frame: each with a free-text label, a score and a pixel box.
 
 How (chosen by measurement, README "Several objects per frame"):
-1. Where: class-agnostic box proposals from spectral-residual saliency (proposals.py), and/or a
-   fixed multi-scale grid of windows (`regions`).
-2. What: each proposal is looked at through square windows around it (`margins` x its longer
-   side); every window of every frame goes through the CLIP encoder in one batch and through the
-   decoder in one batch (the backend's batch limit permitting: TensorRT engines have one).
+1. Where: class-agnostic box proposals from saliency maps (proposals.py; at most
+   `saliency.max_proposals`, the cost's bound), and/or a fixed multi-scale grid of windows (`regions`).
+2. What: each proposal is looked at through a square window around it (`margins` x its longer
+   side; one margin, 1.25, named as many objects as two, 1.15 and 1.4, with half the windows);
+   every window of every frame goes through the CLIP encoder in one batch and through the decoder
+   in one batch (the backend's batch limit permitting: TensorRT engines have one).
 3. Each window gets one label and a score:
    - generate: the greedy decoder's label; score = its sequence probability (the decoder's own
      probability of that exact label, not renormalised over anything, so a window on background
@@ -49,7 +50,7 @@ class ObjectOptions:
     min_similarity: float = 0.0                  # CLIP check of each window's label; 0 = none
     max_objects: int = 10                        # most objects per frame, best first
     max_overlap: float = 0.3                     # IoU above which two windows see the same object
-    margins: tuple[float, ...] = (1.15, 1.4)     # window sides around a proposal, x its longer side
+    margins: tuple[float, ...] = (1.25,)         # window sides around a proposal, x its longer side
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
     grid: GridConfig = field(default_factory=GridConfig)
 
