@@ -116,9 +116,9 @@ def test_classify_objects_json(scenes, tmp_path, capsys):
 def test_set_scores_hand_checked():
     # Frame 1: dog, cat present; predicted dog (right), kite (wrong), dog again (counts once).
     # Frame 2: car (or automobile), cat present; predicted automobile (right), cat (right).
-    # Frame 3: dog present; nothing predicted.
+    # Frame 3: dog present (written twice: still one class present); nothing predicted.
     preds = [['dog', 'kite', 'dog'], ['Automobile', 'cat'], []]
-    truths = [['dog', 'cat'], ['car|automobile', 'cat'], ['dog']]
+    truths = [['dog', 'cat'], ['car|automobile', 'cat'], ['dog', 'Dog']]
     s = set_scores(preds, truths)
     assert (s.frames, s.predicted, s.right, s.present, s.named) == (3, 4, 3, 5, 3)
     assert s.precision == pytest.approx(3 / 4) and s.recall == pytest.approx(3 / 5)

@@ -4,7 +4,8 @@ set of objects present.
 An annotation row of a multi-object evaluation lists every object of its frame: its nouns are
 that set (`dog;cat;kite` = a dog, a cat and a kite). Alternative names for one object are joined
 with `|` (`golden retriever|dog;cat`). A predicted label is right when it matches an object not
-yet matched in that frame (a label predicted twice counts once); matching is the Scorer's
+yet matched in that frame (a label predicted twice counts once, and so does an object written
+twice: `dog;dog` is the class dog present); matching is the Scorer's
 (normalisation, WordNet synonyms) when one is given, else equality after lower-casing.
 
     precision = right labels / predicted labels      (over all frames)
@@ -98,7 +99,8 @@ def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[s
     wrong: dict[str, int] = {}
     for preds, truth in zip(predictions, truths):
         n += 1
-        objects = objects_of(truth)
+        # A set: an object written twice (two dogs) is one class present, as a label predicted twice is one.
+        objects = list({tuple(class_name(n) for n in names): names for names in objects_of(truth)}.values())
         labels = list(dict.fromkeys(p for p in preds if p))          # a label predicted twice counts once
         unmatched = list(range(len(objects)))
         for label in labels:
