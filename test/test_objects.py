@@ -187,6 +187,7 @@ def test_detections_message_carries_header_boxes_and_labels(finder, scenes):
 def test_node_publishes_objects(scenes, finder, tmp_path):
     rclpy = pytest.importorskip('rclpy')
     from sensor_msgs.msg import Image as ImageMsg
+    from diagnostic_msgs.msg import DiagnosticArray
     from vision_msgs.msg import Detection2DArray
     from novic_ros.ros.image_conversion import rgb_to_raw
     from ros_helpers import NodeProcess, RosClient
@@ -195,6 +196,7 @@ def test_node_publishes_objects(scenes, finder, tmp_path):
     node = NodeProcess(tmp_path, 'qos:=reliable', 'model:=toy', 'backend:=torch', 'objects:=true')
     try:
         got = ros.subscribe(Detection2DArray, '/novic/objects')
+        diagnostics = ros.subscribe(DiagnosticArray, '/diagnostics')
         pub = ros.publisher(ImageMsg, '/novic/image')
         ros.wait_matched(pub, node)
         for i, s in enumerate(scenes[:2]):
@@ -215,6 +217,10 @@ def test_node_publishes_objects(scenes, finder, tmp_path):
                 assert d.header.frame_id == f"cam{i}"
                 assert 0 <= b.center.position.x - b.size_x / 2 and b.center.position.x + b.size_x / 2 <= w + 1e-6
                 assert 0 <= b.center.position.y - b.size_y / 2 and b.center.position.y + b.size_y / 2 <= h + 1e-6
+
+        def counted(msgs):
+            return any(kv.key == 'objects_published' and kv.value == '2' for m in msgs for st in m.status for kv in st.values)
+        assert diagnostics.wait_for(counted, 10)
     finally:
         node.stop()
         ros.close()

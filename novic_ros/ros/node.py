@@ -109,6 +109,7 @@ class NovicNode(LifecycleNode):
         self.label_outputs: LabelOutputs | None = None     # labels_stable, categories (configure to cleanup)
         self.overlays_published = 0
         self.objects_pub = self.finder = None      # objects parameter: the multi-object output
+        self.objects_published = 0
         self.bond: Bond | None = None
         self._frames_group = ReentrantCallbackGroup()      # frame callbacks never wait for a transition
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -396,6 +397,7 @@ class NovicNode(LifecycleNode):
             # All windows of all the batch's frames go through the encoder and decoder in one call.
             for c, objects in zip(found, finder.classify([c.frame for c in found])):
                 self.objects_pub.publish(detections_message(c.item.msg.header, objects))
+                self.objects_published += 1
 
     @staticmethod
     def _object_finder(classifier, params: NodeParams):
@@ -475,6 +477,7 @@ class NovicNode(LifecycleNode):
             'frames_processed': str(s.processed), 'frames_published': str(s.published),
             'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected), 'frames_lost': str(lost),
             'inference_errors': str(s.errors), 'overlays_published': str(self.overlays_published),
+            'objects_published': str(self.objects_published),
             'backend': backend.name if backend else '-', 'backend_detail': backend.describe() if backend else '-',
             'model': self.params.model.model, 'mode': self.params.model.mode,
             'device': str(backend.device) if backend else '-',
