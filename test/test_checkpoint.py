@@ -86,3 +86,25 @@ def test_weights_that_do_not_fit_the_config(tiny_encoder, tmp_path):
     (d / CONFIG_FILE).write_text(json.dumps(cfg))
     with pytest.raises(ModelLoadError, match='does not fit'):
         load_decoder(d)
+
+
+def test_random_weights_are_seeded_so_every_process_agrees(tmp_path):
+    """`pretrained: random:SEED` builds the same weights whatever the process's RNG state (one fingerprint,
+    one embedding cache, a decoder that pairs later); an architecture without weights is a clear error."""
+    from novic_ros.core.variants import get_variant
+    models = tmp_path / 'models.yaml'
+    models.write_text("a:\n  clip_model: novic-toy-clip\n  pretrained: random:3\n  decoder: d\n"
+                      "b:\n  clip_model: novic-toy-clip\n  pretrained: random:4\n  decoder: d\n")
+    prints = []
+    for name, rng_state in (('a', 1), ('a', 2), ('b', 1)):
+        torch.manual_seed(rng_state)
+        prints.append(clip_fingerprint(ClipEncoder(get_variant(name, models).clip).model))
+    assert prints[0] == prints[1] != prints[2]
+    unseeded = tmp_path / 'unseeded.yaml'
+    unseeded.write_text("none:\n  clip_model: novic-toy-clip\n  pretrained: null\n  decoder: d\n")
+    with pytest.raises(ModelLoadError, match=r"'none' names the architecture novic-toy-clip without weights.*random:SEED"):
+        get_variant('none', unseeded)
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text("x:\n  clip_model: novic-toy-clip\n  pretrained: random:x\n  decoder: d\n")
+    with pytest.raises(ModelLoadError, match='random:SEED with an integer SEED'):
+        ClipEncoder(get_variant('x', bad).clip)

@@ -42,6 +42,19 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+RANDOM = 'random'     # `pretrained: random[:SEED]`: seeded random weights, for smoke tests (labels are meaningless)
+
+
+def random_init_seed(pretrained: str | None) -> int | None:
+    """The seed of `pretrained: random` (0) or `random:SEED`; None for real weights."""
+    if not pretrained or not (pretrained == RANDOM or pretrained.startswith(RANDOM + ':')):
+        return None
+    try:
+        return int(pretrained[len(RANDOM) + 1:] or 0)
+    except ValueError:
+        raise ModelLoadError(f"pretrained {pretrained!r}: expected random or random:SEED with an integer SEED") from None
+
+
 MODEL_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'model_configs')
 
 
@@ -57,10 +70,18 @@ def _load_open_clip(spec: ClipSpec, device: torch.device, precision: str, load_w
     if name.startswith(LOCAL_DIR) and not os.path.isdir(name[len(LOCAL_DIR):]):
         raise ModelLoadError(f"CLIP model folder {name[len(LOCAL_DIR):]!r} does not exist "
                              "(it should hold open_clip_config.json and open_clip_model.safetensors)")
-    pretrained = spec.pretrained if load_weights else None
+    seed = random_init_seed(spec.pretrained)
+    pretrained = spec.pretrained if load_weights and seed is None else None
     try:
-        model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
-                                       load_weights=load_weights)
+        # Random initialisation is seeded, so every process builds the same weights (one fingerprint,
+        # one embedding cache); real weights overwrite them. fork_rng leaves the caller's RNG alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed or 0)
+            model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
+                                           load_weights=load_weights and seed is None)
+        if seed is not None:
+            log.warning("CLIP %s has seeded random weights (seed %d): for smoke tests only, its labels mean nothing",
+                        name, seed)
         tokenizer = open_clip.get_tokenizer(name)
     except Exception as e:  # open_clip raises RuntimeError, ValueError, OSError, HF errors...
         hint = ''

@@ -67,6 +67,11 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
             if clip_model.startswith(LOCAL_DIR):
                 clip_model = LOCAL_DIR + _resolve(clip_model[len(LOCAL_DIR):], base)
             pretrained = entry.get('pretrained')
+            if not pretrained and not clip_model.startswith((LOCAL_DIR, 'hf-hub:')):
+                raise ModelLoadError(
+                    f"models file {path}: entry {name!r} names the architecture {clip_model} without weights; set "
+                    "`pretrained` to an open_clip tag (openai, ...) or a weights file, or to random:SEED for seeded "
+                    "random weights (smoke tests: the same in every process, labels meaningless)")
             if pretrained and ('/' in pretrained or pretrained.endswith(('.pt', '.pth', '.bin', '.safetensors'))):
                 pretrained = _resolve(pretrained, base)
             variants[name] = ModelVariant(name=name, clip=ClipSpec(clip_model, pretrained),
