@@ -2,22 +2,30 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import TOY_CLIP
+from conftest import TINY_LABELS, TOY_CLIP
 from novic_ros.core.checkpoint import load_decoder, read_meta
 from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec, encode_tokens_trimmed, supports_trimmed_text
 from novic_ros.core.generation import greedy
 from novic_ros.core.torch_runners import TorchCachedRunner
 from novic_ros.core.preprocess import Preprocessor
+from novic_ros.lexicon.nouns import NounEntry, save_dictionary
 from novic_ros.training import toy_world
+from novic_ros.training.batches import BatchPlan
+from novic_ros.training.distributed import SINGLE
+from novic_ros.training.prompt_rows import PromptRows, TextRows
 from novic_ros.training.prompts import PromptGenerator, default_plural
-from novic_ros.training.text_embeddings import SHARD, TextEmbeddingStore
+from novic_ros.training.text_embeddings import DONE_DIR, SHARD, TextEmbeddingStore
 from novic_ros.training.train_config import DecoderHParams, TrainConfig
-from novic_ros.training.trainer import evaluate, prepare_data, train_decoder
+from novic_ros.training.train_data import training_centroid
+from novic_ros.training.train_log import LOG_FILE
+from novic_ros.training.train_state import read_state
+from novic_ros.training.trainer import TrainingStopped, evaluate, prepare_data, train_decoder
 
 FAST = dict(prompts_per_noun=100, steps=600, eval_every=600, checkpoint_every=300, log_every=100,
             decoder=DecoderHParams(width=128, layers=2, heads=4, prefix_len=4, max_tokens=6))
@@ -73,23 +81,51 @@ def test_every_prompt_names_its_target():
     assert any('an apple' in p.text for p in prompts)
 
 
+def test_prompt_rows_are_rebuilt_alone_in_any_order():
+    gen = PromptGenerator(['dog', 'hot dog', 'bus', 'apple', 'cat'], [['canine'], [], [], ['fruit'], []], seed=5)
+    rows = PromptRows(gen, per_noun=7)
+    whole = rows.texts(0, len(rows))
+    assert len(whole) == 35 and len(set(whole)) > 15
+    assert rows.texts(10, 24) == whole[10:24] and rows.texts(34, 35) == whole[34:]     # any range, alone
+    assert rows.targets(np.arange(35)).tolist() == [i // 7 for i in range(35)]
+    assert all(gen.nouns[t] in text or default_plural(gen.nouns[t]) in text
+               for t, text in zip(rows.targets(np.arange(35)), whole))
+    assert PromptRows(PromptGenerator(gen.nouns, gen.hypernyms, seed=5), 7).fingerprint == rows.fingerprint
+    assert PromptRows(PromptGenerator(gen.nouns, gen.hypernyms, seed=6), 7).fingerprint != rows.fingerprint
+    assert PromptRows(gen, 8).fingerprint != rows.fingerprint
+
+
 def test_embedding_store_resumes_after_an_interruption(tiny_encoder, tmp_path, monkeypatch):
-    texts = [f'a photo of item {i}' for i in range(SHARD + 100)]
-    store = TextEmbeddingStore(tmp_path, 'tiny', texts)
+    texts = TextRows([f'a photo of item {i}' for i in range(SHARD + 100)])
+    store = TextEmbeddingStore(tmp_path, 'tiny', texts, tiny_encoder.embed_dim)
     assert store.num_shards == 2 and store.missing() == [0, 1]
-    store.compute(tiny_encoder, progress=False)
-    full = store.load()
-    assert full.shape == (len(texts), tiny_encoder.embed_dim) and full.dtype == torch.float16
-    (store.dir / 'shard00001.npy').unlink()           # as if Ctrl-C hit during the second shard
+    store.compute(tiny_encoder, 256, progress=False)
+    full = np.array(store.open())
+    assert full.shape == (len(texts), tiny_encoder.embed_dim) and full.dtype == np.float16
+    direct = tiny_encoder.encode_texts(texts.texts(SHARD - 3, SHARD + 3)).numpy()
+    assert np.allclose(full[SHARD - 3:SHARD + 3], direct, atol=2e-3)          # rows land where they belong
+    (store.dir / DONE_DIR / '00001').unlink()            # as if Ctrl-C hit during the second shard
     calls = []
-    real = tiny_encoder.encode_texts
-    monkeypatch.setattr(tiny_encoder, 'encode_texts', lambda t, *a, **k: calls.append(len(t)) or real(t, *a, **k))
-    store2 = TextEmbeddingStore(tmp_path, 'tiny', texts)
+    real = tiny_encoder.encode_tokens
+    monkeypatch.setattr(tiny_encoder, 'encode_tokens', lambda t, *a, **k: calls.append(len(t)) or real(t, *a, **k))
+    store2 = TextEmbeddingStore(tmp_path, 'tiny', texts, tiny_encoder.embed_dim)
     assert store2.missing() == [1]
-    store2.compute(tiny_encoder, progress=False)
-    assert sum(calls) == 100                           # only the missing shard was encoded
-    assert torch.equal(store2.load(), full)
-    assert TextEmbeddingStore(tmp_path, 'tiny', texts[:-1]).dir != store.dir     # keyed by the data
+    store2.compute(tiny_encoder, 256, progress=False)
+    assert sum(calls) == 100                             # only the missing shard was encoded
+    assert np.array_equal(store2.open(), full)
+    assert TextEmbeddingStore(tmp_path, 'tiny', TextRows(texts.texts(0, 5)), 32).dir != store.dir   # keyed by the data
+
+
+def test_statistics_stream_over_the_shards(tiny_encoder, tmp_path):
+    """The centroid for the mean shift streams over the file; it equals the in-memory mean of the training rows."""
+    cfg = TrainConfig(nouns='toy', max_nouns=40, prompts_per_noun=250, val_fraction=0.1, batch_size=64,
+                      decoder=DecoderHParams(width=32, layers=1, heads=2, max_tokens=6))
+    data = prepare_data(tiny_encoder, cfg, progress=False, cache_root=tmp_path)
+    assert data.store.num_shards == 2
+    train = np.setdiff1d(np.arange(data.num_prompts), data.split.val_rows)
+    expected = np.asarray(data.embeds[train], np.float64).mean(0)
+    assert np.allclose(training_centroid(data.store, data.split).numpy(), expected, atol=1e-6)
+    assert torch.equal(data.centroid, training_centroid(data.store, data.split))
 
 
 # --- the transfer --------------------------------------------------------------------------
@@ -124,8 +160,12 @@ def test_text_only_decoder_transfers_to_images_zero_shot(toy_encoder, toy_cfg, t
 def test_text_inversion_on_held_out_prompts(toy_encoder, toy_cfg, tmp_path):
     cfg = toy_cfg.with_overrides(noise=0.0, steps=400, eval_every=400)
     data = prepare_data(toy_encoder, cfg, progress=False, cache_root=tmp_path)
-    held_out = {data.texts[i] for i in data.val_idx.tolist()}
-    assert held_out and not held_out & {data.texts[i] for i in data.train_idx.tolist()} - held_out
+    held_out = set(data.split.val_rows.tolist())
+    assert len(held_out) == round(data.num_prompts * cfg.val_fraction)
+    plan = BatchPlan(data.split, cfg.prompts_per_noun, data.labels.label_lengths, cfg.batch_size, cfg.seed, SINGLE)
+    drawn = np.concatenate([plan.draw(step).rows for step in range(cfg.steps)])
+    assert not held_out & set(drawn.tolist())                   # training never draws a held-out prompt
+    assert len(np.unique(drawn)) > 0.8 * data.split.num_train   # and draws nearly all the others
     train_decoder(toy_encoder, cfg, tmp_path / 'dec', progress=False, data=data)
     dec, _, meta = load_decoder(tmp_path / 'dec')
     metrics = evaluate(dec, data, 'cpu')
@@ -133,30 +173,84 @@ def test_text_inversion_on_held_out_prompts(toy_encoder, toy_cfg, tmp_path):
     assert metrics['val_inversion_acc'] > 0.7, metrics
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_encoder, tmp_path, monkeypatch):
+TINY = TrainConfig(nouns='toy', max_nouns=20, prompts_per_noun=10, steps=30, eval_every=30, checkpoint_every=1000,
+                   log_every=1, batch_size=16, noise=0.5, decoder=DecoderHParams(width=32, layers=1, heads=2, max_tokens=6))
+
+
+def log_rows(run) -> list[dict]:
+    lines = (run / LOG_FILE).read_text().splitlines()
+    header = lines[0].split(',')
+    return [dict(zip(header, line.split(','))) for line in lines[1:]]
+
+
+def test_a_stop_signal_checkpoints_and_resume_continues_the_same_run(tiny_encoder, tmp_path, monkeypatch):
+    """SIGINT (and SIGTERM, the same handler) mid-step: the step finishes, a checkpoint is written,
+    TrainingStopped is raised; resuming gives exactly the run that was never interrupted."""
+    import signal
     import novic_ros.training.trainer as trainer
-    cfg = TrainConfig(nouns='toy', max_nouns=20, prompts_per_noun=10, steps=30, eval_every=30, checkpoint_every=1000,
-                      log_every=5, batch_size=16, decoder=DecoderHParams(width=32, layers=1, heads=2, max_tokens=6))
+    cache = tmp_path / 'c'
+    train_decoder(tiny_encoder, TINY, tmp_path / 'whole', progress=False, cache_root=cache)
     real, calls = trainer.batch_loss, []
 
-    def interrupt_at_step_12(*a, **k):
+    def signal_during_step_13(*a, **k):
         calls.append(1)
         if len(calls) == 13:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **k)
-    monkeypatch.setattr(trainer, 'batch_loss', interrupt_at_step_12)
-    with pytest.raises(KeyboardInterrupt):
-        train_decoder(tiny_encoder, cfg, tmp_path / 'run', progress=False, cache_root=tmp_path / 'c')
-    assert read_meta(tmp_path / 'run').training['step'] == 12
-    assert torch.load(tmp_path / 'run' / trainer.STATE_FILE, weights_only=False)['step'] == 12
+    monkeypatch.setattr(trainer, 'batch_loss', signal_during_step_13)
+    with pytest.raises(TrainingStopped) as stopped:
+        train_decoder(tiny_encoder, TINY, tmp_path / 'run', progress=False, cache_root=cache)
+    assert stopped.value.step == 13 and stopped.value.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
+    assert read_meta(tmp_path / 'run').training['step'] == 13 and read_state(tmp_path / 'run').step == 13
     monkeypatch.setattr(trainer, 'batch_loss', real)
-    train_decoder(tiny_encoder, cfg, tmp_path / 'run', resume=True, progress=False, cache_root=tmp_path / 'c')
-    assert read_meta(tmp_path / 'run').training['step'] == 30
-    rows = (tmp_path / 'run' / trainer.LOG_FILE).read_text().splitlines()
-    assert rows[0].startswith('step,loss') and rows[-1].startswith('30,')
-    with pytest.raises(ValueError, match='another config'):
-        train_decoder(tiny_encoder, cfg.with_overrides(lr=1e-2), tmp_path / 'run', resume=True, progress=False,
-                      cache_root=tmp_path / 'c')
+    train_decoder(tiny_encoder, TINY, tmp_path / 'run', resume=True, progress=False, cache_root=cache)
+    resumed, whole = log_rows(tmp_path / 'run'), log_rows(tmp_path / 'whole')
+    assert [r['step'] for r in resumed] == [str(i) for i in range(1, 31)]
+    assert [r['loss'] for r in resumed] == [r['loss'] for r in whole]
+    assert read_meta(tmp_path / 'run').training['val_loss'] == read_meta(tmp_path / 'whole').training['val_loss']
+    seconds = [float(r['seconds']) for r in resumed]
+    assert seconds == sorted(seconds)                                           # the clock continued
+
+
+def test_resume_checks_come_before_any_heavy_work(tiny_encoder, tmp_path, monkeypatch):
+    import novic_ros.training.trainer as trainer
+    nouns = tmp_path / 'nouns.jsonl'
+    save_dictionary([NounEntry(n, i, hypernyms=('thing',)) for i, n in enumerate(TINY_LABELS)], nouns)
+    cfg, cache = TINY.with_overrides(steps=6, nouns=str(nouns), max_nouns=0), tmp_path / 'c'
+    with pytest.raises(FileNotFoundError, match='no run .* to continue'):
+        train_decoder(tiny_encoder, cfg, tmp_path / 'run', resume=True, progress=False, cache_root=cache)
+    train_decoder(tiny_encoder, cfg, tmp_path / 'run', progress=False, cache_root=cache)
+    monkeypatch.setattr(trainer, 'prepare_data', lambda *a, **k: pytest.fail('prepared data for a resume that cannot work'))
+    with pytest.raises(ValueError, match=r"differs in decoder\.width \(32 in the run, 64 now\), lr"):
+        train_decoder(tiny_encoder, cfg.with_overrides(lr=1e-2, decoder=DecoderHParams(width=64, layers=1, heads=2,
+                                                                                      max_tokens=6)),
+                      tmp_path / 'run', resume=True, progress=False, cache_root=cache)
+    with pytest.raises(ValueError, match='give --steps 6 or more'):
+        train_decoder(tiny_encoder, cfg.with_overrides(steps=4), tmp_path / 'run', resume=True, progress=False)
+    save_dictionary([NounEntry(n, i, hypernyms=('object',)) for i, n in enumerate(TINY_LABELS)], nouns)
+    with pytest.raises(ValueError, match='prompts differ'):
+        train_decoder(tiny_encoder, cfg.with_overrides(steps=9), tmp_path / 'run', resume=True, progress=False)
+    save_dictionary([NounEntry(n, i, hypernyms=('thing',)) for i, n in enumerate(TINY_LABELS)], nouns)
+    monkeypatch.undo()
+    # --steps may be raised on resume; run-only fields (log_every, ...) may change too.
+    train_decoder(tiny_encoder, cfg.with_overrides(steps=10, log_every=2), tmp_path / 'run', resume=True,
+                  progress=False, cache_root=cache)
+    assert read_state(tmp_path / 'run').step == 10 and read_meta(tmp_path / 'run').training['steps'] == 10
+    assert [r['step'] for r in log_rows(tmp_path / 'run')] == ['1', '2', '3', '4', '5', '6', '8', '10']
+
+
+def test_a_new_run_does_not_overwrite_an_unfinished_one(tiny_encoder, tmp_path, monkeypatch):
+    import novic_ros.training.trainer as trainer
+    real = trainer.batch_loss
+    monkeypatch.setattr(trainer, 'batch_loss', lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if len(log_rows(tmp_path / 'run')) == 3 else real(*a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        train_decoder(tiny_encoder, TINY, tmp_path / 'run', progress=False, cache_root=tmp_path / 'c')
+    assert read_state(tmp_path / 'run').step == 3
+    monkeypatch.setattr(trainer, 'batch_loss', real)
+    with pytest.raises(ValueError, match='stopped at step 3 of 30: continue it with --resume'):
+        train_decoder(tiny_encoder, TINY, tmp_path / 'run', progress=False, cache_root=tmp_path / 'c')
 
 
 def test_train_config_validation(tmp_path):

@@ -37,9 +37,7 @@ def dictionary_vocab() -> LabelVocab:
 
 def b32_decoder_config(embed_dim: int = 512) -> DecoderConfig:
     """The decoder config/train/gpu.yaml trains for ViT-B/32, over the dictionary's vocabulary."""
-    h = TrainConfig.from_yaml(config_path('train', 'gpu.yaml')).decoder
-    return DecoderConfig(embed_dim=embed_dim, vocab_size=len(dictionary_vocab()), width=h.width, layers=h.layers,
-                         heads=h.heads, mlp_ratio=h.mlp_ratio, prefix_len=h.prefix_len, max_tokens=h.max_tokens)
+    return TrainConfig.from_yaml(config_path('train', 'gpu.yaml')).decoder.config(embed_dim, len(dictionary_vocab()))
 
 
 def b32_clip_dir() -> Path:
@@ -51,6 +49,26 @@ def b32_clip_dir() -> Path:
         (folder / 'open_clip_config.json').write_text(json.dumps({'model_cfg': cfg, 'preprocess_cfg': {}}))
         torch.manual_seed(0)
         model = open_clip.create_model('ViT-B-32', load_weights=False)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
+    return folder
+
+
+# ViT-B/32's embedding width with a one-layer text tower: training benchmarks whose embeddings are as
+# large as a real run's, computed in seconds.
+WIDE_TINY_CFG = {
+    'embed_dim': 512,
+    'vision_cfg': {'image_size': 32, 'layers': 1, 'width': 64, 'head_width': 32, 'patch_size': 16},
+    'text_cfg': {'context_length': 77, 'vocab_size': 49408, 'width': 64, 'heads': 2, 'layers': 1},
+}
+
+
+def wide_tiny_clip_dir() -> Path:
+    folder = bench_dir() / 'wide-tiny-clip-random'
+    if not (folder / 'open_clip_model.safetensors').is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / 'open_clip_config.json').write_text(json.dumps({'model_cfg': WIDE_TINY_CFG, 'preprocess_cfg': {}}))
+        torch.manual_seed(0)
+        model = open_clip.model.CLIP(**WIDE_TINY_CFG)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
     return folder
 

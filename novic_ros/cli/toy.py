@@ -10,6 +10,16 @@ import json
 import sys
 from pathlib import Path
 
+from PIL import Image
+
+from ..core.checkpoint import clip_fingerprint, read_meta
+from ..core.errors import ModelLoadError
+from ..core.clip_encoder import ClipEncoder, ClipSpec
+from ..paths import config_path, share_dir
+from ..training import toy_clip, toy_world
+from ..training.train_config import TrainConfig, differences
+from ..training.train_state import STATE_FILE, state_for_resume
+from ..training.trainer import train_decoder
 from .common import run, setup_logging
 
 
@@ -32,30 +42,41 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def decoder_up_to_date(dec_dir: Path, encoder: ClipEncoder, cfg: TrainConfig) -> bool:
+    """A decoder trained for this CLIP with this config (fields that only change how a run goes aside)."""
+    try:
+        meta = read_meta(dec_dir)
+    except ModelLoadError:
+        return False
+    return (meta.clip.fingerprint == clip_fingerprint(encoder.model)
+            and not differences(meta.training.get('config', {}), cfg.to_dict()))
+
+
+def _resumable(dec_dir: Path, cfg: TrainConfig) -> bool:
+    """An interrupted build of this config is continued; anything else in the folder is replaced."""
+    try:
+        return not state_for_resume(dec_dir, cfg).finished
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 def build(out: Path, config: Path, force: bool, progress: bool) -> None:
-    from ..core.checkpoint import read_meta
-    from ..core.clip_encoder import ClipEncoder, ClipSpec
-    from ..training import toy_clip
-    from ..training.train_config import TrainConfig
-    from ..training.trainer import train_decoder
     clip_dir = toy_clip.build(out / 'clip', force=force, progress=progress)
-    encoder = ClipEncoder(ClipSpec('local-dir:' + str(clip_dir)))
+    encoder = ClipEncoder(ClipSpec.local_dir(clip_dir))
     cfg = TrainConfig.from_yaml(config)
     dec_dir = out / 'decoder'
-    from ..core.checkpoint import clip_fingerprint
-    if not force and (dec_dir / 'config.json').is_file():
-        meta = read_meta(dec_dir)
-        if meta.clip.fingerprint == clip_fingerprint(encoder.model) and meta.training.get('config') == cfg.to_dict():
-            print(f"toy decoder in {dec_dir} is up to date", file=sys.stderr)
-            return
-    train_decoder(encoder, cfg, dec_dir, progress=progress, extra_summary={'config': cfg.to_dict()})
+    if not force and decoder_up_to_date(dec_dir, encoder, cfg):
+        print(f"toy decoder in {dec_dir} is up to date", file=sys.stderr)
+        return
+    resume = not force and _resumable(dec_dir, cfg)
+    if not resume:
+        (dec_dir / STATE_FILE).unlink(missing_ok=True)
+    train_decoder(encoder, cfg, dec_dir, resume=resume, progress=progress)
     print(f"toy variant written to {out}: {json.dumps(read_meta(dec_dir).training.get('val_inversion_acc'))}",
           file=sys.stderr)
 
 
 def render(out: Path, per_class: int, size: str, seed: int, nouns) -> None:
-    from PIL import Image
-    from ..training import toy_world
     try:
         h, w = (int(x) for x in size.lower().split('x'))
     except ValueError:
@@ -79,7 +100,6 @@ def render(out: Path, per_class: int, size: str, seed: int, nouns) -> None:
 def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    from ..paths import config_path, share_dir
     if args.cmd == 'build':
         build(Path(args.out) if args.out else share_dir() / 'models' / 'toy',
               Path(args.config) if args.config else config_path('train', 'toy.yaml'), args.force, not args.no_progress)

@@ -1,5 +1,6 @@
 """Text-only training of the object decoder: the toy world and its CLIP, prompts about nouns,
-cached text embeddings, the modality-gap tools and the trainer.
+the memory-mapped text-embedding cache, the data-parallel trainer (torchrun) with its resumable
+state and stop signals, and the modality-gap tools.
 
 May import: core (models, checkpoints), lexicon (nouns), paths, atomic_file, image_files. Never ros,
 backends, eval or cli.

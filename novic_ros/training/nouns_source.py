@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..lexicon.nouns import build_dictionary, load_dictionary, lookup_entry
+from ..lexicon.wordnet import WordNet
+from . import toy_world
 from .prompts import default_plural
 
 log = logging.getLogger(__name__)
@@ -26,7 +29,6 @@ class NounSet:
 
 def _wordnet():
     """Debian's WordNet, or None (with a warning) when wordnet-base is not installed."""
-    from ..lexicon.wordnet import WordNet
     try:
         return WordNet.load()
     except FileNotFoundError as e:
@@ -35,8 +37,6 @@ def _wordnet():
 
 
 def toy_nouns() -> NounSet:
-    from . import toy_world
-    from ..lexicon.nouns import lookup_entry
     wn = _wordnet()
     entries = [lookup_entry(wn, n) if wn else None for n in toy_world.NOUNS]
     return NounSet(list(toy_world.NOUNS), [list(e.hypernyms) if e else [] for e in entries],
@@ -44,7 +44,6 @@ def toy_nouns() -> NounSet:
 
 
 def dictionary_nouns(path: str | None, max_nouns: int = 0) -> NounSet:
-    from ..lexicon.nouns import build_dictionary, load_dictionary
     wn = _wordnet()
     if path:
         entries = load_dictionary(path)

@@ -9,6 +9,8 @@ Kinds of prompt (each carries one designated target noun, the one the decoder mu
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -42,6 +44,11 @@ MULTI = (
 HYPERNYM = (
     'a {}, a kind of {}.', 'a photo of a {}, a type of {}.', 'a {}, which is a {}.', 'a {} ({}).',
 )
+
+
+# Bump when the way prompts are drawn changes. Templates, weights, nouns and plurals are hashed
+# directly (PromptGenerator.fingerprint), and cached text embeddings are keyed by that hash.
+DRAW_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -80,21 +87,36 @@ class PromptGenerator:
         self.nouns = list(nouns)
         self.hypernyms = [list(h) for h in hypernyms] if hypernyms else [[] for _ in self.nouns]
         self.plural = plural
+        self.seed = seed
         self.rng = random.Random(seed)
         self.weights = weights
 
-    def prompt(self, i: int) -> Prompt:
-        kind = self.rng.choices(('single', 'plural', 'multi', 'hypernym'), self.weights)[0]
+    def prompt(self, i: int, rng: random.Random | None = None) -> Prompt:
+        rng = rng or self.rng
+        kind = rng.choices(('single', 'plural', 'multi', 'hypernym'), self.weights)[0]
         noun = self.nouns[i]
         if kind == 'plural':
-            return Prompt(self.rng.choice(PLURAL).format(self.plural(noun)), i)
+            return Prompt(rng.choice(PLURAL).format(self.plural(noun)), i)
         if kind == 'multi' and len(self.nouns) > 1:
-            other = self.rng.randrange(len(self.nouns) - 1)
+            other = rng.randrange(len(self.nouns) - 1)
             other += other >= i
-            return Prompt(_article(self.rng.choice(MULTI).format(noun, self.nouns[other])), i)
+            return Prompt(_article(rng.choice(MULTI).format(noun, self.nouns[other])), i)
         if kind == 'hypernym' and self.hypernyms[i]:
-            return Prompt(_article(self.rng.choice(HYPERNYM).format(noun, self.rng.choice(self.hypernyms[i]))), i)
-        return Prompt(_article(self.rng.choice(SINGLE).format(noun)), i)
+            return Prompt(_article(rng.choice(HYPERNYM).format(noun, rng.choice(self.hypernyms[i]))), i)
+        return Prompt(_article(rng.choice(SINGLE).format(noun)), i)
+
+    def noun_prompts(self, i: int, count: int) -> list[Prompt]:
+        """`count` prompts for noun i, drawn from a generator seeded by (seed, i): the same in every
+        process and whatever else was drawn before, so any part of a dataset can be rebuilt alone."""
+        rng = random.Random(f"{self.seed}/{i}")
+        return [self.prompt(i, rng) for _ in range(count)]
+
+    def fingerprint(self) -> str:
+        """Hash of everything that decides the prompts noun_prompts draws."""
+        spec = {'version': DRAW_VERSION, 'templates': [SINGLE, PLURAL, MULTI, HYPERNYM], 'weights': self.weights,
+                'seed': self.seed, 'nouns': self.nouns, 'hypernyms': self.hypernyms,
+                'plurals': [self.plural(n) for n in self.nouns]}
+        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
     def prompts(self, per_noun: int) -> list[Prompt]:
         """`per_noun` prompts for every noun, in a shuffled order."""

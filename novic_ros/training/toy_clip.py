@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save
 from tqdm import tqdm
 
 from ..atomic_file import atomic_write, atomic_write_text
+from ..core.clip_encoder import register_model_configs
 from ..core.preprocess import Preprocessor, PreprocessConfig
 from . import toy_world
 from .prompts import PromptGenerator
@@ -59,8 +61,6 @@ def cache_key(cfg: ToyClipTrainConfig) -> str:
 
 
 def create_model():
-    import open_clip
-    from ..core.clip_encoder import register_model_configs
     register_model_configs()
     return open_clip.create_model(MODEL_NAME, load_weights=False)
 
@@ -90,7 +90,6 @@ def zero_shot_accuracy(model, tokenizer, images: list[np.ndarray], labels: list[
 
 def train(cfg: ToyClipTrainConfig, progress: bool = True):
     """Train the toy CLIP; returns (model, summary dict)."""
-    import open_clip
     torch.manual_seed(cfg.seed)
     model = create_model().train()
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)

@@ -1,22 +1,41 @@
 """Decoder training configuration: a YAML file (config/train/*.yaml) read into typed dataclasses."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from ..core.decoder import DecoderConfig
 
-@dataclass(frozen=True)
-class DecoderHParams:
-    """DecoderConfig without the parts the data decides (embedding width, vocabulary size)."""
-    width: int = 512
-    layers: int = 6
-    heads: int = 8
-    mlp_ratio: float = 4.0
-    prefix_len: int = 4
-    max_tokens: int = 12
-    dropout: float = 0.0
+# What the data decides, not the config: the CLIP embedding width and the label vocabulary.
+DATA_DECIDED = ('embed_dim', 'vocab_size')
+# Fields that change how a run goes, not what it trains: they may differ between a run and its
+# resume, and a decoder trained with other values of them is not stale.
+RUN_ONLY = ('eval_every', 'checkpoint_every', 'log_every', 'text_batch_size')
+# Auto text batch (text_batch_size 0): 1024 is 1.7x slower than 256 on a 2-core CPU; GPUs want large batches.
+TEXT_BATCH = {'cpu': 256, 'cuda': 1024}
+
+
+def _decoder_config(self, embed_dim: int, vocab_size: int) -> DecoderConfig:
+    return DecoderConfig(embed_dim=embed_dim, vocab_size=vocab_size, **asdict(self))
+
+
+def _check_decoder(self) -> None:
+    self.config(1, 1)          # DecoderConfig's own validation, at load time rather than after data preparation
+
+
+# DecoderConfig without the parts the data decides, derived from its fields so that each
+# hyper-parameter and its default is written once (in core/decoder.py).
+DecoderHParams = make_dataclass(
+    'DecoderHParams',
+    [(f.name, f.type, field(default=f.default)) for f in fields(DecoderConfig) if f.name not in DATA_DECIDED],
+    namespace={'config': _decoder_config, '__post_init__': _check_decoder,
+               '__doc__': 'DecoderConfig without the parts the data decides (embedding width, vocabulary size).'},
+    frozen=True)
+DecoderHParams.__module__ = __name__       # make_dataclass(module=) arrives only in Python 3.12
+assert all(f.default is not MISSING for f in fields(DecoderHParams)), 'every decoder hyper-parameter needs a default'
 
 
 @dataclass(frozen=True)
@@ -37,7 +56,7 @@ class TrainConfig:
     eval_every: int = 1000
     checkpoint_every: int = 2000
     log_every: int = 50
-    text_batch_size: int = 256
+    text_batch_size: int = 0          # prompts per text-tower batch; 0 = 256 on a CPU, 1024 on a GPU
     seed: int = 0
 
     def __post_init__(self):
@@ -47,6 +66,7 @@ class TrainConfig:
             'val_fraction': 0 <= self.val_fraction < 0.5, 'label_smoothing': 0 <= self.label_smoothing < 1,
             'eval_every': self.eval_every >= 1, 'checkpoint_every': self.checkpoint_every >= 1,
             'max_nouns': self.max_nouns >= 0, 'log_every': self.log_every >= 1,
+            'text_batch_size': self.text_batch_size >= 0, 'grad_clip': self.grad_clip >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -76,8 +96,25 @@ class TrainConfig:
             data['decoder'] = DecoderHParams(**data['decoder'])
         return cls(**data)
 
+    def text_batch(self, device_type: str) -> int:
+        return self.text_batch_size or TEXT_BATCH.get(device_type, TEXT_BATCH['cpu'])
+
     def with_overrides(self, **kw) -> 'TrainConfig':
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _flat(d: dict, prefix: str = '') -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def differences(old: dict, new: dict, ignore: tuple[str, ...] = RUN_ONLY) -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) for each field two config dicts disagree on; nested fields as
+    'decoder.width'."""
+    a, b = _flat(old), _flat(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]

@@ -4,230 +4,283 @@ The decoder never sees an image: it learns to map CLIP *text* embeddings of many
 noun back to the noun. Gaussian noise on the embeddings (renormalised) stands in for the
 difference between text and image embeddings, so the decoder transfers to images zero-shot.
 
-Flow: nouns -> prompts -> cached text embeddings -> teacher-forced training with noise ->
-checkpoint in the core's format (novic_ros.core.checkpoint), ready for config/models.yaml.
+Flow: nouns -> prompt rows -> cached, memory-mapped text embeddings (train_data.py) ->
+teacher-forced training with noise, data-parallel under torchrun (batches.py, distributed.py) ->
+checkpoint in the core's format (novic_ros.core.checkpoint) plus train_state.pt to resume.
 """
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import logging
 import math
 import os
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..atomic_file import atomic_write
 from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, load_decoder, save_decoder
 from ..core.clip_encoder import ClipEncoder
-from ..core.decoder import DecoderConfig, ObjectDecoder
+from ..core.decoder import ObjectDecoder
 from ..core.generation import greedy
 from ..core.torch_runners import TorchCachedRunner
-from ..core.label_tokens import LabelVocab
-from ..paths import cache_dir
-from .nouns_source import NounSet, load_nouns
-from .prompts import PromptGenerator
-from .text_embeddings import TextEmbeddingStore
+from .batches import Batch, BatchPlan, BatchStream, per_rank_batch
+from .distributed import SINGLE, DistContext
+from .stop_signals import StopSignals
 from .train_config import TrainConfig
+from .train_data import IGNORE, TrainData, load_labels, prepare_data
+from .train_log import LOG_FILE, TrainLog
+from .train_state import STATE_FILE, TrainState, check_fresh_start, check_same_inputs, save_state, state_for_resume
+
+__all__ = ['IGNORE', 'LOG_FILE', 'STATE_FILE', 'TrainingStopped', 'add_noise', 'batch_loss', 'evaluate',
+           'prepare_data', 'train_decoder']
 
 log = logging.getLogger(__name__)
-STATE_FILE = 'train_state.pt'
-LOG_FILE = 'train_log.csv'
-IGNORE = -100
+ADAM_BETAS = (0.9, 0.98)    # a shorter second-moment memory than torch's 0.999, usual for transformers
+STOP_CHECK_EVERY = 10       # steps between the ranks agreeing on a stop signal (one tiny all-reduce)
+EVAL_BATCH = 512            # held-out prompts per evaluation batch (bounds the logits' memory)
 
 
-@dataclass
-class TrainData:
-    nouns: NounSet
-    vocab: LabelVocab
-    embeds: torch.Tensor          # N x E float16, unit norm
-    targets: torch.Tensor         # N noun indices
-    tokens: torch.Tensor          # num_nouns x T target tokens (end-of-text, then IGNORE)
-    train_idx: torch.Tensor
-    val_idx: torch.Tensor
-    texts: list[str]
+class TrainingStopped(Exception):
+    """A stop signal ended training after a checkpoint was written."""
+
+    def __init__(self, signum: int, step: int, out: Path):
+        super().__init__(f"stopped by signal {signum} at step {step}; checkpoint in {out} (continue with --resume)")
+        self.signum, self.step, self.out = signum, step, out
 
 
-def add_noise(embeds: torch.Tensor, scale: float, gen: torch.Generator | None = None) -> torch.Tensor:
-    """Unit embeddings + Gaussian noise of expected norm `scale`, renormalised (the NOVIC recipe)."""
+def add_noise(embeds: torch.Tensor, scale: float, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Unit embeddings + Gaussian noise of expected norm `scale`, renormalised (the NOVIC recipe).
+    `noise` is standard normal of the same shape (drawn here when not given)."""
     if scale <= 0:
         return embeds
-    noise = torch.randn(embeds.shape, generator=gen, device=embeds.device, dtype=embeds.dtype)
+    noise = torch.randn_like(embeds) if noise is None else noise
     return F.normalize(embeds + noise * (scale / math.sqrt(embeds.shape[-1])), dim=-1)
 
 
-def prepare_data(encoder: ClipEncoder, cfg: TrainConfig, progress: bool = True,
-                 cache_root: str | os.PathLike | None = None) -> TrainData:
-    nouns = load_nouns(cfg.nouns, cfg.max_nouns)
-    max_label_tokens = cfg.decoder.max_tokens - 1          # room for end-of-text
-    vocab_all = LabelVocab.from_labels(nouns.labels)
-    keep = [i for i, l in enumerate(nouns.labels) if len(vocab_all.encode(l)) - 1 <= max_label_tokens]
-    if len(keep) < len(nouns.labels):
-        log.info("dropping %d nouns longer than %d tokens", len(nouns.labels) - len(keep), max_label_tokens)
-        nouns = nouns.subset(keep)
-    vocab = LabelVocab.from_labels(nouns.labels)
-    gen = PromptGenerator(nouns.labels, nouns.hypernyms, plural=nouns.plural, seed=cfg.seed)
-    prompts = gen.prompts(cfg.prompts_per_noun)
-    texts = [p.text for p in prompts]
-    targets = torch.tensor([p.target for p in prompts])
-    root = Path(cache_root) if cache_root else cache_dir() / 'text-embeddings'
-    key = f"{encoder.spec.model.rsplit('/', 1)[-1].replace(':', '_')}-{clip_fingerprint(encoder.model)}"
-    store = TextEmbeddingStore(root, key, texts)
-    store.compute(encoder, cfg.text_batch_size, progress)
-    embeds = store.load()
-    tokens = torch.full((len(nouns.labels), cfg.decoder.max_tokens), IGNORE, dtype=torch.long)
-    for i, label in enumerate(nouns.labels):
-        t = vocab.encode(label)
-        tokens[i, :len(t)] = torch.tensor(t)
-    perm = torch.randperm(len(texts), generator=torch.Generator().manual_seed(cfg.seed))
-    n_val = int(round(len(texts) * cfg.val_fraction))
-    return TrainData(nouns, vocab, embeds, targets, tokens, perm[n_val:], perm[:n_val], texts)
+def batch_loss(decoder, embeds: torch.Tensor, tokens: torch.Tensor, smoothing: float,
+               divisor: float | None = None, length: int | None = None) -> torch.Tensor:
+    """Teacher-forced cross-entropy. tokens: B x T targets padded with IGNORE after end-of-text.
+    The mean over target tokens, or their sum / `divisor` (data-parallel steps, see BatchPlan.draw).
+    `length`: the longest target (end-of-text included), when the caller knows it."""
+    length = length or int((tokens != IGNORE).sum(1).max())
+    tgt = tokens[:, :length]                                             # B x L
+    inp = tgt[:, :-1].clamp(min=0)                                       # inputs: targets shifted right
+    logits = decoder(embeds, inp)                                        # B x L x V
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE,
+                           label_smoothing=smoothing, reduction='mean' if divisor is None else 'sum')
+    return loss if divisor is None else loss / divisor
 
 
-def _lr_lambda(cfg: TrainConfig):
-    def f(step: int) -> float:
+@torch.no_grad()
+def evaluate(decoder, data: TrainData, device) -> dict:
+    """Validation loss and text-inversion accuracy (greedy output == target noun) on held-out prompts."""
+    if len(data.val_targets) == 0:
+        return {}
+    decoder.eval()
+    labels = data.labels
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(data.val_targets), EVAL_BATCH):
+        emb = data.val_embeds[start:start + EVAL_BATCH].float().to(device)
+        targets = data.val_targets[start:start + EVAL_BATCH]
+        tok = labels.tokens[targets].to(device)
+        loss_sum += float(batch_loss(decoder, emb, tok, 0.0, divisor=1.0))
+        seqs = greedy(TorchCachedRunner(decoder, labels.vocab.eot), emb)
+        correct += sum(labels.vocab.decode(t[0]) == labels.nouns.labels[int(n)]
+                       for t, n in zip(seqs.tokens, targets))
+    decoder.train()
+    count = len(data.val_targets)
+    tokens = int(labels.label_lengths[data.val_targets.numpy()].sum())
+    return {'val_loss': round(loss_sum / tokens, 4), 'val_inversion_acc': round(correct / count, 4)}
+
+
+def lr_schedule(cfg: TrainConfig):
+    """Linear warm-up, then cosine decay to zero at cfg.steps (a resume with more steps stretches it)."""
+    def factor(step: int) -> float:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
         progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
         return 0.5 * (1 + math.cos(math.pi * progress))
-    return f
+    return factor
 
 
-def batch_loss(decoder: ObjectDecoder, embeds: torch.Tensor, tokens: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """Teacher-forced cross-entropy. tokens: B x T targets padded with IGNORE after end-of-text."""
-    length = int((tokens != IGNORE).sum(1).max())
-    tgt = tokens[:, :length]                                             # B x L
-    inp = tgt[:, :-1].clamp(min=0)                                       # inputs: targets shifted right
-    logits = decoder(embeds, inp)                                        # B x L x V
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE,
-                           label_smoothing=smoothing)
+def build_optimizer(decoder: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on embeddings, biases or norms)."""
+    def decays(name: str, p: torch.Tensor) -> bool:
+        return p.ndim >= 2 and 'embedding' not in name
+    named = list(decoder.named_parameters())
+    groups = [{'params': [p for n, p in named if decays(n, p)], 'weight_decay': cfg.weight_decay},
+              {'params': [p for n, p in named if not decays(n, p)], 'weight_decay': 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=ADAM_BETAS, fused=device.type == 'cuda')
 
 
-@torch.no_grad()
-def evaluate(decoder: ObjectDecoder, data: TrainData, device, max_items: int = 4096) -> dict:
-    """Validation loss and text-inversion accuracy (greedy output == target noun) on held-out prompts."""
-    decoder.eval()
-    idx = data.val_idx[:max_items]
-    if len(idx) == 0:
-        return {}
-    emb = data.embeds[idx].float().to(device)
-    tok = data.tokens[data.targets[idx]].to(device)
-    loss = float(batch_loss(decoder, emb, tok, 0.0))
-    seqs = greedy(TorchCachedRunner(decoder, data.vocab.eot), emb)
-    out = [data.vocab.decode(t[0]) for t in seqs.tokens]
-    acc = float(np.mean([o == data.nouns.labels[int(t)] for o, t in zip(out, data.targets[idx])]))
-    decoder.train()
-    return {'val_loss': round(loss, 4), 'val_inversion_acc': round(acc, 4)}
+class RunningLoss:
+    """Sums step losses on the device: reading one back waits for the GPU, so that happens once per log row."""
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), device=device)
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total += loss
+        self.steps += 1
+
+    def take(self, ctx: DistContext) -> float | None:
+        """Mean loss over the steps since the last take, over all ranks (a collective call)."""
+        if not self.steps:
+            return None
+        total = ctx.sum_(self.total.clone())
+        mean = float(total) / (self.steps * ctx.world_size)
+        self.total.zero_()
+        self.steps = 0
+        return mean
 
 
-def _meta(encoder: ClipEncoder, dec_cfg: DecoderConfig, cfg: TrainConfig, data: TrainData, extra: dict) -> DecoderMeta:
-    centroid = data.embeds[data.train_idx].float().mean(0)   # not renormalised: the shift is between means
-    training = {'nouns': cfg.nouns, 'num_nouns': len(data.nouns.labels), 'num_prompts': len(data.texts),
-                'prompts_per_noun': cfg.prompts_per_noun, 'noise': cfg.noise, 'steps': cfg.steps,
-                'batch_size': cfg.batch_size, 'text_only': True, 'date': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-                # Mean of the training text embeddings, for the optional mean shift (modality_gap.py).
-                'text_centroid': [round(float(x), 6) for x in centroid], **extra}
-    return DecoderMeta(decoder=dec_cfg, clip=ClipInfo(encoder.spec.model, encoder.spec.pretrained, encoder.embed_dim,
-                                                      clip_fingerprint(encoder.model)), training=training)
+class Trainer:
+    """One training run: the decoder, its optimiser and schedule, and the loop."""
+
+    def __init__(self, encoder: ClipEncoder, cfg: TrainConfig, data: TrainData, out: Path, ctx: DistContext,
+                 state: TrainState | None):
+        self.encoder, self.cfg, self.data, self.out, self.ctx = encoder, cfg, data, out, ctx
+        self.device = device = encoder.device
+        torch.manual_seed(cfg.seed)
+        self.decoder = ObjectDecoder(cfg.decoder.config(encoder.embed_dim, len(data.labels.vocab))).to(device).train()
+        self.optimizer = build_optimizer(self.decoder, cfg, device)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_schedule(cfg))
+        self.start, self.seconds_before, self.resumed = 0, 0.0, state is not None
+        if state is not None:
+            self._restore(state)
+        self.model = self.decoder if not ctx.active else DistributedDataParallel(
+            self.decoder, device_ids=[device.index] if device.type == 'cuda' else None)
+        labels = data.labels
+        self.plan = BatchPlan(data.split, labels.rows.per_noun, labels.label_lengths, cfg.batch_size, cfg.seed, ctx)
+        self.stream = BatchStream(self.plan, data.embeds, labels.tokens, device)
+        self.noise_gen = torch.Generator(device)
+        self.amp = (lambda: torch.autocast('cuda', dtype=torch.bfloat16)) if device.type == 'cuda' \
+            else contextlib.nullcontext
+        self.metrics: dict = {}
+        self.clip_fingerprint = clip_fingerprint(encoder.model)
+        self._t0 = time.monotonic()
+
+    def _restore(self, state: TrainState) -> None:
+        loaded, _, _ = load_decoder(self.out, self.device)
+        self.decoder.load_state_dict(loaded.state_dict())
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.start, self.seconds_before = state.step, state.seconds
+        log.info("resuming from step %d (written by %d rank(s))", state.step, state.world_size)
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.monotonic() - self._t0
+
+    def train_step(self, batch: Batch) -> torch.Tensor:
+        noise = self.plan.noise(batch.draw, self.noise_gen, batch.embeds.shape[1]) if self.cfg.noise > 0 else None
+        emb = add_noise(batch.embeds, self.cfg.noise, noise)
+        with self.amp():
+            loss = batch_loss(self.model, emb, batch.tokens, self.cfg.label_smoothing, batch.draw.divisor,
+                              batch.draw.length)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    def save(self, step: int, summary: dict | None = None) -> None:
+        """Checkpoint (decoder + train_state.pt); rank 0 writes, the other ranks go on."""
+        if not self.ctx.is_main:
+            return
+        save_decoder(self.out, self.decoder, self.data.labels.vocab, self._meta(step, summary or {}))
+        save_state(self.out, TrainState(step, self.cfg.to_dict(), self.clip_fingerprint, self.data.labels.rows.fingerprint,
+                                        self.ctx.world_size, round(self.seconds(), 1), self.optimizer.state_dict(),
+                                        self.scheduler.state_dict()))
+
+    def _meta(self, step: int, summary: dict) -> DecoderMeta:
+        cfg, data, enc = self.cfg, self.data, self.encoder
+        training = {'nouns': cfg.nouns, 'num_nouns': len(data.labels.nouns.labels), 'num_prompts': data.num_prompts,
+                    'prompts_per_noun': cfg.prompts_per_noun, 'noise': cfg.noise, 'steps': cfg.steps,
+                    'batch_size': cfg.batch_size, 'world_size': self.ctx.world_size, 'text_only': True,
+                    'date': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'config': cfg.to_dict(),
+                    # Mean of the training text embeddings, for the optional mean shift (modality_gap.py).
+                    'text_centroid': [round(float(x), 6) for x in data.centroid],
+                    'step': step, **self.metrics, **summary}
+        return DecoderMeta(decoder=self.decoder.cfg, training=training,
+                           clip=ClipInfo(enc.spec.model, enc.spec.pretrained, enc.embed_dim, self.clip_fingerprint))
+
+    def _stop_requested(self, stop: StopSignals, step: int) -> bool:
+        if not self.ctx.active:
+            return stop.received is not None
+        return step % STOP_CHECK_EVERY == 0 and self.ctx.any(stop.received is not None, self.device)
+
+    def run(self, progress: bool) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        running, step = RunningLoss(self.device), self.start
+        last_loss, window = None, (self.start, time.monotonic())
+        bar = tqdm(total=cfg.steps, initial=self.start, desc='decoder', unit='step', mininterval=2,
+                   disable=not (progress and ctx.is_main))
+        train_log = TrainLog(self.out / LOG_FILE, self.start if self.resumed else None) if ctx.is_main else None
+        try:
+            with StopSignals() as stop, contextlib.closing(self.stream.batches(self.start, cfg.steps)) as batches:
+                for batch in batches:
+                    running.add(self.train_step(batch))
+                    step += 1
+                    bar.update()
+                    if ctx.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
+                        self.metrics = evaluate(self.decoder, self.data, self.device)
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        last_loss = running.take(ctx)
+                        now = time.monotonic()
+                        rate = (step - window[0]) * cfg.batch_size / max(now - window[1], 1e-9)
+                        window = (step, now)
+                        if train_log is not None:
+                            train_log.write(step=step, loss=round(last_loss, 4), lr=f"{self.scheduler.get_last_lr()[0]:.3g}",
+                                            seconds=round(self.seconds(), 1), samples_per_s=round(rate), **self.metrics)
+                        bar.set_postfix(loss=f"{last_loss:.3f}", **self.metrics)
+                    if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                        self.save(step)
+                    if step < cfg.steps and self._stop_requested(stop, step):
+                        log.warning("signal %d: saving a checkpoint at step %d to %s", stop.received or 0, step, self.out)
+                        self.save(step)
+                        ctx.barrier()
+                        raise TrainingStopped(stop.received or 0, step, self.out)
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d: saving a checkpoint to %s (continue with --resume)", step, self.out)
+            self.save(step)
+            raise
+        finally:
+            bar.close()
+            if train_log is not None:
+                train_log.close()
+        self.save(cfg.steps, {'train_seconds': round(self.seconds(), 1),
+                              'final_loss': round(last_loss, 4) if last_loss is not None else None})
+        ctx.barrier()                  # every rank returns once the final checkpoint is on disk
 
 
 def train_decoder(encoder: ClipEncoder, cfg: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
                   progress: bool = True, cache_root: str | os.PathLike | None = None,
-                  data: TrainData | None = None, extra_summary: dict | None = None) -> Path:
+                  data: TrainData | None = None, ctx: DistContext = SINGLE) -> Path:
     """Train a decoder for `encoder` on text only and write it to out_dir. Returns out_dir.
 
-    Checkpoints every cfg.checkpoint_every steps and on Ctrl-C (then re-raises KeyboardInterrupt);
-    with resume=True, continues from out_dir/train_state.pt."""
+    Checkpoints every cfg.checkpoint_every steps and on SIGTERM or SIGINT (then raises
+    TrainingStopped); with resume=True, continues from out_dir/train_state.pt, checking first,
+    before any heavy work, that it is the same run. Under torchrun (`ctx`), every rank calls this."""
     out = Path(out_dir)
+    state = state_for_resume(out, cfg) if resume else None
+    if state is None:
+        check_fresh_start(out)
+    per_rank_batch(cfg.batch_size, ctx)
+    labels = data.labels if data is not None else load_labels(cfg)
+    if state is not None:
+        check_same_inputs(state, clip_fingerprint(encoder.model), labels.rows.fingerprint, out)
+        if state.step >= cfg.steps:
+            log.warning("%s is already trained to step %d; raise --steps to train longer", out, state.step)
+            return out
     out.mkdir(parents=True, exist_ok=True)
-    device = encoder.device
-    torch.manual_seed(cfg.seed)
-    data = data or prepare_data(encoder, cfg, progress, cache_root)
-    h = cfg.decoder
-    dec_cfg = DecoderConfig(embed_dim=encoder.embed_dim, vocab_size=len(data.vocab), width=h.width, layers=h.layers,
-                            heads=h.heads, mlp_ratio=h.mlp_ratio, prefix_len=h.prefix_len, max_tokens=h.max_tokens,
-                            dropout=h.dropout)
-    decoder = ObjectDecoder(dec_cfg).to(device).train()
-    decay = [p for n, p in decoder.named_parameters() if p.ndim >= 2 and 'embedding' not in n]
-    other = [p for n, p in decoder.named_parameters() if not (p.ndim >= 2 and 'embedding' not in n)]
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
-                             {'params': other, 'weight_decay': 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    start = 0
-    if resume and (out / STATE_FILE).is_file():
-        state = torch.load(out / STATE_FILE, map_location=device, weights_only=False)
-        if state['config'] != cfg.to_dict() or state['num_prompts'] != len(data.texts):
-            raise ValueError(f"cannot resume from {out / STATE_FILE}: it was written with another config or data; "
-                             "use a new output folder or drop --resume")
-        loaded, _, _ = load_decoder(out, device)
-        decoder.load_state_dict(loaded.state_dict())
-        opt.load_state_dict(state['optimizer'])
-        sched.load_state_dict(state['scheduler'])
-        gen.set_state(state['generator'])
-        start = state['step']
-        log.info("resuming from step %d", start)
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if device.type == 'cuda' else torch.autocast('cpu', enabled=False)
-    embeds = data.embeds.to(device)
-    tokens = data.tokens.to(device)
-    targets = data.targets.to(device)
-    train_idx = data.train_idx.to(device)
-    log_path = out / LOG_FILE
-    new_log = start == 0 or not log_path.is_file()
-    log_file = open(log_path, 'w' if new_log else 'a', newline='')
-    writer = csv.writer(log_file)
-    if new_log:
-        writer.writerow(['step', 'loss', 'lr', 'val_loss', 'val_inversion_acc', 'seconds'])
-    t0, losses, metrics, step = time.time(), [], {}, start
-
-    def checkpoint(step_done: int):
-        save_decoder(out, decoder, data.vocab, _meta(encoder, dec_cfg, cfg, data,
-                                                     {'step': step_done, **(extra_summary or {}), **metrics}))
-        buf = io.BytesIO()
-        torch.save({'step': step_done, 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(),
-                    'generator': gen.get_state(), 'config': cfg.to_dict(), 'num_prompts': len(data.texts)}, buf)
-        atomic_write(out / STATE_FILE, buf.getvalue())
-
-    bar = tqdm(range(start, cfg.steps), desc='decoder', disable=not progress, initial=start, total=cfg.steps,
-               mininterval=2)
-    try:
-        for step in bar:
-            pick = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen).to(device)]
-            emb = add_noise(embeds[pick].float(), cfg.noise)
-            with amp:
-                loss = batch_loss(decoder, emb, tokens[targets[pick]], cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(decoder.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            done = step + 1
-            if done % cfg.eval_every == 0 or done == cfg.steps:
-                metrics = evaluate(decoder, data, device)
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", **metrics)
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                writer.writerow([done, round(float(np.mean(losses[-cfg.log_every:])), 4), f"{sched.get_last_lr()[0]:.3g}",
-                                 metrics.get('val_loss', ''), metrics.get('val_inversion_acc', ''),
-                                 round(time.time() - t0, 1)])
-                log_file.flush()
-            if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                checkpoint(done)
-    except KeyboardInterrupt:
-        log.warning("interrupted at step %d: saving a checkpoint to %s (continue with --resume)", step, out)
-        checkpoint(step)
-        raise
-    finally:
-        log_file.close()
-    metrics = {**metrics, 'train_seconds': round(time.time() - t0, 1), 'final_loss': round(float(np.mean(losses[-50:])), 4)
-               if losses else None}
-    checkpoint(cfg.steps)
+    data = data or prepare_data(encoder, cfg, progress, cache_root, ctx, labels)
+    Trainer(encoder, cfg, data, out, ctx, state).run(progress)
     return out
