@@ -12,6 +12,7 @@ import torch
 
 from ..bench import runtime as rt
 from ..bench import sections as s
+from ..bench import training as training_bench
 from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
@@ -19,7 +20,7 @@ from ..bench.objects import objects_cost
 from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',
-            'delivery', 'objects')
+            'delivery', 'objects', 'training')
 
 
 def machine() -> str:
@@ -71,6 +72,8 @@ def _main(argv) -> int:
                      lambda: delivery(max(60, 6 * args.repeat))),
         'objects': ('Multi-object mode against the single-label frame, 640x480 toy scenes, batch 1',
                     lambda: objects_cost(args.repeat)),
+        'training': ('Decoder training: host memory at two data set sizes, throughput before and after the fixes',
+                     lambda: training_bench.training(args.repeat)),
     }
     for name in chosen:
         title, fn = runners[name]
