@@ -56,6 +56,18 @@ def tiny_encoder(tiny_clip_dir):
     return ClipEncoder(ClipSpec('local-dir:' + str(tiny_clip_dir)))
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Training tests run torch on one thread. On this shared 2-core machine, two OpenMP threads spin
+    while the other core is busy elsewhere: the zero-shot training test took 141 s instead of 51 s
+    (3x the CPU time) at load 5, and hit the 600 s timeout under heavier load."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY_LABELS = ('dog', 'cat', 'red bicycle', 'golden retriever', 'tree', 'coffee mug', 'fire truck')
 
 

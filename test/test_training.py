@@ -27,13 +27,15 @@ from novic_ros.training.train_log import LOG_FILE
 from novic_ros.training.train_state import read_state
 from novic_ros.training.trainer import TrainingStopped, evaluate, prepare_data, train_decoder
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 FAST = dict(prompts_per_noun=100, steps=600, eval_every=600, checkpoint_every=300, log_every=100,
             decoder=DecoderHParams(width=128, layers=2, heads=4, prefix_len=4, max_tokens=6))
 
 
 @pytest.fixture(scope='module')
 def toy_encoder():
-    return ClipEncoder(ClipSpec('local-dir:' + str(TOY_CLIP)))
+    return ClipEncoder(ClipSpec.local_dir(TOY_CLIP))
 
 
 @pytest.fixture(scope='module')

@@ -14,6 +14,8 @@ from novic_ros.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_decoder, r
 from novic_ros.training.train_log import LOG_FILE
 from novic_ros.training.train_state import STATE_FILE, read_state
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 # Tiny models run single-threaded: two OpenMP threads on a shared 2-core machine stall for up to a second.
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 TOY_RUN = ('nouns: toy\nmax_nouns: 30\nprompts_per_noun: 20\nsteps: 8\nbatch_size: 32\neval_every: 8\n'

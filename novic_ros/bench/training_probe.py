@@ -17,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from ..core.clip_encoder import ClipEncoder, ClipSpec
+from ..core.clip_encoder import ClipEncoder
+from ..core.variants import ClipSpec
 from ..paths import config_path
 from ..training.train_config import TrainConfig
 from ..training.train_data import load_labels, prepare_data
