@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
-from ..core.clip_encoder import ClipEncoder, ClipSpec
+from ..core.clip_encoder import ClipEncoder
+from ..core.variants import ClipSpec
 from ..core.decoder import DecoderConfig, ObjectDecoder
 from ..core.label_tokens import LabelVocab
 from ..lexicon.nouns import build_dictionary
