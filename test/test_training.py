@@ -266,16 +266,22 @@ def test_train_config_validation(tmp_path):
         TrainConfig.from_yaml(tmp_path / 'nope.yaml')
 
 
-def test_cli_trains_a_decoder_the_core_loads(tiny_models_file, tmp_path):
+def test_cli_trains_a_decoder_the_core_loads(tiny_models_file, tmp_path, monkeypatch, capsys):
     from novic_ros.cli.train import main
     cfg = tmp_path / 'cfg.yaml'
     cfg.write_text('nouns: toy\nmax_nouns: 10\nprompts_per_noun: 5\nsteps: 5\nbatch_size: 8\neval_every: 5\n'
                    'decoder: {width: 32, layers: 1, heads: 2, max_tokens: 6}\n')
     out = tmp_path / 'dec'
+    threads = []
+    monkeypatch.setattr(torch, 'set_num_threads', threads.append)     # --threads is the shared model flag
     assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(cfg), '--out', str(out),
-                 '--no-progress', '--cache-dir', str(tmp_path / 'c')]) == 0
+                 '--no-progress', '--cache-dir', str(tmp_path / 'c'), '--threads', '3']) == 0
+    assert threads == [3]
     dec, vocab, meta = load_decoder(out)
     assert meta.training['steps'] == 5 and meta.clip.embed_dim == 32 and len(vocab) == dec.cfg.vocab_size
+    assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(cfg), '--out', str(out),
+                 '--threads', '-1']) == 1
+    assert "parameter 'threads': -1 is outside [0, 256]" in capsys.readouterr().err
     assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(tmp_path / 'x.yaml')]) == 1
 
 
