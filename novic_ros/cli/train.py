@@ -51,7 +51,7 @@ def _main(argv) -> int:
     BY_NAME['threads'].validate(args.threads)
     if args.threads:
         # On a CPU shared with other work, fewer threads than cores avoids OpenMP threads spinning
-        # while they wait for each other (measured: 6x the samples/s with 1 thread at load 7 on 2 cores).
+        # while they wait for each other (measured: 5x the samples/s with 1 thread at load 7 on 2 cores).
         torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_yaml(args.config, steps=args.steps)
     variant = get_variant(args.model, args.models_file or None)
