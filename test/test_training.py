@@ -200,10 +200,15 @@ def test_a_stop_signal_checkpoints_and_resume_continues_the_same_run(tiny_encode
             os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **k)
     monkeypatch.setattr(trainer, 'batch_loss', signal_during_step_13)
-    with pytest.raises(TrainingStopped) as stopped:
-        train_decoder(tiny_encoder, TINY, tmp_path / 'run', progress=False, cache_root=cache)
+    # Ctrl-C as in a terminal: once in the full suite an earlier test left SIGINT swallowed in this process.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingStopped) as stopped:
+            train_decoder(tiny_encoder, TINY, tmp_path / 'run', progress=False, cache_root=cache)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert stopped.value.step == 13 and stopped.value.signum == signal.SIGINT
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
     assert read_meta(tmp_path / 'run').training['step'] == 13 and read_state(tmp_path / 'run').step == 13
     monkeypatch.setattr(trainer, 'batch_loss', real)
     train_decoder(tiny_encoder, TINY, tmp_path / 'run', resume=True, progress=False, cache_root=cache)
