@@ -1,5 +1,6 @@
 """novic-bench: per-stage latency, KV cache, text encoding, backends and node overhead, each
-figure measured side by side in one run. `make bench` runs all sections."""
+figure measured side by side in one run. `make bench` runs every section but `training` (about
+45 min on a 2-core CPU: ask for it with --sections training)."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,7 @@ from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',
             'delivery', 'objects', 'training')
+DEFAULT_SECTIONS = tuple(x for x in SECTIONS if x != 'training')
 
 
 def machine() -> str:
@@ -38,7 +40,8 @@ def machine() -> str:
 
 def _main(argv) -> int:
     p = argparse.ArgumentParser(prog='novic-bench', description=__doc__)
-    p.add_argument('--sections', default=','.join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    p.add_argument('--sections', default=','.join(DEFAULT_SECTIONS),
+                   help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all but training)")
     p.add_argument('--backends', default='torch,onnxruntime', help='backends for the stages section')
     p.add_argument('--repeat', type=int, default=10, help='timed repetitions per candidate (median reported)')
     p.add_argument('--out', default=None, help='also write the report (markdown) to this file')
