@@ -11,7 +11,7 @@ from novic_ros.lexicon.nouns import (
     OBJECT_LEXNAMES, NounEntry, build_dictionary, dictionary_summary, load_dictionary,
     lookup_entry, physical_object_filter, save_dictionary,
 )
-from novic_ros.lexicon.wordnet import LEXNAMES, ROOT_ENV, WordNet, resolve_root
+from novic_ros.lexicon.wordnet import LEXNAMES, ROOT_ENV, NounData, WordNet, read_data, resolve_root
 
 WORDNET_DIR = resolve_root()
 pytestmark = pytest.mark.skipif(
@@ -274,3 +274,19 @@ def test_cli_errors_are_one_line_and_exit_1(argv: list[str], capsys: pytest.Capt
 def test_cli_missing_wordnet(tmp_path: Path, capsys: pytest.CaptureFixture):
     assert nouns_main(['show', 'dog', '--wordnet', str(tmp_path)]) == 1
     assert 'wordnet-base' in capsys.readouterr().err
+
+
+def test_synsets_read_by_offset_equal_the_whole_file_parsed():
+    """NounData reads one line per lookup (the offset is the line's byte offset); every synset and
+    its lex_ids equal what the one-pass parse of data.noun gives, and an offset where no synset
+    line starts (inside a line, the license header, past the end) is a KeyError."""
+    path = WORDNET_DIR / 'data.noun'
+    synsets, lex_ids = read_data(path)
+    lazy = NounData(path)
+    for offset, synset in synsets.items():
+        assert lazy[offset] == (synset, lex_ids[offset])
+    for bad in (0, 5, DOG + 1, path.stat().st_size, path.stat().st_size + 10, -1):
+        with pytest.raises(KeyError):
+            lazy[bad]
+    fresh = NounData(path)
+    assert fresh[DOG][0].name == 'dog' and list(fresh.all()) == list(synsets)   # file order after lookups

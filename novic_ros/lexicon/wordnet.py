@@ -4,14 +4,16 @@ cntlist.rev), as installed by Debian's `wordnet-base` package.
 Why not nltk: the noun dictionary only needs nouns, hypernyms, sense order, tag counts and
 morphology, and nltk would bring a download step and a heavy dependency into a ROS package.
 The formats are documented in wndb(5WN), lexnames(5WN) and cntlist(5WN); this module parses
-exactly those, in one pass per file with str.split (no regex per line), so that loading all
-~82k noun synsets takes about a second.
+exactly those with str.split (no regex per line). The index, counts and exceptions are read
+at load (about 0.2 s); data.noun's synsets are read by byte offset when first asked for, so a
+node mapping a few labels to categories does not parse ~82k synsets (0.7 s) at start.
 
 Nothing here imports torch or ROS.
 """
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,15 +128,15 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 
 
 class WordNet:
-    """The WordNet 3.0 noun database, fully loaded into dicts (about 1 s, ~85 MB)."""
+    """The WordNet 3.0 noun database: the index, counts and exceptions in dicts, the synsets of
+    data.noun parsed when first asked for (a node that names a few labels reads a few lines
+    instead of 82k; the whole file, about 0.7 s, only for `all_synsets`)."""
 
-    def __init__(self, root: Path, synsets: dict[int, Synset], index: dict[str, tuple[int, ...]],
-                 lex_ids: dict[int, tuple[int, ...]], tag_counts: dict[str, int],
-                 exceptions: dict[str, tuple[str, ...]]):
+    def __init__(self, root: Path, data: 'NounData', index: dict[str, tuple[int, ...]],
+                 tag_counts: dict[str, int], exceptions: dict[str, tuple[str, ...]]):
         self.root = root
-        self._synsets = synsets
+        self._data = data
         self._index = index
-        self._lex_ids = lex_ids
         self._tag_counts = tag_counts
         self._exceptions = exceptions
         self._irregular_plurals = invert_exceptions(exceptions)
@@ -153,24 +155,23 @@ class WordNet:
                 f"WordNet 3.0 noun files missing in {path}: {', '.join(missing)}; install them with "
                 f"`sudo apt-get install wordnet-base`, or point ${ROOT_ENV} (or --wordnet) at a "
                 f"directory holding {', '.join(REQUIRED_FILES)}")
-        synsets, lex_ids = read_data(path / 'data.noun')
-        wn = cls(path, synsets, read_index(path / 'index.noun'), lex_ids,
+        wn = cls(path, NounData(path / 'data.noun'), read_index(path / 'index.noun'),
                  read_cntlist(path / 'cntlist.rev'), read_exceptions(path / 'noun.exc'))
-        log.debug("loaded %d noun synsets, %d lemmas from %s", len(synsets), len(wn._index), path)
+        log.debug("loaded %d lemmas from %s", len(wn._index), path)
         return wn
 
     # -- synsets -------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._synsets)
+        return len(self._data.all())
 
     def synset(self, offset: int) -> Synset:
         """The synset at byte offset `offset` of data.noun; KeyError if there is none."""
-        return self._synsets[offset]
+        return self._data[offset][0]
 
     def all_synsets(self) -> Iterator[Synset]:
         """Every noun synset, in file (offset) order."""
-        return iter(self._synsets.values())
+        return (synset for synset, _ in self._data.all().values())
 
     def has_lemma(self, lemma: str) -> bool:
         return index_key(lemma) in self._index
@@ -178,7 +179,7 @@ class WordNet:
     def synsets(self, lemma: str) -> list[Synset]:
         """The senses of noun `lemma` in WordNet's sense order (most frequent first).
         Spaces or underscores, any case; [] for an unknown lemma."""
-        return [self._synsets[o] for o in self._index.get(index_key(lemma), ())]
+        return [self._data[o][0] for o in self._index.get(index_key(lemma), ())]
 
     def sense_number(self, offset: int, lemma: str) -> int:
         """1-based position of synset `offset` among the senses of `lemma`; 0 if not a sense."""
@@ -190,9 +191,9 @@ class WordNet:
     def sense_key(self, offset: int, lemma: str) -> str:
         """senseidx(5WN) key `lemma%1:LL:II::` of one word sense. Noun keys never carry the
         adjective-satellite head fields, hence the two empty fields at the end."""
-        synset = self._synsets[offset]
+        synset, lex_ids = self._data[offset]
         key = index_key(lemma)
-        for word, lex_id in zip(synset.lemmas, self._lex_ids[offset]):
+        for word, lex_id in zip(synset.lemmas, lex_ids):
             if index_key(word) == key:
                 filenum = LEXNAMES.index(synset.lexname)
                 return f'{key}%1:{filenum:02d}:{lex_id:02d}::'
@@ -206,7 +207,7 @@ class WordNet:
 
     def synset_tag_count(self, offset: int) -> int:
         """Tag counts summed over the synset's lemmas: a frequency signal for the concept."""
-        return sum(self.tag_count(offset, word) for word in self._synsets[offset].lemmas)
+        return sum(self.tag_count(offset, word) for word in self._data[offset][0].lemmas)
 
     # -- hierarchy -----------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class WordNet:
         if cached is not None:
             return cached
         ancestors: set[int] = set()
-        for parent in self._synsets[offset].hypernyms:
+        for parent in self._data[offset][0].hypernyms:
             ancestors.add(parent)
             ancestors |= self.hypernym_closure(parent)
         result = frozenset(ancestors)
@@ -232,8 +233,8 @@ class WordNet:
         """One chain from `offset` up to the root, following the first hypernym each time:
         what a human reads as "dog > canine > carnivore > ... > entity"."""
         path = [offset]
-        while self._synsets[path[-1]].hypernyms:
-            parent = self._synsets[path[-1]].hypernyms[0]
+        while self._data[path[-1]][0].hypernyms:
+            parent = self._data[path[-1]][0].hypernyms[0]
             if parent in path:  # WordNet has no cycles; guard anyway rather than hang
                 break
             path.append(parent)
@@ -361,6 +362,49 @@ def read_data(path: Path) -> tuple[dict[int, Synset], dict[int, tuple[int, ...]]
         synsets[synset.offset] = synset
         lex_ids[synset.offset] = ids
     return synsets, lex_ids
+
+
+class NounData:
+    """data.noun, read by offset. wndb(5WN): a synset's offset is the byte offset of its line, so
+    a lookup reads that one line (memory-mapped) and keeps what it parsed. Safe to share between
+    threads: a line parsed twice at once gives equal results."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with open(path, 'rb') as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._parsed: dict[int, tuple[Synset, tuple[int, ...]]] = {}
+        self._everything: dict[int, tuple[Synset, tuple[int, ...]]] | None = None
+
+    def __getitem__(self, offset: int) -> tuple[Synset, tuple[int, ...]]:
+        """(synset, lex_id per lemma) at `offset`; KeyError where no synset line starts."""
+        found = self._parsed.get(offset)
+        if found is None:
+            found = self._parse_at(offset)
+            self._parsed[offset] = found
+        return found
+
+    def _parse_at(self, offset: int) -> tuple[Synset, tuple[int, ...]]:
+        m = self._map
+        if not 0 <= offset < len(m) or (offset and m[offset - 1] != ord('\n')) or m[offset] == ord(' '):
+            raise KeyError(offset)                   # not the start of a line, or the license header
+        end = m.find(b'\n', offset)
+        line = m[offset:end if end >= 0 else len(m)].decode('ascii', errors='replace')
+        try:
+            parsed = parse_data_line(line)
+        except (ValueError, IndexError):
+            raise KeyError(offset) from None
+        if parsed[0].offset != offset:
+            raise KeyError(offset)
+        return parsed
+
+    def all(self) -> dict[int, tuple[Synset, tuple[int, ...]]]:
+        """Every synset in file order (parsed once, in one pass)."""
+        if self._everything is None:
+            synsets, lex_ids = read_data(self.path)
+            self._everything = {o: (synset, lex_ids[o]) for o, synset in synsets.items()}
+            self._parsed = self._everything
+        return self._everything
 
 
 def parse_data_line(line: str) -> tuple[Synset, tuple[int, ...]]:
