@@ -31,7 +31,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
@@ -111,7 +111,9 @@ class NovicNode(LifecycleNode):
         self.objects_pub = self.finder = None      # objects parameter: the multi-object output
         self.objects_published = 0
         self.bond: Bond | None = None
-        self._frames_group = ReentrantCallbackGroup()      # frame callbacks never wait for a transition
+        # Frame callbacks never wait for a transition where the node runs in a multi-threaded executor
+        # (a composed container); main() spins it single-threaded, see there.
+        self._frames_group = ReentrantCallbackGroup()
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
@@ -509,7 +511,11 @@ def main(args=None) -> int:
         logger.fatal(f"cannot start: {e}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=4)
+    # Single-threaded: rclpy's MultiThreadedExecutor kept its main thread at 100% CPU in its wait
+    # loop while frames flowed (top -H), holding the GIL against the inference thread: some frames
+    # waited 0.3-6 s. Inference runs in the node's own worker thread, so one executor thread loses
+    # nothing; the callback groups stay for a multi-threaded container.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         if node.params.autostart:
