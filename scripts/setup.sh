@@ -3,7 +3,8 @@
 #   1. Debian packages: cmake + g++ (build our interface package), wordnet-base (noun
 #      dictionary), fonts-noto-color-emoji (the toy world's pictograms);
 #   2. .venv with the pinned requirements (ROS 2 Kilted from PyPI wheels, torch, open_clip, ...);
-#   3. the vision_msgs subset in interfaces/ built into .venv (vision_msgs is not on PyPI);
+#   3. the message subsets in interfaces/ (vision_msgs, bond, foxglove_msgs, ffmpeg_image_transport_msgs:
+#      not on PyPI) built into .venv;
 #   4. novic_ros itself, editable, with its console scripts in .venv/bin.
 # Each step is skipped when its inputs have not changed since it last ran (stamp files in .venv).
 set -euo pipefail
@@ -53,7 +54,7 @@ fi
 # 3. Interface package(s) ------------------------------------------------------
 if_stamp=$(find interfaces -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$VENV/.novic-interfaces" 2>/dev/null)" != "$if_stamp" ]; then
-  say "building interfaces/ into $VENV (about 20 s)"
+  say "building interfaces/ into $VENV (about 1 min)"
   VIRTUAL_ENV="$VENV" bash scripts/build_interfaces.sh interfaces "$VENV/build-interfaces"
   echo "$if_stamp" > "$VENV/.novic-interfaces"
 fi
