@@ -25,7 +25,9 @@ How (chosen by measurement, README "Several objects per frame"):
 
 The result is deliberately plain (FrameObjects of DetectedObject: label, score in [0, 1], box
 [x0, y0, x1, y1] in pixels of the input frame, 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height,
-sorted by score), so that tracking over time can match objects by box overlap.
+sorted by score), so that tracking over time (tracks.py) can match objects by box overlap; each
+object also carries the unit CLIP embedding of what it was seen through (the windows fused into
+it, score-weighted), which the tracker compares to tell apart objects whose boxes overlap.
 """
 from __future__ import annotations
 
@@ -71,6 +73,9 @@ class DetectedObject:
     label: str
     score: float                                 # in [0, 1]; see the module docstring for what it is
     box: tuple[float, float, float, float]       # x0, y0, x1, y1 in pixels of the frame, inside it
+    # Unit-length CLIP image embedding of the object's windows (None where no encoder saw it, e.g. a
+    # hand-made object); not part of equality.
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict:
         return {'label': self.label, 'score': round(self.score, 6), 'box': [round(v, 1) for v in self.box]}
@@ -107,6 +112,7 @@ class WindowLabels:
     scores: np.ndarray                           # N, see the module docstring
     similarities: np.ndarray                     # N, cosine with the label's prompt (0 when not computed)
     frame_hw: tuple[int, int]
+    embeddings: np.ndarray | None = field(default=None, compare=False, repr=False)   # N x E, the windows'
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ class ObjectFinder:
         call shape as NovicClassifier.classify, so the pipeline's batching loop feeds either)."""
         looked, timings = self.look(frames)
         t0 = time.perf_counter()
-        objects = [merge(w.boxes, self._checked(w), w.scores, self.options, w.frame_hw) for w in looked]
+        objects = [merge(w.boxes, self._checked(w), w.scores, self.options, w.frame_hw, w.embeddings) for w in looked]
         timings = StageTimings(timings.preprocess_ms, timings.encode_ms,
                                timings.decode_ms + (time.perf_counter() - t0) * 1e3)
         return [FrameObjects(o, timings, len(looked), len(w.labels)) for o, w in zip(objects, looked)]
@@ -166,7 +172,8 @@ class ObjectFinder:
         for f, w in zip(frames, per_frame):
             n = len(w.windows)
             out.append(WindowLabels(w.windows, w.boxes, tuple(labels[start:start + n]), scores[start:start + n],
-                                    sims[start:start + n], f.shape[:2]))
+                                    sims[start:start + n], f.shape[:2],
+                                    embeds[start:start + n] if embeds is not None else np.zeros((0, 0))))
             start += n
         t3 = time.perf_counter()
         return out, StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
@@ -270,8 +277,10 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
-def merge(boxes: np.ndarray, labels, scores, options: ObjectOptions, frame_hw: tuple[int, int]) -> tuple[DetectedObject, ...]:
-    """Windows (object box, label, score) -> objects, best first (see the module docstring, step 4)."""
+def merge(boxes: np.ndarray, labels, scores, options: ObjectOptions, frame_hw: tuple[int, int],
+          embeddings: np.ndarray | None = None) -> tuple[DetectedObject, ...]:
+    """Windows (object box, label, score, and optionally their N x E embeddings) -> objects, best
+    first (see the module docstring, step 4)."""
     h, w = frame_hw
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64)
@@ -279,7 +288,8 @@ def merge(boxes: np.ndarray, labels, scores, options: ObjectOptions, frame_hw: t
     if not order:
         return ()
     iou = iou_matrix(boxes, boxes)
-    kept: list[list] = []              # [label, best score, first window, fused box sum, weight sum]
+    embeds = None if embeddings is None or len(embeddings) != len(boxes) else np.asarray(embeddings, np.float64)
+    kept: list[list] = []              # [label, best score, first window, fused box sum, weight sum, embedding sum]
     for i in order:
         same_place = [k for k in kept if iou[i, k[2]] > options.max_overlap]
         if same_place:
@@ -287,15 +297,22 @@ def merge(boxes: np.ndarray, labels, scores, options: ObjectOptions, frame_hw: t
                 if k[0] == labels[i]:
                     k[3] += scores[i] * boxes[i]
                     k[4] += scores[i]
+                    if embeds is not None:
+                        k[5] = k[5] + scores[i] * embeds[i]
             continue
         if len(kept) == options.max_objects:
             break
-        kept.append([labels[i], float(scores[i]), i, scores[i] * boxes[i], float(scores[i])])
+        kept.append([labels[i], float(scores[i]), i, scores[i] * boxes[i], float(scores[i]),
+                     scores[i] * embeds[i] if embeds is not None else None])
     out = []
-    for label, score, _, box_sum, weight in kept:
+    for label, score, _, box_sum, weight, embed_sum in kept:
         x0, y0, x1, y1 = box_sum / weight
         x0, x1 = min(max(x0, 0.0), w - 1.0), min(max(x1, 1.0), float(w))
         y0, y1 = min(max(y0, 0.0), h - 1.0), min(max(y1, 1.0), float(h))
+        embedding = None
+        if embed_sum is not None:
+            norm = float(np.linalg.norm(embed_sum))
+            embedding = (embed_sum / norm if norm > 0 else embed_sum).astype(np.float32)
         out.append(DetectedObject(label, min(1.0, max(0.0, score)),
-                                  (x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3))))
+                                  (x0, y0, max(x1, x0 + 1e-3), max(y1, y0 + 1e-3)), embedding))
     return tuple(out)

@@ -162,6 +162,12 @@ class StableLabeler:
                 del self._tracks[s]
         return gone
 
+    def drop(self, streams) -> None:
+        """Forget `streams` now (e.g. object tracks that ended); unknown ones are ignored."""
+        with self._lock:
+            for s in streams:
+                self._tracks.pop(s, None)
+
     def clear(self) -> None:
         with self._lock:
             self._tracks.clear()
