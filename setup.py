@@ -61,6 +61,7 @@ setup(
             'novic-build-engines = novic_ros.cli.build_engines:main',
             'novic-eval = novic_ros.cli.eval:main',
             'novic-bench = novic_ros.cli.bench:main',
+            'novic-fetch = novic_ros.cli.fetch:main',
         ],
     },
 )
