@@ -119,7 +119,7 @@ def toy_classifier(toy_available):
 def real_photos() -> list[tuple[str, Path, tuple[str, ...]]]:
     """(name, path, acceptable nouns): the photographs shipped in installed packages, plus any
     labelled images under ../shared/data that carry a labels.json."""
-    from novic_ros.sample_images import sample_photos
+    from novic_ros.frames.sample_images import sample_photos
     photos = sample_photos()
     for labels_file in sorted(SHARED_DATA.glob('*/labels.json')) if SHARED_DATA.is_dir() else []:
         for rel, nouns in json.loads(labels_file.read_text()).items():

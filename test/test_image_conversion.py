@@ -1,4 +1,4 @@
-"""Tests for novic_ros.ros.image_conversion and novic_ros.ros.overlay (no ROS needed
+"""Tests for novic_ros.frames.conversion and novic_ros.frames.overlay (no ROS needed
 except for the one sensor_msgs test, which is skipped where sensor_msgs is missing)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from novic_ros.core.errors import FrameError
-from novic_ros.ros.image_conversion import (
+from novic_ros.frames.conversion import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,
@@ -18,7 +18,7 @@ from novic_ros.ros.image_conversion import (
     raw_to_rgb,
     rgb_to_raw,
 )
-from novic_ros.ros.overlay import draw_labels
+from novic_ros.frames.overlay import draw_labels
 
 EXACT = ('rgb8', 'bgr8', 'rgba8', 'bgra8', '8UC3')
 MONO = ('mono8', 'mono16', '8UC1', '16UC1')
@@ -376,7 +376,7 @@ def test_beyond_pillows_own_limit_is_refused_naming_it():
 
 
 def test_image_files_have_the_same_bound(tmp_path):
-    from novic_ros.image_files import read_image
+    from novic_ros.frames.image_files import read_image
     path = tmp_path / 'bomb.png'
     path.write_bytes(_png(12000, 12000))
     with pytest.raises(ImageConversionError, match='bomb.png: image of 12000x12000') as e:
@@ -453,7 +453,7 @@ def test_conversion_modules_do_not_import_ros():
     """The node passes plain fields so these modules stay usable without a ROS install."""
     import subprocess
     import sys
-    code = ('import sys, novic_ros.ros.image_conversion, novic_ros.ros.overlay; '
+    code = ('import sys, novic_ros.frames.conversion, novic_ros.frames.overlay; '
             'bad = [m for m in sys.modules if m.split(".")[0] in '
             '("rclpy", "sensor_msgs", "cv_bridge", "cv2")]; '
             'assert not bad, bad')

@@ -12,7 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 
-from novic_ros.ros.image_conversion import compressed_to_rgb, encode_compressed, raw_to_rgb, rgb_to_raw  # noqa: E402
+from novic_ros.frames.conversion import compressed_to_rgb, encode_compressed, raw_to_rgb, rgb_to_raw  # noqa: E402
 from novic_ros.training import toy_world  # noqa: E402
 from ros_helpers import NodeProcess, RosClient  # noqa: E402
 

@@ -21,7 +21,7 @@ from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 
-from novic_ros.ros.image_conversion import rgb_to_raw  # noqa: E402
+from novic_ros.frames.conversion import rgb_to_raw  # noqa: E402
 from novic_ros.ros.node_process import NodeProcess  # noqa: E402
 from novic_ros.ros.stock_camera import Stream, results, smooth_pattern, start_stock_camera  # noqa: E402
 from ros_helpers import RosClient  # noqa: E402

@@ -189,7 +189,7 @@ def test_node_publishes_objects(scenes, finder, tmp_path):
     from sensor_msgs.msg import Image as ImageMsg
     from diagnostic_msgs.msg import DiagnosticArray
     from vision_msgs.msg import Detection2DArray
-    from novic_ros.ros.image_conversion import rgb_to_raw
+    from novic_ros.frames.conversion import rgb_to_raw
     from ros_helpers import NodeProcess, RosClient
     rclpy.init()
     ros = RosClient()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from novic_ros.core.bundle import read_bundle
-from novic_ros.image_files import read_image
+from novic_ros.frames.image_files import read_image
 from novic_ros.params import ModelParams
 from novic_ros.pipeline import build_classifier
 from novic_ros.training import toy_world

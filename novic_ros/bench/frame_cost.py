@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..core.preprocess import PreprocessConfig, Preprocessor
 from ..params import DEFAULT_MAX_PIXELS
-from ..ros.image_conversion import ImageConversionError, compressed_to_rgb, encode_compressed
+from ..frames.conversion import ImageConversionError, compressed_to_rgb, encode_compressed
 from ..ros.stock_camera import smooth_pattern
 from .sections import _table
 from .timing import interleaved

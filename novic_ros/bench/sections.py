@@ -18,7 +18,7 @@ from ..core.torch_runners import TorchCachedRunner, TorchRecomputeRunner
 from ..params import ModelParams
 from ..paths import config_path
 from ..pipeline import build_classifier
-from ..ros.image_conversion import raw_to_rgb, rgb_to_raw
+from ..frames.conversion import raw_to_rgb, rgb_to_raw
 from ..ros.node_process import NodeProcess
 from ..training import toy_world
 from ..training.nouns_source import dictionary_nouns

@@ -7,7 +7,7 @@ import json
 import sys
 from functools import partial
 
-from ..image_files import read_image
+from ..frames.image_files import read_image
 from ..lexicon.categories import CategoryMap
 from ..params import add_model_arguments, model_params_from_args
 from ..pipeline import build_classifier, build_object_finder, classify_in_batches

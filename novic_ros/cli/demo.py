@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from ..image_files import list_images, read_image
+from ..frames.image_files import list_images, read_image
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments
 from ..paths import config_path
 from ..ros.node_process import NodeProcess
-from ..sample_images import sample_photos
+from ..frames.sample_images import sample_photos
 from ..training import toy_world
 
 SUBSCRIBE_TIMEOUT_S = 180       # first start may export the model to ONNX

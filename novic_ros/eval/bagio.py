@@ -22,7 +22,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from ..params import DEFAULT_MAX_PIXELS
 from ..paths import share_dir
-from ..ros.image_conversion import ImageConversionError, compressed_to_rgb, raw_to_rgb
+from ..frames.conversion import ImageConversionError, compressed_to_rgb, raw_to_rgb
 from .bag_layout import Layout, PartRef, resolve
 from .bag_parts import PART_TYPES, ZSTD_SUFFIX, BagError, Part, Record, decompress_file
 

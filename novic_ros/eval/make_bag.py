@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from ..atomic_file import atomic_write_text
 from ..core.errors import FrameError
-from ..image_files import IMAGE_SUFFIXES, list_images, read_image
-from ..ros.image_conversion import SUPPORTED_ENCODINGS, encode_compressed, rgb_to_raw
+from ..frames.image_files import IMAGE_SUFFIXES, list_images, read_image
+from ..frames.conversion import SUPPORTED_ENCODINGS, encode_compressed, rgb_to_raw
 from .annotations import format_annotations
 from .bagio import COMPRESSED, IMAGE, STORAGES, BagError, new_bag, typestore
 

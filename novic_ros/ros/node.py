@@ -47,13 +47,13 @@ from ..pipeline import build_classifier, build_object_finder, classify_in_batche
 from . import vision_info
 from .bond import Bond
 from .detections import detections_message
-from .image_conversion import compressed_to_rgb, raw_to_rgb
+from ..frames.conversion import compressed_to_rgb, raw_to_rgb
 from .input_health import BEST_EFFORT, RELIABLE, TopicHealth, describe_publishers
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .memory import release_freed_memory, rss_mb
 from .node_stats import NodeStats
-from .overlay import draw_labels
+from ..frames.overlay import draw_labels
 from .ros_params import declare_all
 
 WARN_THROTTLE_S = 5.0

@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from ..paths import config_path
-from .image_conversion import encode_compressed, rgb_to_raw
+from ..frames.conversion import encode_compressed, rgb_to_raw
 
 RELIABILITIES = ('reliable', 'best_effort')
 PROFILE_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'

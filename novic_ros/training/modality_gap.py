@@ -18,7 +18,7 @@ import torch
 
 from ..core.checkpoint import load_decoder, save_decoder
 from ..core.preprocess import Preprocessor
-from ..image_files import IMAGE_SUFFIXES, list_images, read_image
+from ..frames.image_files import IMAGE_SUFFIXES, list_images, read_image
 
 log = logging.getLogger(__name__)
 

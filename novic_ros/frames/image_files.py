@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from .core.errors import FrameError
-from .params import DEFAULT_MAX_PIXELS
-from .ros.image_conversion import ImageConversionError, pillow_to_rgb
+from ..core.errors import FrameError
+from ..params import DEFAULT_MAX_PIXELS
+from .conversion import ImageConversionError, pillow_to_rgb
 
 # What Pillow decodes that users keep images in.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.ppm', '.tif', '.tiff')

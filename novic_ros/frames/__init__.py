@@ -1,0 +1,1 @@
+"""Frames without ROS: decoding, converting, reading and drawing on RGB frames."""
