@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Callable
 
 from .core.object_calibration import AUTO, resolve_thresholds
-from .core.objects import REGIONS, ObjectOptions
+from .core.object_finder import REGIONS, ObjectOptions
 from .core.proposals import SaliencyConfig
 from .core.options import MODES, ClassifierOptions, read_labels_file
 from .core.stable_labels import StabilityOptions

@@ -20,9 +20,9 @@ from .backends import resolve_backend_name, resolve_engine_dir
 from .backends.devices import resolve_device
 from .core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, read_bundle
 from .core.classifier import NOT_LOADED, NovicClassifier
-from .core.objects import ObjectFinder
+from .core.object_finder import ObjectFinder
 from .core.errors import CheckpointMismatchError, FrameError, ModelLoadError
-from .core.results import FrameLabels
+from .core.frame_labels import FrameLabels
 from .core.text_cache import DiskTextEmbeddings, TextEmbeddingCache
 from .core.variants import ModelVariant, get_variant
 from .params import ModelParams

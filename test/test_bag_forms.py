@@ -194,7 +194,7 @@ def test_compressed_ros2_bags(tmp_path, storage, mode):
     # A copy of the bag with labels holds the frames uncompressed and reads back the same.
     labelled = tmp_path / 'labelled'
     from novic_ros.eval.offline import write_labels_bag
-    from novic_ros.eval.results import FrameResult
+    from novic_ros.eval.run_results import FrameResult
     with open_bag(bag) as b:
         results = [FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, (('thing', 0.5),))
                    for f in b.frames()]

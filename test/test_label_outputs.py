@@ -9,7 +9,7 @@ pytest.importorskip('rclpy')
 from builtin_interfaces.msg import Time  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from novic_ros.core.results import FrameLabels, Label  # noqa: E402
+from novic_ros.core.frame_labels import FrameLabels, Label  # noqa: E402
 from novic_ros.lexicon.wordnet import ROOT_ENV, WordNet  # noqa: E402
 from novic_ros.params import NodeParams  # noqa: E402
 from novic_ros.ros.label_outputs import CATEGORIES_TOPIC, STABLE_TOPIC, LabelOutputs  # noqa: E402

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from novic_ros.cli.classify import main as classify_main
-from novic_ros.core.objects import FrameObjects, ObjectFinder, ObjectOptions, iou_matrix
-from novic_ros.eval.objects import objects_of, set_scores
+from novic_ros.core.object_finder import FrameObjects, ObjectFinder, ObjectOptions, iou_matrix
+from novic_ros.eval.object_scoring import objects_of, set_scores
 from novic_ros.params import ModelParams
 from novic_ros.pipeline import build_object_finder
 from novic_ros.training.toy_scenes import render_scenes

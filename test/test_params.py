@@ -54,7 +54,7 @@ def test_cli_flags_come_from_the_table():
 
 
 def test_ros_descriptors_carry_ranges_and_read_only():
-    from novic_ros.ros.ros_params import descriptor
+    from novic_ros.ros.param_declaration import descriptor
     d = descriptor(BY_NAME['top_k'])
     assert d.integer_range[0].from_value == 1 and d.integer_range[0].to_value == 100
     assert descriptor(BY_NAME['rate_hz']).floating_point_range[0].to_value == 1000.0

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from novic_ros.core.results import Label
+from novic_ros.core.frame_labels import Label
 from novic_ros.core.stable_labels import StabilityOptions, StableLabeler
 
 OPTS = StabilityOptions(smoothing_s=1.0, margin=0.15, dwell_s=0.3, timeout_s=5.0)

@@ -30,9 +30,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.objects import ObjectFinder, ObjectOptions, merge
+from ..core.object_finder import ObjectFinder, ObjectOptions, merge
 from ..core.windows import GridConfig
-from ..eval.objects import set_scores
+from ..eval.object_scoring import set_scores
 from ..params import ModelParams
 from ..pipeline import build_classifier
 from ..training import toy_world

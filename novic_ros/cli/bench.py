@@ -17,7 +17,7 @@ from ..bench import training as training_bench
 from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
-from ..bench.objects import objects_cost
+from ..bench.object_cost import objects_cost
 from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',

@@ -27,10 +27,10 @@ from ..eval.annotations import load_annotations, match_annotations
 from ..eval.bagio import BagError, open_bag
 from ..eval.category_scoring import score_categories
 from ..eval.make_bag import make_bag
-from ..eval.objects import report_lines, score_objects
+from ..eval.object_scoring import report_lines, score_objects
 from ..eval.offline import run_offline, write_labels_bag
 from ..eval.report import write_report
-from ..eval.results import topic_summaries, write_csv, write_jsonl
+from ..eval.run_results import topic_summaries, write_csv, write_jsonl
 from ..eval.scoring import Scorer
 from ..lexicon.categories import CategoryMap
 from ..lexicon.wordnet import WordNet

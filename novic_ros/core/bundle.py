@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..atomic_file import atomic_write_text
 from .clip_bpe import ClipBPE, clip_bpe
-from .clip_facts import ClipFacts
+from .clip_properties import ClipFacts
 from .errors import ModelLoadError
 from .label_tokens import LabelVocab
 from .preprocess import PreprocessConfig

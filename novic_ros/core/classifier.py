@@ -16,13 +16,13 @@ import time
 
 import numpy as np
 
-from .clip_facts import ClipFacts
+from .clip_properties import ClipFacts
 from .errors import ModelLoadError
 from .generation import Sequences, beam_search, greedy
 from .label_tokens import LabelVocab
 from .options import ClassifierOptions
 from .preprocess import Preprocessor
-from .results import FrameLabels, Label, StageTimings
+from .frame_labels import FrameLabels, Label, StageTimings
 from .text_cache import TextEmbeddingCache
 
 NOT_LOADED = "it was not loaded (prompted mode needs none); start with the new mode"

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 
 from .checkpoint import clip_fingerprint
-from .clip_facts import ClipFacts
+from .clip_properties import ClipFacts
 from .errors import ModelLoadError
 from .preprocess import PreprocessConfig
 from .variants import LOCAL_DIR, ClipSpec

@@ -40,7 +40,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Sequence
 
-from .results import Label
+from .frame_labels import Label
 
 PRUNE_BELOW = 1e-4        # smoothed scores this small no longer matter to any decision
 STAMP_EPS = 1e-9          # a header stamp's resolution: sums of float seconds must not miss a deadline by less

@@ -21,7 +21,7 @@ from vision_msgs.msg import Classification
 
 from ..params import DEFAULT_LABELS_TOPIC
 from .bagio import COMPRESSED, Bag, BagFrame
-from .results import FrameResult, LiveStats
+from .run_results import FrameResult, LiveStats
 
 log = logging.getLogger(__name__)
 

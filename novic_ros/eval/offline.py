@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_MAX_PIXELS
 from ..pipeline import classify_in_batches
 from .bagio import CLASSIFICATION, IMAGE_TYPES, Bag, BagFrame, MessageError, decode, message_cdr, new_bag, typestore
-from .results import FrameResult
+from .run_results import FrameResult
 
 log = logging.getLogger(__name__)
 

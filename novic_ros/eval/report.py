@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure      # no pyplot: no global backend or figure state to manage
 
-from .results import FrameResult, LiveStats, TopicSummary
+from .run_results import FrameResult, LiveStats, TopicSummary
 from .scoring import HYPERNYM_STEP, HYPONYM_STEP
 
 THROUGHPUT_BINS = 20        # at most; fewer for short runs so each bin holds a few frames

@@ -7,7 +7,7 @@ from __future__ import annotations
 from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose,
                              Point2D, Pose2D)
 
-from ..core.objects import FrameObjects
+from ..core.object_finder import FrameObjects
 
 
 def detections_message(header, found: FrameObjects) -> Detection2DArray:

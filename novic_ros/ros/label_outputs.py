@@ -17,7 +17,7 @@ from typing import Callable
 
 from vision_msgs.msg import Classification, ObjectHypothesis
 
-from ..core.results import FrameLabels
+from ..core.frame_labels import FrameLabels
 from ..core.stable_labels import StableLabeler, default_merge_key
 from ..lexicon.categories import CategoryMap
 from ..lexicon.label_senses import LabelSenses

@@ -54,7 +54,7 @@ from .latest_frames import LatestFrames
 from .memory import release_freed_memory, rss_mb
 from .node_stats import NodeStats
 from ..frames.overlay import draw_labels
-from .ros_params import declare_all
+from .param_declaration import declare_all
 
 WARN_THROTTLE_S = 5.0
 LOSS_WARN_THROTTLE_S = 30.0     # frames lost in transport: one warning per topic per 30 s

@@ -39,7 +39,7 @@ import numpy as np
 from .generation import beam_search, greedy
 from .preprocess import validate_frame
 from .proposals import SaliencyConfig, salient_boxes
-from .results import Label, StageTimings
+from .frame_labels import Label, StageTimings
 from .windows import GridConfig, WindowCropper, grid_boxes, square_windows
 
 REGIONS = ('salient', 'grid', 'salient+grid')
