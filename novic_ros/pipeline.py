@@ -127,7 +127,7 @@ def _torch_models(variant: ModelVariant):
     """novic_ros.torch_models, or an error saying that this variant needs torch and how to do without."""
     try:
         # torch is optional: a runtime install runs bundles and never loads it.
-        from . import torch_models
+        from . import torch_pipeline as torch_models
     except ImportError as e:
         if (e.name or '').split('.')[0] not in TORCH_SIDE:
             raise

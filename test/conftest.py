@@ -52,7 +52,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='session')
 def tiny_encoder(tiny_clip_dir):
-    from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec
+    from novic_ros.models.clip_encoder import ClipEncoder, ClipSpec
     return ClipEncoder(ClipSpec('local-dir:' + str(tiny_clip_dir)))
 
 
@@ -74,8 +74,8 @@ TINY_LABELS = ('dog', 'cat', 'red bicycle', 'golden retriever', 'tree', 'coffee 
 def make_tiny_decoder(encoder, folder: Path, seed: int = 1, **overrides) -> Path:
     """A randomly initialised decoder checkpoint paired with `encoder`."""
     import torch
-    from novic_ros.core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
-    from novic_ros.core.decoder import DecoderConfig, ObjectDecoder
+    from novic_ros.models.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
+    from novic_ros.models.decoder import DecoderConfig, ObjectDecoder
     from novic_ros.core.label_tokens import LabelVocab
     vocab = LabelVocab.from_labels(TINY_LABELS)
     cfg = DecoderConfig(**{'embed_dim': encoder.embed_dim, 'vocab_size': len(vocab), 'width': 64, 'layers': 2,

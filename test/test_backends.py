@@ -15,14 +15,14 @@ from novic_ros.atomic_file import atomic_write
 from novic_ros.backends import onnx_export, resolve_backend_name
 from novic_ros.backends.engine_cache import EngineCache, EngineKey
 from novic_ros.core import bundle as bundle_format
-from novic_ros.core.checkpoint import load_decoder
-from novic_ros.core.clip_encoder import ClipSpec
+from novic_ros.models.checkpoint import load_decoder
+from novic_ros.models.clip_encoder import ClipSpec
 from novic_ros.core.errors import ModelLoadError
 from novic_ros.core.generation import beam_search
 from novic_ros.core.variants import ModelVariant
 from novic_ros.pipeline import build_classifier
 from novic_ros.params import ModelParams
-from novic_ros.torch_models import export_for
+from novic_ros.torch_pipeline import export_for
 from novic_ros.training import toy_world
 
 HAS_TRT = torch.cuda.is_available() and importlib.util.find_spec('tensorrt') is not None

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import TINY_CLIP_CFG, make_tiny_clip, make_tiny_decoder
-from novic_ros.core.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, check_pairing, checkpoint_hash, clip_fingerprint,
+from novic_ros.models.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, check_pairing, checkpoint_hash, clip_fingerprint,
                                        load_decoder, read_meta, save_decoder)
-from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec
+from novic_ros.models.clip_encoder import ClipEncoder, ClipSpec
 from novic_ros.core.errors import CheckpointMismatchError, ModelLoadError
 from novic_ros.pipeline import build_classifier
 from novic_ros.params import ModelParams

@@ -171,7 +171,7 @@ def test_prompted_labels_from_a_file(tmp_path):
 def test_open_clip_name_plus_local_checkpoint_file_loads_the_same_model(toy_classifier):
     """The way users name weights: an open_clip model name and a checkpoint file path."""
     from conftest import TOY_CLIP
-    from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec
+    from novic_ros.models.clip_encoder import ClipEncoder, ClipSpec
     by_file = ClipEncoder(ClipSpec('novic-toy-clip', str(TOY_CLIP / 'open_clip_model.safetensors')))
     frame = toy_world.render(0, (64, 64), np.random.default_rng(0))
     pixels = toy_classifier.preprocess(frame)

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from novic_ros.core.decoder import DecoderConfig, ObjectDecoder
+from novic_ros.models.decoder import DecoderConfig, ObjectDecoder
 from novic_ros.core.generation import beam_search, greedy
-from novic_ros.core.torch_runners import TorchCachedRunner, TorchRecomputeRunner
-from novic_ros.core.kv_cache import ConcatKVCache, StaticKVCache
+from novic_ros.models.torch_runners import TorchCachedRunner, TorchRecomputeRunner
+from novic_ros.models.kv_cache import ConcatKVCache, StaticKVCache
 
 
 def make_decoder(seed=0, **kw):

@@ -97,7 +97,7 @@ def test_an_unwritable_folder_costs_a_warning_not_a_failure(tiny_encoder, tmp_pa
 def test_reused_by_another_process(tiny_clip_dir, tiny_encoder, tmp_path):
     code = (
         "import sys, json\n"
-        "from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec\n"
+        "from novic_ros.models.clip_encoder import ClipEncoder, ClipSpec\n"
         "from novic_ros.backends.torch_backend import TorchTextEncoder\n"
         "from novic_ros.core.text_cache import DiskTextEmbeddings, TextEmbeddingCache\n"
         f"enc = ClipEncoder(ClipSpec('local-dir:{tiny_clip_dir}'))\n"

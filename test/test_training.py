@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import TINY_LABELS, TOY_CLIP
-from novic_ros.core.checkpoint import load_decoder, read_meta
-from novic_ros.core.clip_encoder import ClipEncoder, ClipSpec, encode_tokens_trimmed, supports_trimmed_text
+from novic_ros.models.checkpoint import load_decoder, read_meta
+from novic_ros.models.clip_encoder import ClipEncoder, ClipSpec, encode_tokens_trimmed, supports_trimmed_text
 from novic_ros.core.generation import greedy
-from novic_ros.core.torch_runners import TorchCachedRunner
+from novic_ros.models.torch_runners import TorchCachedRunner
 from novic_ros.core.preprocess import Preprocessor
 from novic_ros.lexicon.nouns import NounEntry, save_dictionary
 from novic_ros.training import toy_world
@@ -292,7 +292,7 @@ def test_cli_trains_a_decoder_the_core_loads(tiny_models_file, tmp_path, monkeyp
 
 def test_mean_shift_is_stored_and_applied(toy_encoder, tmp_path):
     from novic_ros.training.modality_gap import apply_mean_shift
-    from novic_ros.core.checkpoint import save_decoder
+    from novic_ros.models.checkpoint import save_decoder
     src, vocab, meta = load_decoder(TOY_CLIP.parent / 'decoder')
     save_decoder(tmp_path / 'd', src, vocab, meta)
     frames = [x.image for x in toy_world.render_set(1, (64, 64), seed=8)][:30]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from novic_ros.cli.train import main as train_main
-from novic_ros.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_decoder, read_meta
+from novic_ros.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_decoder, read_meta
 from novic_ros.training.train_log import LOG_FILE
 from novic_ros.training.train_state import STATE_FILE, read_state
 

@@ -32,12 +32,12 @@ from open_clip.tokenizer import SimpleTokenizer, _clean_lower
 
 from ..core.bundle import (BUNDLE_FILE, DECODER_PREFILL, DECODER_STEP, FORMAT, IMAGE_ENCODER, LABEL_VOCAB_FILE,
                            PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
-from ..core.checkpoint import checkpoint_hash
+from ..models.checkpoint import checkpoint_hash
 from ..core.clip_bpe import VOCAB_FILE, open_clip_vocab_file
-from ..core.clip_encoder import ClipEncoder, encode_tokens_at_length, supports_trimmed_text
-from ..core.decoder import ObjectDecoder
+from ..models.clip_encoder import ClipEncoder, encode_tokens_at_length, supports_trimmed_text
+from ..models.decoder import ObjectDecoder
 from ..core.errors import ModelLoadError
-from ..core.kv_cache import ConcatKVCache
+from ..models.kv_cache import ConcatKVCache
 from ..core.label_tokens import TOKENIZER_NAME, LabelVocab
 from .quantize import quantize_bundle
 from .base import (ENCODER_INPUT, ENCODER_OUTPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, PRESENT_K, PRESENT_V,

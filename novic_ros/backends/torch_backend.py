@@ -7,10 +7,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.checkpoint import clip_fingerprint
-from ..core.clip_encoder import ClipEncoder
-from ..core.decoder import ObjectDecoder
-from ..core.torch_runners import TorchCachedRunner
+from ..models.checkpoint import clip_fingerprint
+from ..models.clip_encoder import ClipEncoder
+from ..models.decoder import ObjectDecoder
+from ..models.torch_runners import TorchCachedRunner
 
 
 class TorchTextEncoder:

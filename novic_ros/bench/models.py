@@ -12,10 +12,10 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
-from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
-from ..core.clip_encoder import ClipEncoder
+from ..models.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, save_decoder
+from ..models.clip_encoder import ClipEncoder
 from ..core.variants import ClipSpec
-from ..core.decoder import DecoderConfig, ObjectDecoder
+from ..models.decoder import DecoderConfig, ObjectDecoder
 from ..core.label_tokens import LabelVocab
 from ..lexicon.nouns import build_dictionary
 from ..lexicon.wordnet import WordNet

@@ -158,7 +158,7 @@ def _dense_looks(classifier, grid_cells: int = 4, stride: int = 2, short: int = 
     from PIL import Image
     from ..core.generation import greedy
     from ..core.variants import get_variant
-    from ..core.clip_encoder import ClipEncoder
+    from ..models.clip_encoder import ClipEncoder
 
     model = ClipEncoder(get_variant('toy').clip).model.eval()
     pre = classifier.clip.preprocess

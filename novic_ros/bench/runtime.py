@@ -15,7 +15,7 @@ from ..params import ModelParams
 from ..paths import config_path
 from ..pipeline import build_classifier
 from ..ros.node_process import NodeProcess
-from ..torch_models import export_for
+from ..torch_pipeline import export_for
 from ..training import toy_world
 from .models import TYPICAL_STEPS, bench_dir
 from .sections import _classifiers, _table, frames_640x480

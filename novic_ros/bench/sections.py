@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
-from ..core.decoder import ObjectDecoder
+from ..models.decoder import ObjectDecoder
 from ..core.generation import beam_search, greedy
 from ..core.preprocess import PreprocessConfig, Preprocessor
-from ..core.torch_runners import TorchCachedRunner, TorchRecomputeRunner
+from ..models.torch_runners import TorchCachedRunner, TorchRecomputeRunner
 from ..params import ModelParams
 from ..paths import config_path
 from ..pipeline import build_classifier

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.clip_encoder import ClipEncoder
+from ..models.clip_encoder import ClipEncoder
 from ..core.variants import ClipSpec
 from ..paths import config_path
 from ..training.batches import PREFETCH_BATCHES, BatchStream

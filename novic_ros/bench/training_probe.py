@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..core.clip_encoder import ClipEncoder
+from ..models.clip_encoder import ClipEncoder
 from ..core.variants import ClipSpec
 from ..paths import config_path
 from ..training.train_config import TrainConfig

@@ -15,7 +15,7 @@ from ..core.bundle import IMAGE_ENCODER, PRECISIONS, read_bundle
 from ..core.errors import ModelLoadError
 from ..core.variants import get_variant
 from ..params import add_model_arguments
-from ..torch_models import load_models
+from ..torch_pipeline import load_models
 from .common import run, setup_logging
 
 DEFAULT_PRECISIONS = 'fp32,fp16,int8'

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..core.checkpoint import clip_fingerprint, read_meta
+from ..models.checkpoint import clip_fingerprint, read_meta
 from ..core.errors import ModelLoadError
-from ..core.clip_encoder import ClipEncoder
+from ..models.clip_encoder import ClipEncoder
 from ..core.variants import ClipSpec
 from ..paths import config_path, share_dir
 from ..training import toy_clip, toy_world

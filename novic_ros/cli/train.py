@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..core.checkpoint import read_meta
-from ..core.clip_encoder import ClipEncoder
+from ..models.checkpoint import read_meta
+from ..models.clip_encoder import ClipEncoder
 from ..core.variants import get_variant
 from ..params import BY_NAME, add_model_arguments
 from ..training import distributed

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..core.clip_encoder import resolve_device
+from ..models.clip_encoder import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 
 import torch
 
-from ..core.checkpoint import load_decoder, save_decoder
+from ..models.checkpoint import load_decoder, save_decoder
 from ..core.preprocess import Preprocessor
 from ..frames.image_files import IMAGE_SUFFIXES, list_images, read_image
 

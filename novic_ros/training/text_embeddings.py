@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic_file import atomic_write, atomic_write_text
-from ..core.clip_encoder import ClipEncoder, supports_trimmed_text, text_lengths
+from ..models.clip_encoder import ClipEncoder, supports_trimmed_text, text_lengths
 from .distributed import SINGLE, DistContext
 from .prompt_rows import Rows
 

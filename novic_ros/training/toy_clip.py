@@ -26,7 +26,7 @@ from safetensors.torch import save
 from tqdm import tqdm
 
 from ..atomic_file import atomic_write, atomic_write_text
-from ..core.clip_encoder import register_model_configs
+from ..models.clip_encoder import register_model_configs
 from ..core.preprocess import Preprocessor, PreprocessConfig
 from . import toy_world
 from .prompts import PromptGenerator

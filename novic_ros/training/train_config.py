@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ..core.decoder import DecoderConfig
+from ..models.decoder import DecoderConfig
 
 # What the data decides, not the config: the CLIP embedding width and the label vocabulary.
 DATA_DECIDED = ('embed_dim', 'vocab_size')

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.checkpoint import clip_fingerprint
-from ..core.clip_encoder import ClipEncoder
+from ..models.checkpoint import clip_fingerprint
+from ..models.clip_encoder import ClipEncoder
 from ..core.label_tokens import LabelVocab
 from ..paths import cache_dir
 from .data_split import HeldOut

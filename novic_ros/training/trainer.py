@@ -6,7 +6,7 @@ difference between text and image embeddings, so the decoder transfers to images
 
 Flow: nouns -> prompt rows -> cached, memory-mapped text embeddings (train_data.py) ->
 teacher-forced training with noise, data-parallel under torchrun (batches.py, distributed.py) ->
-checkpoint in the core's format (novic_ros.core.checkpoint) plus train_state.pt to resume.
+checkpoint in the core's format (novic_ros.models.checkpoint) plus train_state.pt to resume.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..core.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, load_decoder, save_decoder
-from ..core.clip_encoder import ClipEncoder
-from ..core.decoder import ObjectDecoder
+from ..models.checkpoint import ClipInfo, DecoderMeta, clip_fingerprint, load_decoder, save_decoder
+from ..models.clip_encoder import ClipEncoder
+from ..models.decoder import ObjectDecoder
 from ..core.generation import greedy
-from ..core.torch_runners import TorchCachedRunner
+from ..models.torch_runners import TorchCachedRunner
 from .batches import Batch, BatchPlan, BatchStream, per_rank_batch
 from .distributed import SINGLE, DistContext
 from .stop_signals import StopSignals

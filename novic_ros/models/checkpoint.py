@@ -18,8 +18,8 @@ from safetensors.torch import load_file, save
 
 from ..atomic_file import atomic_write, atomic_write_text
 from .decoder import DecoderConfig, ObjectDecoder
-from .errors import CheckpointMismatchError, ModelLoadError
-from .label_tokens import TOKENIZER_NAME, LabelVocab
+from ..core.errors import CheckpointMismatchError, ModelLoadError
+from ..core.label_tokens import TOKENIZER_NAME, LabelVocab
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import torch
 from .backends.onnx_export import ensure_bundle, ensure_fp16_encoder, export_info
 from .backends.torch_backend import TorchBackend
 from .core.bundle import Bundle
-from .core.checkpoint import check_pairing, load_decoder
+from .models.checkpoint import check_pairing, load_decoder
 from .core.classifier import NOT_LOADED, NovicClassifier
-from .core.clip_encoder import ClipEncoder, resolve_device, resolve_precision
-from .core.decoder import ObjectDecoder
+from .models.clip_encoder import ClipEncoder, resolve_device, resolve_precision
+from .models.decoder import ObjectDecoder
 from .core.errors import CheckpointMismatchError, ModelLoadError
 from .core.label_tokens import LabelVocab
 from .core.variants import ModelVariant

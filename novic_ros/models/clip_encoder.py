@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 
 from .checkpoint import clip_fingerprint
-from .clip_properties import ClipFacts
-from .errors import ModelLoadError
-from .preprocess import PreprocessConfig
-from .variants import LOCAL_DIR, ClipSpec
+from ..core.clip_properties import ClipFacts
+from ..core.errors import ModelLoadError
+from ..core.preprocess import PreprocessConfig
+from ..core.variants import LOCAL_DIR, ClipSpec
 
 log = logging.getLogger(__name__)
 
