@@ -4,7 +4,7 @@ maps the fingerprint of a model's weights (the one decoder checkpoints and bundl
 
 Why per model: the CLIP check compares a window with its label's prompt by cosine similarity, and
 each CLIP model has its own scale (matching pairs score about 0.8 with the toy CLIP, about 0.3
-with OpenAI's ViT-B/32). `python -m novic_ros.bench.objects_study --calibrate` measures a model's
+with OpenAI's ViT-B/32). `python tools/objects_study.py --calibrate` measures a model's
 values and prints its entry. A model without one gets no CLIP check and min_score 0.5.
 """
 from __future__ import annotations

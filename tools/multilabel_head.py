@@ -1,5 +1,5 @@
 """A multi-label head in CLIP space trained on text alone: candidate (b) of the multi-object study
-(novic_ros.bench.objects_study), after "Language-Driven Cross-Modal Classifier for Zero-Shot
+(tools/objects_study.py), after "Language-Driven Cross-Modal Classifier for Zero-Shot
 Multi-Label Image Recognition" (Xie et al., ICML 2024).
 
 Training sees no image. Captions name one to four nouns ("a photo of a dog, a cat and a kite.")
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .prompts import SINGLE, PromptGenerator, _article
-from .trainer import add_noise
+from novic_ros.training.prompts import SINGLE, PromptGenerator, _article
+from novic_ros.training.trainer import add_noise
 
 MULTI_TEMPLATES = ('a photo of {}.', 'a picture of {}.', '{}.', 'a photo with {}.', 'an image showing {}.',
                    'there are {} in the picture.', 'a scene with {}.', 'a drawing of {}.', '{} on a table.',

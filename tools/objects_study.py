@@ -1,7 +1,7 @@
 """The multi-object study: every candidate approach side by side on multi-object toy scenes the
 training never saw, with set-level precision, recall and F1 and the time per frame.
 
-    python -m novic_ros.bench.objects_study [--cal 200] [--test 500] [--out FILE] [--calibrate]
+    python tools/objects_study.py [--cal 200] [--test 500] [--out FILE] [--calibrate]
 
 Protocol: each candidate's thresholds are chosen on calibration scenes (seed --cal-seed) to
 maximise set-level F1, then applied unchanged to the test scenes (seed --test-seed); the scenes
@@ -30,13 +30,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.object_finder import ObjectFinder, ObjectOptions, merge
-from ..core.windows import GridConfig
-from ..eval.object_scoring import set_scores
-from ..params import ModelParams
-from ..pipeline import build_classifier
-from ..training import toy_world
-from ..training.toy_scenes import SceneConfig, render_scenes
+from novic_ros.core.object_finder import ObjectFinder, ObjectOptions, merge
+from novic_ros.core.windows import GridConfig
+from novic_ros.eval.object_scoring import set_scores
+from novic_ros.params import ModelParams
+from novic_ros.pipeline import build_classifier
+from novic_ros.training import toy_world
+from novic_ros.training.toy_scenes import SceneConfig, render_scenes
 
 SIMILARITY_GRID = (0.0,) + tuple(round(x, 2) for x in np.arange(0.60, 0.90, 0.01))
 
@@ -156,9 +156,9 @@ def _dense_looks(classifier, grid_cells: int = 4, stride: int = 2, short: int = 
     import torch                       # the dense path needs the torch model (study only)
     import torch.nn.functional as F
     from PIL import Image
-    from ..core.generation import greedy
-    from ..core.variants import get_variant
-    from ..models.clip_encoder import ClipEncoder
+    from novic_ros.core.generation import greedy
+    from novic_ros.core.variants import get_variant
+    from novic_ros.models.clip_encoder import ClipEncoder
 
     model = ClipEncoder(get_variant('toy').clip).model.eval()
     pre = classifier.clip.preprocess
@@ -233,7 +233,7 @@ def run(args) -> str:
         '**(a) salient windows + CLIP check (default)**': (_finder_looks(ObjectFinder(classifier, none)), True),
     }
     if not args.quick:
-        from ..training.multilabel_head import train_head
+        from multilabel_head import train_head
         t0 = time.time()
         head = train_head(classifier.backend.text_encoder, list(toy_world.NOUNS))
         print(f"multi-label head trained on text in {time.time() - t0:.0f} s", file=sys.stderr)
@@ -280,7 +280,7 @@ def run(args) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m novic_ros.bench.objects_study', description=__doc__,
+    p = argparse.ArgumentParser(prog='python tools/objects_study.py', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--cal', type=int, default=200, help='calibration scenes (default 200)')
     p.add_argument('--test', type=int, default=500, help='test scenes (default 500)')
