@@ -6,7 +6,7 @@ each other's construction; the node, the CLIs, evaluation and the benchmarks bui
 here and nowhere else. The runtime backends (onnxruntime, tensorrt) run a bundle; this module
 imports no torch, so a runtime install without it runs a bundle end to end. A variant given as
 an open_clip model and a decoder checkpoint is loaded (torch backend) or exported to a bundle
-first (runtime backends) by novic_ros.torch_models, where torch is installed.
+first (runtime backends) by novic_ros.torch_pipeline, where torch is installed.
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def runtime_precision(backend: str, precision: str, device: str) -> str:
 
 
 def _torch_models(variant: ModelVariant):
-    """novic_ros.torch_models, or an error saying that this variant needs torch and how to do without."""
+    """novic_ros.torch_pipeline, or an error saying that this variant needs torch and how to do without."""
     try:
         # torch is optional: a runtime install runs bundles and never loads it.
         from . import torch_pipeline as torch_models

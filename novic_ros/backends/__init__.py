@@ -3,7 +3,7 @@ torch (eager), onnxruntime (a bundle's graphs; CPU or CUDA provider; int8 on the
 (engines built from a bundle's graphs, cached), with the ONNX export, int8 quantisation and the
 engine cache they share.
 
-May import: core, paths, atomic_file, numpy. torch only in torch_backend and onnx_export (the
+May import: core, models (torch_backend and onnx_export), paths, atomic_file, numpy. torch only in torch_backend and onnx_export (the
 torch side: eager models and their export); onnxruntime, onnx, tensorrt and cuda only where
 that backend or tool is chosen (optional packages). This package's own import needs none of
 them. Never params, pipeline, ros, eval, training or cli.

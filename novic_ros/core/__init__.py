@@ -1,14 +1,14 @@
-"""The ROS-free inference core: frame -> preprocess -> CLIP encoder -> object decoder (greedy and
-beam generation with a key/value cache) -> labels with scores.
+"""The torch-free inference core: frame -> preprocess -> encoder -> object decoder (greedy and beam
+generation over a backend's decoder runner) -> labels with scores.
 
-Holds the models (clip_encoder, decoder, kv_cache, checkpoint, label_tokens, variants), the steps
-(preprocess, generation), the classifier with its frozen options (classifier, options, text_cache),
-what happens to labels over time (stable_labels) and the typed results and errors every layer
-above uses.
+Holds the steps (preprocess, generation, windows, proposals), the classifier and object finder with
+their frozen options (classifier, object_finder, options, text_cache), what a model is made of
+without torch (bundle, clip_properties, label_tokens, clip_bpe, variants, object_calibration), what
+happens to labels over time (stable_labels) and the typed results and errors every layer above uses
+(frame_labels, errors). The torch models live beside it in novic_ros.models.
 
 May import: numpy, PIL, yaml, ftfy, regex and the leaf utilities novic_ros.paths and
-novic_ros.atomic_file; torch and open_clip only in the model modules (clip_encoder, decoder,
-kv_cache, torch_runners, checkpoint), which the runtime path (a bundle on onnxruntime or tensorrt)
-never imports. Never rclpy, novic_ros.params, novic_ros.pipeline, backends, ros, eval,
-training or cli: everything above builds on the core, not the other way round.
+novic_ros.atomic_file. Never torch or open_clip, never rclpy, and nothing above it (params,
+pipeline, models, backends, frames, ros, eval, training, cli): everything above builds on the core,
+not the other way round.
 """

@@ -1,1 +1,8 @@
-"""Frames without ROS: decoding, converting, reading and drawing on RGB frames."""
+"""Frames without ROS: image messages' bytes <-> HxWx3 uint8 RGB (conversion: every sensor_msgs
+encoding, compressed images, the max_pixels check before decoding), image files (image_files),
+the sample photographs installed with scikit-image and matplotlib (sample_images), and labels
+drawn onto a frame (overlay).
+
+May import: numpy, PIL, core (errors) and params (the max_pixels default). Never rclpy or a
+message package: the node, the evaluation tools, training and the tests share this code.
+"""

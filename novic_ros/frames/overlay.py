@@ -1,6 +1,6 @@
 """Draw classification labels onto a frame for the debug image topic.
 
-Like image_conversion, this module needs no ROS so it can be tested and reused offline.
+Like frames.conversion, this module needs no ROS so it can be tested and reused offline.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def draw_labels(rgb: np.ndarray, labels: Sequence[tuple[str, float]],
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise FrameError(
             f'draw_labels expects an HxWx3 uint8 RGB array, got shape {arr.shape} dtype '
-            f'{arr.dtype}; convert the frame with image_conversion.raw_to_rgb first')
+            f'{arr.dtype}; convert the frame with frames.conversion.raw_to_rgb first')
     out = arr.copy()
     lines = [_line_text(label, score) for label, score in list(labels)[:max(0, max_labels)]]
     height, width = out.shape[:2]

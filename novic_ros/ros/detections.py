@@ -1,4 +1,4 @@
-"""The objects of one frame (core.objects.FrameObjects) as vision_msgs/Detection2DArray: the input
+"""The objects of one frame (core.object_finder.FrameObjects) as vision_msgs/Detection2DArray: the input
 header on the array and on every detection; each detection's bbox in pixels of the input image
 (centre and size, theta 0) and one hypothesis, its free-text label with its score, best first.
 The pose of the hypothesis stays zero: the mode finds where in the image, not where in space."""

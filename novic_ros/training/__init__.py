@@ -2,6 +2,6 @@
 the memory-mapped text-embedding cache, the data-parallel trainer (torchrun) with its resumable
 state and stop signals, and the modality-gap tools.
 
-May import: core (models, checkpoints), lexicon (nouns), paths, atomic_file, image_files. Never ros,
-backends, eval or cli.
+May import: core, models (decoder, CLIP, checkpoints), lexicon (nouns), paths, atomic_file and
+frames (image files). Never ros, backends, eval or cli.
 """

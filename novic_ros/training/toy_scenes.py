@@ -2,7 +2,7 @@
 varied sizes and positions, plus distractors (shapes and strokes that are no noun), each object
 with its pixel box.
 
-They are what the multi-object mode (novic_ros.core.objects) is measured on. The toy CLIP and its
+They are what the multi-object mode (novic_ros.core.object_finder) is measured on. The toy CLIP and its
 decoder were trained on single pictograms filling most of a 64 px picture (toy_world.render); a
 scene is a different composition, and its random stream is seeded apart from every training
 stream (SCENE_STREAM), so no scene was ever seen in training.

@@ -27,7 +27,7 @@ def _check_decoder(self) -> None:
 
 
 # DecoderConfig without the parts the data decides, derived from its fields so that each
-# hyper-parameter and its default is written once (in core/decoder.py).
+# hyper-parameter and its default is written once (in models/decoder.py).
 DecoderHParams = make_dataclass(
     'DecoderHParams',
     [(f.name, f.type, field(default=f.default)) for f in fields(DecoderConfig) if f.name not in DATA_DECIDED],
