@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from novic_ros.core.objects import DetectedObject
+from novic_ros.core.object_finder import DetectedObject
 from novic_ros.core.stable_labels import StabilityOptions
 from novic_ros.core.tracks import MAX_TRACKS, ObjectTracker, TrackOptions
 from novic_ros.eval.tracking import ids_unique_across_objects, score_tracks

@@ -1,7 +1,7 @@
 """Objects tracked from frame to frame: an id that stays while the object stays in view, and a label
 smoothed over the track's frames.
 
-Per stream (a camera), the objects of each frame (objects.py: label, score, box, CLIP embedding) are
+Per stream (a camera), the objects of each frame (object_finder.py: label, score, box, CLIP embedding) are
 assigned to the tracks of the frames before:
 
 Prediction
@@ -46,8 +46,8 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .objects import DetectedObject, iou_matrix
-from .results import Label
+from .object_finder import DetectedObject, iou_matrix
+from .frame_labels import Label
 from .stable_labels import StabilityOptions, StableLabeler, StableLabels, default_merge_key
 
 EMBEDDING_MOMENTUM = 0.8      # a track's embedding keeps this much of itself per detection

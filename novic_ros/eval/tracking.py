@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..core.objects import iou_matrix
+from ..core.object_finder import iou_matrix
 
 MATCH_IOU = 0.3
 
