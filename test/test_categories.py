@@ -100,6 +100,33 @@ def test_hypernym_chain_runs_through_the_category(cats):
                                                 'hypernyms': list(cats.categorise('dog').hypernyms)}
 
 
+def test_one_hypernym_chain_everywhere(wn, cats, capsys):
+    """'dog' has two hypernyms (canine, domestic animal): the category's chain, which --json and
+    the node give, novic-nouns show and the README's example are one and the same chain."""
+    import json
+    import re
+    from pathlib import Path
+    from novic_ros.cli.nouns import main as nouns_main
+    chain = list(cats.categorise('dog').hypernyms)
+    first_hypernyms = [wn.synset(o).name for o in wn.hypernym_path(wn.synsets('dog')[0].offset)[1:]]
+    assert chain == first_hypernyms and chain[:2] == ['canine', 'carnivore'] and 'domestic animal' not in chain
+    assert nouns_main(['show', 'dog']) == 0
+    assert f"hypernyms: {' > '.join(chain)}\n" in capsys.readouterr().out
+    readme = (Path(__file__).resolve().parent.parent / 'README.md').read_text()
+    example = re.search(r'"label": "dog".*?"hypernyms": (\[[^\]]*\])', readme, re.S)
+    assert example is not None and json.loads(example.group(1)) == chain
+
+
+def test_a_chain_through_a_category_follows_the_first_hypernyms_that_reach_it(wn):
+    dog = wn.synsets('dog')[0].offset
+    domestic = next(h for h in wn.synset(dog).hypernyms if wn.synset(h).name == 'domestic animal')
+    # through 'domestic animal', only its branch leads there; the chain then goes on by first hypernyms
+    path = [wn.synset(o).name for o in wn.hypernym_path(dog, through=[domestic])]
+    assert path[:3] == ['dog', 'domestic animal', 'animal'] and path[-1] == 'entity'
+    with pytest.raises(ValueError, match='hypernym'):
+        wn.hypernym_path(dog, through=[wn.synsets('tractor')[0].offset])
+
+
 def test_category_scores_sum_the_probabilities_of_labels_under_each(cats):
     scores = cats.scores([('dog', 0.4), ('wolf', 0.2), ('tractor', 0.25), ('blorptangle', 0.1), ('cat', 0.05)])
     assert [name for name, _ in scores] == ['animal', 'vehicle', OTHER]

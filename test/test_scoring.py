@@ -211,6 +211,21 @@ def test_hand_checked_report(scorer):
     assert scorer.score(HAND_PREDICTIONS, HAND_TRUTHS, k=1).topk == pytest.approx(0.25)
 
 
+@needs_wordnet
+def test_classes_are_shown_as_written_not_as_wordnet_lemmas(scorer):
+    """WordNet's lemma of 'jeans' is 'jean' and of 'headphones' 'headphone': grouped by it, the
+    report shows the word people wrote; 'mug' where someone wrote it, beside 'mugs' and 'Mug'."""
+    truths = [['jeans'], ['Jeans'], ['headphones'], ['mug'], ['mugs'], ['Mug']]
+    preds = [['headphones'], ['jeans'], ['jeans'], ['cup'], ['cups'], ['cup']]
+    report = scorer.score(preds, truths, k=1)
+    assert set(report.per_class) == {'jeans', 'headphones', 'mug'}
+    assert report.per_class['jeans'].n == 2 and report.per_class['mug'].n == 3
+    assert report.confusions == [('mug', 'cup', 3), ('headphones', 'jeans', 1), ('jeans', 'headphones', 1)]
+    from novic_ros.eval.object_scoring import score_objects
+    sets = score_objects(scorer, [['jeans', 'headphones'], ['trousers']], [['jeans'], ['Jeans', 'headphones']])
+    assert set(sets.per_class) == {'jeans', 'headphones', 'trousers'} and sets.wrong == {'headphones': 1, 'trousers': 1}
+
+
 def test_score_rejects_bad_input():
     plain = Scorer(None)
     with pytest.raises(ValueError):

@@ -256,7 +256,11 @@ def test_cli_build_writes_a_loadable_dictionary(tmp_path: Path, dictionary: list
 def test_cli_show(capsys: pytest.CaptureFixture):
     assert nouns_main(['show', 'hot dogs']) == 0
     out = capsys.readouterr().out
-    assert 'noun.food' in out and 'sandwich > ' in out and out.rstrip().endswith('on a bun')
+    assert 'noun.food' in out and out.rstrip().endswith('on a bun')
+    # The category's sense among the tied ones (the sausage, not the sandwich), and its chain:
+    # the same as novic-classify --json gives (test_one_hypernym_chain_everywhere).
+    assert 'category:  food (default categories; sense frank.n.02)' in out
+    assert 'hypernyms: sausage > meat > food > solid > matter > physical entity > entity' in out
 
 
 @pytest.mark.parametrize('argv', [

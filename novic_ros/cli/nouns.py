@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from novic_ros.lexicon.nouns import build_dictionary, dictionary_summary, hypernym_chain, lookup_entry, save_dictionary
+from novic_ros.lexicon.categories import CategoryMap
+from novic_ros.lexicon.nouns import build_dictionary, dictionary_summary, lookup_entry, save_dictionary
 from novic_ros.lexicon.wordnet import ROOT_ENV, WordNet
 
 PROG = 'novic-nouns'
@@ -63,9 +64,13 @@ def cmd_show(args: argparse.Namespace) -> None:
     if entry is None:
         raise CliError(f"no WordNet noun for {args.label!r}")
     synset = wn.synset(entry.synset)
+    # The category and chain novic-classify --json and the node give this label (the default
+    # categories): one hypernym chain per label everywhere.
+    found = CategoryMap(wn).categorise(args.label)
     print(f"{entry.label}  [{entry.lexname}, synset {entry.synset:08d}, tagged {entry.freq}x]")
     print(f"  synonyms:  {', '.join(entry.synonyms) or '-'}")
-    print(f"  hypernyms: {' > '.join(hypernym_chain(wn, entry.synset)) or '-'}")
+    print(f"  category:  {found.category} (default categories; sense {found.sense or '-'})")
+    print(f"  hypernyms: {' > '.join(found.hypernyms) or '-'}")
     print(f"  gloss:     {synset.gloss}")
 
 

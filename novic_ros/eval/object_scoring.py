@@ -12,7 +12,7 @@ twice: `dog;dog` is the class dog present); matching is the Scorer's
     recall    = objects named / objects present
     F1        = 2 P R / (P + R)
 
-Per class (the first name of an object, normalised): how often it was present, how often named
+Per class (the first name of an object; grouped by its normalised form, shown as written): how often it was present, how often named
 (recall), how often predicted, how often right when predicted (precision).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from .scoring import NONE, Scorer
+from .scoring import NONE, Scorer, Spellings
 
 ALTERNATIVES = '|'
 
@@ -97,6 +97,7 @@ def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[s
     n = predicted_total = right_total = present_total = named_total = 0
     per: dict[str, list[int]] = {}
     wrong: dict[str, int] = {}
+    written = Spellings()          # keys are normalised; reports show the words as written
     for preds, truth in zip(predictions, truths):
         n += 1
         # A set: an object written twice (two dogs) is one class present, as a label predicted twice is one.
@@ -105,25 +106,27 @@ def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[s
         unmatched = list(range(len(objects)))
         for label in labels:
             hit = next((i for i in unmatched if matches(label, objects[i])), None)
-            key = class_name(objects[hit][0]) if hit is not None else class_name(label)
+            key = (written.add(class_name(objects[hit][0]), objects[hit][0]) if hit is not None
+                   else written.add(class_name(label), label))
             per.setdefault(key, [0, 0, 0, 0])[2] += 1
             if hit is None:
-                wrong[class_name(label)] = wrong.get(class_name(label), 0) + 1
+                wrong[key] = wrong.get(key, 0) + 1
                 continue
             unmatched.remove(hit)
             per[key][3] += 1
             right_total += 1
         for i, obj in enumerate(objects):
-            key = class_name(obj[0])
+            key = written.add(class_name(obj[0]), obj[0])
             per.setdefault(key, [0, 0, 0, 0])[0] += 1
             if i not in unmatched:
                 per[key][1] += 1
                 named_total += 1
         predicted_total += len(labels)
         present_total += len(objects)
+    shown = written.shown
     return SetScores(n, predicted_total, right_total, present_total, named_total,
-                     {k: ClassSetScore(*v) for k, v in sorted(per.items())},
-                     dict(sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))))
+                     dict(sorted((shown(k), ClassSetScore(*v)) for k, v in per.items())),
+                     dict(sorted(((shown(k), c) for k, c in wrong.items()), key=lambda kv: (-kv[1], kv[0]))))
 
 
 def score_objects(scorer: Scorer, predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[str]]) -> SetScores:

@@ -31,6 +31,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from ..lexicon.label_senses import normalise_label
 from ..lexicon.wordnet import WordNet, index_key
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,11 @@ class ClassScore:
 
 @dataclass(frozen=True)
 class ScoreReport:
-    """Fractions over `n` frames; per_class is keyed by the normalised first truth noun, and
-    confusions are the most common (truth, first prediction, count) among top-1 misses."""
+    """Fractions over `n` frames; per_class is keyed by the first truth noun, and confusions are
+    the most common (truth, first prediction, count) among top-1 misses. Labels are grouped by
+    their normalised form ('mugs' and 'Mug' are one class) and shown by `shown_name`: the word
+    as the annotator or the classifier wrote it ('jeans', 'headphones'), not WordNet's
+    singular lemma ('jean')."""
     n: int
     top1: float
     topk: float
@@ -242,14 +246,16 @@ class Scorer:
             tally.add(*self._frame(list(preds), truth, k))
         return tally.report(k)
 
-    def _frame(self, preds: list[str], truth: Sequence[str], k: int) -> tuple[str, str, bool, bool, bool, float]:
-        """(class, first prediction, top1, topk, top1 exact, hierarchy) of one frame."""
-        cls = self.normalise(truth[0])
+    def _frame(self, preds: list[str], truth: Sequence[str], k: int) -> tuple[tuple[str, str], tuple[str, str],
+                                                                              bool, bool, bool, float]:
+        """((class, as written), (first prediction, as written), top1, topk, top1 exact, hierarchy)
+        of one frame."""
+        cls = (self.normalise(truth[0]), truth[0])
         if not preds:
-            return cls, NO_PREDICTION, False, False, False, 0.0
+            return cls, (NO_PREDICTION, NO_PREDICTION), False, False, False, 0.0
         first = self.match(preds[0], truth)
         hit_k = first != NONE or any(self.match(p, truth) != NONE for p in preds[1:k])
-        return (cls, self.normalise(preds[0]), first != NONE, hit_k, first == EXACT,
+        return (cls, (self.normalise(preds[0]), preds[0]), first != NONE, hit_k, first == EXACT,
                 self.hierarchy_credit(preds[0], truth))
 
 
@@ -262,8 +268,11 @@ class _Tally:
         self.hierarchy = 0.0
         self.classes: dict[str, list[float]] = {}  # class -> [n, top1 hits, hierarchy sum]
         self.confusions: Counter[tuple[str, str]] = Counter()
+        self.written = Spellings()
 
-    def add(self, cls: str, pred: str, top1: bool, topk: bool, exact: bool, credit: float) -> None:
+    def add(self, cls_written: tuple[str, str], pred_written: tuple[str, str], top1: bool, topk: bool, exact: bool,
+            credit: float) -> None:
+        cls, pred = self.written.add(*cls_written), self.written.add(*pred_written)
         self.n += 1
         self.top1 += top1
         self.topk += topk
@@ -277,13 +286,37 @@ class _Tally:
             self.confusions[(cls, pred)] += 1
 
     def report(self, k: int) -> ScoreReport:
-        per_class = {cls: ClassScore(int(n), hits / n, credit / n)
-                     for cls, (n, hits, credit) in sorted(self.classes.items())}
-        confusions = sorted(((t, p, c) for (t, p), c in self.confusions.items()),
+        shown = self.written.shown
+        per_class = dict(sorted((shown(cls), ClassScore(int(n), hits / n, credit / n))
+                                for cls, (n, hits, credit) in self.classes.items()))
+        confusions = sorted(((shown(t), shown(p), c) for (t, p), c in self.confusions.items()),
                             key=lambda row: (-row[2], row[0], row[1]))[:MAX_CONFUSIONS]
         return ScoreReport(self.n, _frac(self.top1, self.n), _frac(self.topk, self.n),
                            _frac(self.exact, self.n), _frac(self.hierarchy, self.n),
                            per_class, confusions, k)
+
+
+class Spellings:
+    """How the labels of each normalised form were written, to show them as people wrote them."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Counter[str]] = {}
+
+    def add(self, key: str, written: str) -> str:
+        self._seen.setdefault(key, Counter())[normalise_label(written) or key] += 1
+        return key
+
+    def shown(self, key: str) -> str:
+        return shown_name(key, self._seen.get(key, Counter()))
+
+
+def shown_name(key: str, written: Counter[str]) -> str:
+    """The name a report shows for a normalised label `key`: the key itself when someone wrote it
+    so ('mug' for 'mugs' and 'Mug'), else the spelling written most often, the first on a tie
+    ('jeans', whose WordNet lemma is 'jean'; 'headphones')."""
+    if not written or key in written:
+        return key
+    return max(written, key=written.__getitem__)      # max keeps the first of equals: insertion order
 
 
 def _frac(value: float, n: int) -> float:

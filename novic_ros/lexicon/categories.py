@@ -176,19 +176,18 @@ class CategoryMap:
         sense = self.senses.lookup(label)
         if sense is None:
             return LabelCategory(label, OTHER)
-        best = None     # (category index, links, sense, its ancestors, listed synset)
+        best = None     # (category index, links, sense, listed synset)
         for offset in sense.senses[:sense.tied]:
-            parents = self._ancestors(offset)
-            found = self._nearest(parents)
+            found = self._nearest(self._ancestors(offset))
             if found is not None and (best is None or found[:2] < best[:2]):
-                best = (*found[:2], offset, parents, found[2])
+                best = (*found[:2], offset, found[2])
         if best is None:
             offset, category = sense.synset, OTHER
             chain = self.wn.hypernym_path(offset)[1:]
         else:
-            index, _, offset, parents, listed = best
+            index, _, offset, _ = best
             category = self.categories[index].name
-            chain = _path_to(parents, listed)[1:] + self.wn.hypernym_path(listed)[1:]
+            chain = self.wn.hypernym_path(offset, through=self.categories[index].synsets)[1:]
         return LabelCategory(label, category, synset_name(self.wn, offset), sense.matched,
                              tuple(self.wn.synset(o).name for o in chain))
 
@@ -226,10 +225,3 @@ class CategoryMap:
         order = {n: i for i, n in enumerate(self.names)}
         return sorted(totals.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
-
-def _path_to(ancestors: dict[int, tuple[int, int | None]], target: int) -> list[int]:
-    """The BFS path from the start synset up to `target`, start first."""
-    path = [target]
-    while ancestors[path[-1]][1] is not None:
-        path.append(ancestors[path[-1]][1])
-    return path[::-1]

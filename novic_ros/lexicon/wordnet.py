@@ -17,7 +17,7 @@ import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -229,15 +229,33 @@ class WordNet:
         """True when `ancestor_offset` is `offset` or one of its (transitive) hypernyms."""
         return offset == ancestor_offset or ancestor_offset in self.hypernym_closure(offset)
 
-    def hypernym_path(self, offset: int) -> list[int]:
+    def hypernym_path(self, offset: int, through: Collection[int] = ()) -> list[int]:
         """One chain from `offset` up to the root, following the first hypernym each time:
-        what a human reads as "dog > canine > carnivore > ... > entity"."""
-        path = [offset]
+        what a human reads as "dog > canine > carnivore > ... > entity". With `through`
+        (ancestors, such as the synsets of a label's category), the chain passes through one of
+        them: the first path up to one in WordNet's order of hypernyms (depth first, the first
+        hypernym tried first), then first hypernyms again. Where the first-hypernym chain
+        already passes through one, that is the same chain, so every tool prints one chain per
+        label ('dog' reaches 'animal' through 'canine', not the shorter way through 'domestic
+        animal'). ValueError when none of `through` is `offset` or above it."""
+        path = self._path_up_to(offset, frozenset(through)) if through else [offset]
         while self._data[path[-1]][0].hypernyms:
             parent = self._data[path[-1]][0].hypernyms[0]
             if parent in path:  # WordNet has no cycles; guard anyway rather than hang
                 break
             path.append(parent)
+        return path
+
+    def _path_up_to(self, offset: int, targets: frozenset[int]) -> list[int]:
+        def leads(o: int) -> bool:
+            return any(self.is_a(o, t) for t in targets)
+        if not leads(offset):
+            raise ValueError(f"none of {sorted(targets)} is synset {offset:08d} or a hypernym of it")
+        path = [offset]
+        while path[-1] not in targets:
+            # The closure makes this greedy walk exact: the first hypernym that leads to a target
+            # is the one a depth-first search would take.
+            path.append(next(p for p in self._data[path[-1]][0].hypernyms if leads(p)))
         return path
 
     # -- morphology ----------------------------------------------------------------------
