@@ -288,6 +288,53 @@ def test_cli_trains_a_decoder_the_core_loads(tiny_models_file, tmp_path, monkeyp
                  '--threads', '-1']) == 1
     assert "parameter 'threads': -1 is outside [0, 256]" in capsys.readouterr().err
     assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(tmp_path / 'x.yaml')]) == 1
+    capsys.readouterr()
+    # A second run into the finished folder is refused before the CLIP model loads, saying the fix.
+    weights = (out / 'model.safetensors').read_bytes()
+    monkeypatch.setattr('novic_ros.cli.train.ClipEncoder', lambda *a, **k: pytest.fail('loaded CLIP for a refused run'))
+    assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(cfg), '--out', str(out),
+                 '--no-progress', '--cache-dir', str(tmp_path / 'c')]) == 1
+    err = capsys.readouterr().err
+    assert f"{out} holds a finished training run (5 steps)" in err and '--resume --steps N (N > 5)' in err
+    assert (out / 'model.safetensors').read_bytes() == weights
+    # A folder with a decoder and no training state (a committed variant's) is refused too.
+    (out / 'train_state.pt').unlink()
+    with pytest.raises(ValueError, match='holds a trained decoder; a new run would overwrite it'):
+        train_decoder(None, TINY, out, progress=False)
+
+
+def test_default_out_is_a_run_folder_not_the_variants_decoder(tiny_models_file, tiny_decoder_dir, tmp_path,
+                                                              monkeypatch, capsys):
+    from novic_ros.cli.train import main
+    cfg = tmp_path / 'mini.yaml'
+    cfg.write_text('nouns: toy\nmax_nouns: 10\nprompts_per_noun: 5\nsteps: 2\nbatch_size: 8\neval_every: 2\n'
+                   'decoder: {width: 32, layers: 1, heads: 2, max_tokens: 6}\n')
+    before = (tiny_decoder_dir / 'model.safetensors').read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert main(['--model', 'tiny', '--models-file', str(tiny_models_file), '--config', str(cfg), '--no-progress',
+                 '--cache-dir', str(tmp_path / 'c')]) == 0
+    assert (tmp_path / 'runs' / 'tiny-mini' / 'model.safetensors').is_file()
+    assert (tiny_decoder_dir / 'model.safetensors').read_bytes() == before
+    assert f"move it to {tiny_decoder_dir}" in capsys.readouterr().err
+
+
+def test_packaged_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    from novic_ros.cli.train import main
+    from novic_ros.paths import share_dir
+    from novic_ros.training.train_config import find_config
+    packaged = share_dir() / 'config' / 'train'
+    monkeypatch.chdir(tmp_path)
+    assert find_config('toy') == find_config('toy.yaml') == packaged / 'toy.yaml'
+    assert find_config(str(packaged / 'gpu.yaml')) == packaged / 'gpu.yaml'     # a full path still works
+    assert TrainConfig.from_yaml('toy').steps == TrainConfig.from_yaml(packaged / 'toy.yaml').steps
+    (tmp_path / 'toy').mkdir()                 # a folder of that name is not a config: the packaged one is used
+    assert find_config('toy') == packaged / 'toy.yaml'
+    with pytest.raises(FileNotFoundError) as e:
+        find_config('config/train/toy.yaml')   # the checkout's relative path, outside the checkout
+    assert f"in {packaged}" in str(e.value) and '--config cpu' in str(e.value) and 'toy' in str(e.value)
+    assert main(['--model', 'toy', '--config', 'tyo']) == 1
+    assert f"training config tyo does not exist; the package's configs are cpu, gpu, toy in {packaged}" \
+        in capsys.readouterr().err
 
 
 def test_mean_shift_is_stored_and_applied(toy_encoder, tmp_path):

@@ -72,7 +72,8 @@ def build(out: Path, config: Path, force: bool, progress: bool) -> None:
     resume = not force and _resumable(dec_dir, cfg)
     if not resume:
         (dec_dir / STATE_FILE).unlink(missing_ok=True)
-    train_decoder(encoder, cfg, dec_dir, resume=resume, progress=progress)
+    # Out of date or --force: replacing the old decoder is what was asked for.
+    train_decoder(encoder, cfg, dec_dir, resume=resume, progress=progress, overwrite=True)
     print(f"toy variant written to {out}: {json.dumps(read_meta(dec_dir).training.get('val_inversion_acc'))}",
           file=sys.stderr)
 

@@ -1,8 +1,9 @@
-"""novic-train --model VARIANT --config config/train/FILE.yaml : train an object decoder for a
-CLIP model on text only, and write it where the variant expects it (or to --out).
+"""novic-train --model VARIANT --config NAME|FILE.yaml : train an object decoder for a CLIP model
+on text only, into --out (default runs/VARIANT-CONFIG; never the variant's own decoder folder
+unless named, and never over a finished run).
 
 Data-parallel on several GPUs (or CPU processes) when started by torchrun:
-    torchrun --standalone --nproc_per_node 4 $(which novic-train) --model b32 --config config/train/gpu.yaml
+    torchrun --standalone --nproc_per_node 4 $(which novic-train) --model b32 --config gpu
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from ..core.variants import get_variant
 from ..params import BY_NAME, add_model_arguments
 from ..training import distributed
 from ..training.modality_gap import apply_mean_shift_from_folder
-from ..training.train_config import TrainConfig
-from ..training.train_state import state_for_resume
+from ..training.train_config import TrainConfig, find_config, packaged_configs
+from ..training.train_state import check_fresh_start, state_for_resume
 from ..training.trainer import TrainingStopped, train_decoder
 from .common import run, setup_logging
 
@@ -31,8 +32,12 @@ SUMMARY_KEYS = ('num_nouns', 'num_prompts', 'steps', 'world_size', 'final_loss',
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p, ('model', 'models_file', 'device', 'threads'))   # the same flags as every other tool
-    p.add_argument('--config', required=True, help='training config YAML (config/train/*.yaml)')
-    p.add_argument('--out', default=None, help="output checkpoint folder (default: the variant's decoder path)")
+    p.add_argument('--config', required=True,
+                   help=f"a packaged training config by name ({', '.join(packaged_configs()) or 'toy, cpu, gpu'}), "
+                        "or a path to a YAML file")
+    p.add_argument('--out', default=None,
+                   help="output checkpoint folder (default: runs/VARIANT-CONFIG in the current folder; give the "
+                        "variant's decoder folder, e.g. models/b32/decoder, to train it in place)")
     p.add_argument('--resume', action='store_true',
                    help='continue the run in OUT from its train_state.pt (--steps may be raised)')
     p.add_argument('--steps', type=int, default=None, help='override the config: training steps')
@@ -53,11 +58,15 @@ def _main(argv) -> int:
         # On a CPU shared with other work, fewer threads than cores avoids OpenMP threads spinning
         # while they wait for each other (measured: 5x the samples/s with 1 thread at load 7 on 2 cores).
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig.from_yaml(args.config, steps=args.steps)
+    config = find_config(args.config)
+    cfg = TrainConfig.from_yaml(config, steps=args.steps)
     variant = get_variant(args.model, args.models_file or None)
-    out = Path(args.out) if args.out else variant.decoder
+    out = Path(args.out) if args.out else Path('runs') / f"{variant.name}-{config.stem}"
+    # Both fail before the CLIP model loads: a resume that cannot work, a run over a finished one.
     if args.resume:
-        state_for_resume(out, cfg)          # a resume that cannot work fails before the CLIP model loads
+        state_for_resume(out, cfg)
+    else:
+        check_fresh_start(out)
     ctx, device = distributed.init_from_env(args.device)
     try:
         encoder = ClipEncoder(variant.clip, device)
@@ -80,6 +89,9 @@ def _main(argv) -> int:
         print(f"mean shift from {args.shift_images}: norm {shift:.4f}", file=sys.stderr)
     t = read_meta(out).training
     print(f"done: {out} ({', '.join(f'{k} {t[k]}' for k in SUMMARY_KEYS if k in t)})", file=sys.stderr)
+    if variant.decoder is not None and out.resolve() != Path(variant.decoder).resolve():
+        print(f"to make it {variant.name}'s decoder, move it to {variant.decoder} (or set decoder: {out} in a "
+              "models file, --models-file)", file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from ..models.decoder import DecoderConfig
+from ..paths import config_path
 
 # What the data decides, not the config: the CLIP embedding width and the label vocabulary.
 DATA_DECIDED = ('embed_dim', 'vocab_size')
@@ -75,9 +76,8 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> 'TrainConfig':
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config {path} does not exist")
+        """The config in a YAML file, or one of the package's by name ('toy', see find_config)."""
+        path = find_config(path)
         data = yaml.safe_load(path.read_text()) or {}
         return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}}, str(path))
 
@@ -118,3 +118,30 @@ def differences(old: dict, new: dict, ignore: tuple[str, ...] = RUN_ONLY) -> lis
     'decoder.width'."""
     a, b = _flat(old), _flat(new)
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+
+
+def packaged_configs() -> dict[str, Path]:
+    """The package's training configs by name ({'toy': .../config/train/toy.yaml, ...}); empty
+    where the share directory cannot be found."""
+    try:
+        folder = config_path('train')
+    except FileNotFoundError:
+        return {}
+    return {p.stem: p for p in sorted(folder.glob('*.yaml'))}
+
+
+def find_config(spec: str | Path) -> Path:
+    """A training config: a path to a YAML file (absolute, or relative to the current folder), else
+    a packaged config by name ('toy' or 'toy.yaml', from any folder). FileNotFoundError names where
+    the package's configs are and what they are called."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    named = packaged_configs()
+    stem = path.name[:-len('.yaml')] if path.name.endswith('.yaml') else path.name
+    if path.parent == Path('.') and stem in named:
+        return named[stem]
+    where = (f"the package's configs are {', '.join(named)} in {next(iter(named.values())).parent} (give a name, "
+             f"e.g. --config {next(iter(named))}, or a path to your own YAML file)") if named else \
+        "and the package's config/train folder was not found (set NOVIC_ROS_SHARE)"
+    raise FileNotFoundError(f"training config {spec} does not exist; {where}")

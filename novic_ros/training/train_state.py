@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..atomic_file import atomic_write
+from ..models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from .train_config import RUN_ONLY, TrainConfig, differences
 
 STATE_FILE = 'train_state.pt'
@@ -84,13 +85,22 @@ def check_same_inputs(state: TrainState, clip_fingerprint: str, data: str, out: 
                          "train into a new --out")
 
 
-def check_fresh_start(out: str | os.PathLike) -> None:
-    """Starting over must not silently discard an unfinished run."""
+def check_fresh_start(out: str | os.PathLike, overwrite: bool = False) -> None:
+    """Starting over must not silently discard a run: an unfinished one is continued with --resume,
+    and a finished one (or any trained decoder) is replaced only with `overwrite` (novic-toy build
+    --force), never by a plain second run into the same folder."""
+    out = Path(out)
     try:
         state = read_state(out)
     except ValueError:
-        return                          # unreadable: nothing that could be resumed is lost
+        state = None                    # unreadable: nothing that could be resumed is lost
     if state is not None and not state.finished:
-        raise ValueError(f"{Path(out) / STATE_FILE} holds a run stopped at step {state.step} of "
+        raise ValueError(f"{out / STATE_FILE} holds a run stopped at step {state.step} of "
                          f"{state.config.get('steps')}: continue it with --resume, or delete that file (or choose "
                          "another --out) to start over")
+    if overwrite or not any((out / name).exists() for name in (CONFIG_FILE, WEIGHTS_FILE)):
+        return
+    done = f"a finished training run ({state.step} steps)" if state is not None else "a trained decoder"
+    more = f", train it longer with --resume --steps N (N > {state.step})," if state is not None else ''
+    raise ValueError(f"{out} holds {done}; a new run would overwrite it. Give a new --out{more} or delete {out} "
+                     "to train it again")

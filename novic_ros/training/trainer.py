@@ -263,16 +263,17 @@ class Trainer:
 
 def train_decoder(encoder: ClipEncoder, cfg: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
                   progress: bool = True, cache_root: str | os.PathLike | None = None,
-                  data: TrainData | None = None, ctx: DistContext = SINGLE) -> Path:
+                  data: TrainData | None = None, ctx: DistContext = SINGLE, overwrite: bool = False) -> Path:
     """Train a decoder for `encoder` on text only and write it to out_dir. Returns out_dir.
 
     Checkpoints every cfg.checkpoint_every steps and on SIGTERM or SIGINT (then raises
     TrainingStopped); with resume=True, continues from out_dir/train_state.pt, checking first,
-    before any heavy work, that it is the same run. Under torchrun (`ctx`), every rank calls this."""
+    before any heavy work, that it is the same run. A folder holding a trained decoder is refused
+    unless `overwrite` (check_fresh_start). Under torchrun (`ctx`), every rank calls this."""
     out = Path(out_dir)
     state = state_for_resume(out, cfg) if resume else None
     if state is None:
-        check_fresh_start(out)
+        check_fresh_start(out, overwrite)
     per_rank_batch(cfg.batch_size, ctx)
     labels = data.labels if data is not None else load_labels(cfg)
     if state is not None:
