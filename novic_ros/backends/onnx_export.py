@@ -28,7 +28,6 @@ from typing import Sequence
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.tokenizer import SimpleTokenizer, _clean_lower
 
 from ..core.bundle import (BUNDLE_FILE, DECODER_PREFILL, DECODER_STEP, FORMAT, IMAGE_ENCODER, LABEL_VOCAB_FILE,
                            PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
@@ -38,8 +37,9 @@ from ..models.clip_encoder import ClipEncoder, encode_tokens_at_length, supports
 from ..models.decoder import ObjectDecoder
 from ..core.errors import ModelLoadError
 from ..models.kv_cache import ConcatKVCache
-from ..core.label_tokens import TOKENIZER_NAME, LabelVocab
+from ..core.label_tokens import LabelVocab
 from .quantize import quantize_bundle
+from .tokenizer_export import bundle_tokenizer
 from .base import (ENCODER_INPUT, ENCODER_OUTPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, PRESENT_K, PRESENT_V,
                    STEP_TOKEN_INPUT, TEXT_INPUT, TEXT_OUTPUT)
 
@@ -128,18 +128,6 @@ def export_info(variant: str, encoder: ClipEncoder, decoder_dir=None) -> ExportI
                       opset=OPSET, torch_version=torch.__version__)
 
 
-def text_tokenizer_problem(encoder: ClipEncoder) -> str | None:
-    """Why the bundle cannot carry this model's text encoder, or None: the runtime tokenizer is CLIP
-    BPE exactly as open_clip's SimpleTokenizer with its default cleaning (OpenAI and LAION CLIPs);
-    other tokenizers (SigLIP, Hugging Face ones) would give other ids."""
-    tok = encoder.tokenizer
-    if type(tok) is not SimpleTokenizer or tok.clean_fn is not _clean_lower or tok.reduction_fn is not None:
-        return f"its tokenizer ({type(tok).__name__}) is not CLIP BPE with open_clip's default cleaning"
-    if tok.vocab_size != 49408:
-        return f"its tokenizer has {tok.vocab_size} tokens, not CLIP's 49408"
-    return None
-
-
 def _export(module, args, path, input_names, output_names, dynamic_shapes) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')    # the exporter is chatty about axis renaming
@@ -166,15 +154,12 @@ def _export_decoder(decoder: ObjectDecoder, folder: Path) -> None:
             {'tokens': {0: batch}, 'past_k': {1: batch, 3: past}, 'past_v': {1: batch, 3: past}})
 
 
-def _export_text(model, folder: Path, context_length: int) -> bool:
-    """The text graph; returns whether it takes any length up to the context (else exactly it)."""
-    trimmed = supports_trimmed_text(model)
-    tokens = torch.zeros(2, context_length if not trimmed else 8, dtype=torch.long)
-    tokens[:, 0], tokens[:, 5] = 49406, 49407
+def _export_text(model, folder: Path, context_length: int, trimmed: bool, tokens: torch.Tensor) -> None:
+    """The text graph, traced on `tokens` (2 rows of the model's own tokenizer; cut to 8 positions when
+    the graph takes any length up to the context, else the full context)."""
     shapes = {'tokens': {0: _batch_dim(), **({1: torch.export.Dim('length', min=2, max=context_length)} if trimmed else {})}}
     _export(TextEncoderGraph(model, trimmed), (tokens,), folder / graph_file(TEXT_ENCODER, 'fp32'), [TEXT_INPUT],
             [TEXT_OUTPUT], shapes)
-    return trimmed
 
 
 def export_fp16_encoder(folder: Path, encoder: ClipEncoder) -> None:
@@ -189,8 +174,9 @@ def export_fp16_encoder(folder: Path, encoder: ClipEncoder) -> None:
 
 
 def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder | None, vocab: LabelVocab | None,
-                  out_dir: str | os.PathLike, precisions: Sequence[str] = ('fp32',)) -> Bundle:
-    """Write the bundle for `info` into out_dir (replacing what is there), atomically."""
+                  out_dir: str | os.PathLike, precisions: Sequence[str] = ('fp32',), text_encoder: bool = True) -> Bundle:
+    """Write the bundle for `info` into out_dir (replacing what is there), atomically. Without
+    `text_encoder` the bundle serves generate mode only (no CLIP text tower: ViT-H-14's is 1.4 GB)."""
     unknown = set(precisions) - set(PRECISIONS)
     if unknown:
         raise ValueError(f"unknown precisions {sorted(unknown)}; choose from {', '.join(PRECISIONS)}")
@@ -206,13 +192,14 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
         _export(ImageEncoderGraph(model), (torch.zeros(2, 3, *pre.size),), tmp / graph_file(IMAGE_ENCODER, 'fp32'),
                 [ENCODER_INPUT], [ENCODER_OUTPUT], {'pixels': {0: _batch_dim()}})
         graphs = {IMAGE_ENCODER: {'fp32': graph_file(IMAGE_ENCODER, 'fp32')}}
-        tokenizer = None
-        problem = text_tokenizer_problem(encoder)
+        trimmed = supports_trimmed_text(model)
+        tokenizer, runtime, problem = (bundle_tokenizer(encoder.tokenizer, tmp, trimmed) if text_encoder
+                                       else (None, None, 'left out on request (generate mode only)'))
         if problem is None:
-            context = int(encoder.tokenizer.context_length)
-            dynamic = _export_text(model, tmp, context)
+            context = tokenizer['context_length']
+            example = torch.from_numpy(runtime.tokenize(['a photo of a dog', 'x'], context))
+            _export_text(model, tmp, context, trimmed, example[:, :8] if trimmed else example)
             graphs[TEXT_ENCODER] = {'fp32': graph_file(TEXT_ENCODER, 'fp32')}
-            tokenizer = {'name': TOKENIZER_NAME, 'context_length': context, 'dynamic_length': dynamic}
         else:
             log.warning("the bundle gets no text encoder (prompted and hybrid modes need one): %s", problem)
         shutil.copyfile(open_clip_vocab_file(), tmp / VOCAB_FILE)
@@ -234,6 +221,7 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
                      'embed_dim': facts.embed_dim, 'logit_scale': facts.logit_scale,
                      'preprocess': {**asdict(pre), 'size': list(pre.size)}},
             'decoder': dec_meta, 'tokenizer': tokenizer, 'bpe_file': VOCAB_FILE, 'max_batch': MAX_BATCH,
+            'text_encoder_left_out': not text_encoder,
             'graphs': graphs, 'files': {f: file_record(tmp / f) for f in files},
             'versions': {'novic_ros': _version('novic_ros'), 'torch': torch.__version__,
                          'open_clip': open_clip.__version__, 'onnx_opset': OPSET},

@@ -11,7 +11,6 @@ import numpy as np
 import onnxruntime as ort
 
 from ..core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, TEXT_ENCODER, Bundle
-from ..core.clip_bpe import ClipBPE
 from ..core.errors import ModelLoadError
 from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT, TEXT_INPUT
 from .devices import cpu_int8_dot
@@ -88,14 +87,16 @@ class OrtTextEncoder:
     def _load(self):
         with self._lock:
             if self._session is None:
-                self.bpe: ClipBPE = self.bundle.bpe()
+                self.tokenizer = self.bundle.text_tokenizer()      # CLIP BPE, or a Hugging Face tokenizer.json
                 self._session = load_session(self.bundle.graph(TEXT_ENCODER), self.threads, self.device)
         return self._session
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         session = self._load()
-        tokens = self.bpe.tokenize(list(texts), self.context_length)
-        lengths = (tokens == self.bpe.eot_token_id).argmax(axis=1) + 1
+        tokens = self.tokenizer.tokenize(list(texts), self.context_length)
+        # A graph of dynamic length is CLIP's causal tower pooled at end-of-text (ClipBPE): cut after it.
+        lengths = ((tokens == self.tokenizer.eot_token_id).argmax(axis=1) + 1 if self.dynamic_length
+                   else np.full(len(tokens), tokens.shape[1]))
         order = np.argsort(-lengths, kind='stable')
         out = None
         for start in range(0, len(tokens), TEXT_BATCH):

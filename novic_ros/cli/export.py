@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--precisions', default=DEFAULT_PRECISIONS,
                    help=f"graphs to include, comma-separated from {', '.join(PRECISIONS)} (fp32 always): fp16 for "
                         f"TensorRT on a GPU, int8 for ONNX Runtime on the CPU (default: {DEFAULT_PRECISIONS})")
+    p.add_argument('--no-text-encoder', action='store_true',
+                   help="leave CLIP's text tower out: generate mode only (prompted and hybrid modes then need torch); "
+                        "saves its export time and size (ViT-H-14: 1.4 GB of fp32 weights)")
     p.add_argument('--force', action='store_true', help='export again even when an up-to-date bundle exists')
     p.add_argument('-v', '--verbose', action='store_true')
     return p
@@ -49,9 +52,9 @@ def _main(argv) -> int:
         print(f"warning: {variant.decoder} does not exist: the bundle gets no decoder (prompted mode only)", file=sys.stderr)
     info = export_info(variant.name, encoder, variant.decoder if decoder is not None else None)
     out = args.out or resolve_engine_dir(args.engine_dir) / 'onnx' / info.key
-    bundle = _current(out, info.key, precisions) if not args.force else None
+    bundle = _current(out, info.key, precisions, not args.no_text_encoder) if not args.force else None
     if bundle is None:
-        bundle = export_bundle(info, encoder, decoder, vocab, out, precisions)
+        bundle = export_bundle(info, encoder, decoder, vocab, out, precisions, text_encoder=not args.no_text_encoder)
     size = sum(f['bytes'] for f in bundle.files.values())
     print(json.dumps({'folder': str(bundle.folder), 'key': bundle.key, 'created': bundle.meta['created'],
                       'graphs': bundle.graphs, 'megabytes': round(size / 2**20, 1),
@@ -59,13 +62,15 @@ def _main(argv) -> int:
     return 0
 
 
-def _current(folder, key: str, precisions):
-    """The bundle in `folder` if it is this export with every precision asked for, else None."""
+def _current(folder, key: str, precisions, text_encoder: bool = True):
+    """The bundle in `folder` if it is this export with every precision asked for (and the text
+    encoder, unless it was left out on request), else None."""
     try:
         b = read_bundle(folder)
     except ModelLoadError:
         return None
-    return b if b.key == key and all(b.has_graph(IMAGE_ENCODER, p) for p in precisions) else None
+    text_ok = not text_encoder or not b.meta.get('text_encoder_left_out', False)
+    return b if b.key == key and text_ok and all(b.has_graph(IMAGE_ENCODER, p) for p in precisions) else None
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,8 @@
     text_encoder.onnx            CLIP token ids -> unit text embeddings (prompted and hybrid modes)
     label_vocab.json             the decoder's compact vocabulary (CLIP token ids)
     bpe_simple_vocab_16e6.txt.gz CLIP's byte-pair vocabulary (the tokenizer's data)
+    tokenizer.json               for a text tower with a Hugging Face tokenizer (SigLIP): that tokenizer,
+                                 run with the `tokenizers` package (core/hf_tokenizer.py)
 
 novic-export writes bundles where torch is (backends/onnx_export.py); this module reads them with
 numpy and the standard library only, so a robot without torch loads one. A bundle is written to a
@@ -20,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic_file import atomic_write_text
-from .clip_bpe import ClipBPE, clip_bpe
+from .clip_bpe import VOCAB_FILE, ClipBPE, clip_bpe
 from .clip_properties import ClipFacts
 from .errors import ModelLoadError
-from .label_tokens import LabelVocab
+from .hf_tokenizer import NAME as HF_TOKENIZER
+from .hf_tokenizer import HFTextTokenizer
+from .label_tokens import TOKENIZER_NAME, LabelVocab
 from .preprocess import PreprocessConfig
 
 FORMAT = 'novic_ros.bundle/1'
@@ -67,9 +71,21 @@ class DecoderShape:
 
 @dataclass(frozen=True)
 class TokenizerInfo:
-    name: str                    # label_tokens.TOKENIZER_NAME: CLIP BPE as open_clip's SimpleTokenizer
+    name: str                    # label_tokens.TOKENIZER_NAME (CLIP BPE as open_clip's SimpleTokenizer) or
+                                 # hf_tokenizer.NAME (a Hugging Face tokenizer.json, as open_clip's HFTokenizer)
     context_length: int
     dynamic_length: bool         # the text graph takes any length up to context_length (else exactly it)
+    file: str | None = None      # hf_tokenizers: the tokenizer.json in the bundle
+    options: dict = field(default_factory=dict)   # hf_tokenizers: clean, pad_id, strip_sep_token, sep_id
+
+    def text_tokenizer(self, folder: Path):
+        """The runtime tokenizer: an object with tokenize(texts, context_length) -> N x L int64 ids."""
+        if self.name == TOKENIZER_NAME:
+            return clip_bpe(str(folder / VOCAB_FILE))
+        if self.name == HF_TOKENIZER:
+            return HFTextTokenizer(folder / self.file, self.context_length, **self.options)
+        raise ModelLoadError(f"bundle {folder}: tokenizer {self.name!r} is unknown to this version of novic_ros "
+                             f"(it knows {TOKENIZER_NAME} and {HF_TOKENIZER}); update novic_ros or export the bundle again")
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,7 @@ class Bundle:
     clip_model: str
     clip_pretrained: str | None
     decoder: DecoderShape | None         # None: exported without a decoder (prompted mode only)
-    tokenizer: TokenizerInfo | None      # None: no text encoder (the CLIP model's tokenizer is not CLIP BPE)
+    tokenizer: TokenizerInfo | None      # None: no text encoder (its tokenizer cannot run without torch)
     graphs: dict                         # graph -> {precision: file name}
     files: dict                          # file name -> {'bytes', 'sha256'}
     max_batch: int
@@ -115,6 +131,13 @@ class Bundle:
 
     def bpe(self) -> ClipBPE:
         return clip_bpe(str(self.folder / self.tokenizer_file()))
+
+    def text_tokenizer(self):
+        """The tokenizer of the text encoder graph (ClipBPE or HFTextTokenizer: tokenize(texts, length))."""
+        if self.tokenizer is None:
+            raise ModelLoadError(f"bundle {self.folder} has no text encoder: its CLIP model's tokenizer could not be "
+                                 "carried (see its export log); prompted and hybrid modes need torch for this model")
+        return self.tokenizer.text_tokenizer(self.folder)
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
@@ -154,7 +177,10 @@ def read_bundle(folder: str | os.PathLike, check: bool = True) -> Bundle:
                                           pre['interpolation'], pre['resize_mode'], int(pre['fill_color'])),
                          float(c['logit_scale']), int(c['embed_dim']), c.get('fingerprint', ''))
         decoder = DecoderShape(**{k: int(d[k]) for k in DecoderShape.__dataclass_fields__}) if d else None
-        tokenizer = TokenizerInfo(t['name'], int(t['context_length']), bool(t['dynamic_length'])) if t else None
+        tokenizer = TokenizerInfo(t['name'], int(t['context_length']), bool(t['dynamic_length']), t.get('file'),
+                                  dict(t.get('options') or {})) if t else None
+        if tokenizer is not None and tokenizer.name not in (TOKENIZER_NAME, HF_TOKENIZER):
+            raise ValueError(f"tokenizer {tokenizer.name!r} is unknown to this version of novic_ros")
         bundle = Bundle(folder, meta['variant'], meta['key'], clip, c['model'], c.get('pretrained'), decoder,
                         tokenizer, meta['graphs'], meta['files'], int(meta['max_batch']), meta)
     except (KeyError, TypeError, ValueError) as e:

@@ -15,20 +15,27 @@ from .bundle import is_bundle
 from .errors import ModelLoadError
 
 LOCAL_DIR = 'local-dir:'      # open_clip's prefix for a folder with open_clip_config.json and weights
+HF_HUB = 'hf-hub:'            # open_clip's prefix for a Hugging Face repository (config, weights, tokenizer)
 
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """Which CLIP model: open_clip name (or 'local-dir:PATH') and pretrained tag or checkpoint file."""
+    """Which CLIP model: open_clip name (or 'local-dir:PATH', 'hf-hub:ORG/NAME') and pretrained tag or
+    checkpoint file. `preprocess_tag`: with a checkpoint file, the open_clip pretrained tag whose image
+    preprocessing the weights were trained with (open_clip applies a tag's preprocessing only when it
+    loads by tag; a bare file would otherwise get the default resize and crop)."""
     model: str
     pretrained: str | None = None
+    preprocess_tag: str | None = None
 
     @classmethod
     def local_dir(cls, folder) -> 'ClipSpec':
         return cls(LOCAL_DIR + str(folder))
 
     def describe(self) -> str:
-        return self.model + (f" (pretrained={self.pretrained})" if self.pretrained else '')
+        extra = [f"pretrained={self.pretrained}"] if self.pretrained else []
+        extra += [f"preprocessing of {self.preprocess_tag}"] if self.preprocess_tag else []
+        return self.model + (f" ({', '.join(extra)})" if extra else '')
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,15 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.pretrained import get_pretrained_cfg
 from open_clip.transformer import text_global_pool
 
 from .checkpoint import clip_fingerprint
 from ..core.clip_properties import ClipFacts
 from ..core.errors import ModelLoadError
+from ..core.hf_hub_files import require_model_files, where_to_put
 from ..core.preprocess import PreprocessConfig
-from ..core.variants import LOCAL_DIR, ClipSpec
+from ..core.variants import HF_HUB, LOCAL_DIR, ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,10 @@ def _load_open_clip(spec: ClipSpec, device: torch.device, precision: str, load_w
                              "(it should hold open_clip_config.json and open_clip_model.safetensors)")
     seed = random_init_seed(spec.pretrained)
     pretrained = spec.pretrained if load_weights and seed is None else None
+    if name.startswith(HF_HUB):
+        # open_clip would build a hub model with random weights (and only log it) where the weights
+        # file cannot be had: check every file first, so a missing one is an error naming it.
+        require_model_files(name[len(HF_HUB):], weights=load_weights and seed is None)
     try:
         # Random initialisation is seeded, so every process builds the same weights (one fingerprint,
         # one embedding cache); real weights overwrite them. fork_rng leaves the caller's RNG alone.
@@ -82,14 +88,46 @@ def _load_open_clip(spec: ClipSpec, device: torch.device, precision: str, load_w
         if seed is not None:
             log.warning("CLIP %s has seeded random weights (seed %d): for smoke tests only, its labels mean nothing",
                         name, seed)
-        tokenizer = open_clip.get_tokenizer(name)
+        if spec.preprocess_tag:
+            model.visual.preprocess_cfg = tag_preprocess_cfg(name, spec.preprocess_tag, model.visual.preprocess_cfg)
+    except ModelLoadError:
+        raise
     except Exception as e:  # open_clip raises RuntimeError, ValueError, OSError, HF errors...
         hint = ''
         if pretrained and not os.path.exists(pretrained):
             hint = (f"; open_clip looks for tag {pretrained!r} in its Hugging Face cache (HF_HOME) and downloads it "
                     "when online. Offline, download the weights elsewhere and set `pretrained` to the file path")
         raise ModelLoadError(f"cannot load CLIP model {spec.describe()}: {e}{hint}") from e
+    try:
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as e:  # transformers raises OSError, ValueError, ImportError...
+        raise ModelLoadError(f"cannot load the tokenizer of CLIP {spec.describe()}: {e}{_tokenizer_hint(name)}") from e
     return model, tokenizer
+
+
+def _tokenizer_hint(name: str) -> str:
+    """Where the files of a Hugging Face tokenizer go, for the error that says one is missing."""
+    try:
+        repo = (open_clip.get_model_config(name) or {}).get('text_cfg', {}).get('hf_tokenizer_name')
+    except Exception:  # noqa: BLE001 - the hint is best effort; the error itself is raised regardless
+        repo = None
+    if not repo:
+        return ''
+    if name.startswith(LOCAL_DIR):
+        return (f"; open_clip reads this model's tokenizer from its folder: put the tokenizer files of {repo} "
+                f"(tokenizer.json, tokenizer_config.json, config.json) in {name[len(LOCAL_DIR):]}")
+    return "; transformers reads it from the Hugging Face cache: " + where_to_put(
+        repo, ['tokenizer.json', 'tokenizer_config.json', 'config.json'])
+
+
+def tag_preprocess_cfg(model_name: str, tag: str, current: dict) -> dict:
+    """`current` preprocessing with what open_clip's pretrained tag `tag` of `model_name` prescribes
+    (mean, std, interpolation, resize mode): what open_clip applies when it loads that tag itself."""
+    cfg = get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        raise ModelLoadError(f"open_clip knows no pretrained tag {tag!r} for {model_name} (its tags: "
+                             f"{', '.join(t for m, t in open_clip.list_pretrained() if m == model_name) or 'none'})")
+    return {**current, **{k: cfg[k] for k in ('mean', 'std', 'interpolation', 'resize_mode') if k in cfg}}
 
 
 class ClipEncoder:
