@@ -169,7 +169,7 @@ def test_object_parameters_are_validated():
 def test_detections_message_carries_header_boxes_and_labels(finder, scenes):
     pytest.importorskip('rclpy')
     from std_msgs.msg import Header
-    from novic_ros.ros.detections import detections_message
+    from novic_ros.ros.messages import detections_message
     found = finder.classify(scenes[0].image)[0]
     header = Header(frame_id='cam')
     header.stamp.sec = 7

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from vision_msgs.msg import Classification, ObjectHypothesis
+from vision_msgs.msg import Classification
 
 from ..core.frame_labels import FrameLabels
 from ..core.stable_labels import StableLabeler, default_merge_key
@@ -23,14 +23,11 @@ from ..lexicon.categories import CategoryMap
 from ..lexicon.label_senses import LabelSenses
 from ..lexicon.wordnet import WordNet
 from ..params import NodeParams
+from .messages import classification
 
 STABLE_TOPIC = 'labels_stable'
 CATEGORIES_TOPIC = 'categories'
 EXPIRE_PERIOD_S = 1.0
-
-
-def hypotheses(pairs) -> list[ObjectHypothesis]:
-    return [ObjectHypothesis(class_id=text, score=float(score)) for text, score in pairs]
 
 
 class LabelOutputs:
@@ -99,11 +96,10 @@ class LabelOutputs:
             categories, top_k = self.categories, self.top_k
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9 if header.stamp.sec or header.stamp.nanosec else received
         result = self.labeler.update((camera, header.frame_id), stamp, labels.labels, received)
-        self.stable_pub.publish(Classification(header=header, results=hypotheses(
-            (l.text, l.score) for l in result.top(top_k))))
+        self.stable_pub.publish(classification(header, ((l.text, l.score) for l in result.top(top_k))))
         if categories is not None:
-            self.categories_pub.publish(Classification(header=header, results=hypotheses(
-                categories.scores((l.text, l.score) for l in labels.labels))))
+            self.categories_pub.publish(classification(header, categories.scores((l.text, l.score)
+                                                                                 for l in labels.labels)))
 
     def _expire(self) -> None:
         for camera, frame_id in self.labeler.expire(time.monotonic()):

@@ -1,12 +1,10 @@
 """What vision_msgs/VisionInfo tells consumers about the labels on /novic/labels: which model makes
 them (`method`), which vocabulary they come from (`database_location`), and a version that goes up
 whenever that vocabulary changes meaning (`database_version`), so a consumer caching class ids knows
-when to drop them. ROS-free except for the message type."""
+when to drop them. ROS-free: the message itself is built in messages.py."""
 from __future__ import annotations
 
 import threading
-
-from vision_msgs.msg import VisionInfo
 
 from ..core.options import ClassifierOptions
 from ..core.variants import ModelVariant
@@ -44,14 +42,6 @@ def vocabulary_key(options: ClassifierOptions) -> tuple:
     if options.mode == 'hybrid':
         return ('hybrid', options.prompt_template)
     return ('prompted', options.labels, options.prompt_template)
-
-
-def message(method_text: str, options: ClassifierOptions, node: str, labels_file: str, version: int,
-            stamp) -> VisionInfo:
-    msg = VisionInfo(method=method_text, database_location=database_location(options, node, labels_file),
-                     database_version=version)
-    msg.header.stamp = stamp
-    return msg
 
 
 class VocabularyVersion:

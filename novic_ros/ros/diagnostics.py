@@ -1,0 +1,53 @@
+"""novic_node's /diagnostics status, published at 1 Hz in every lifecycle state: rates, latencies,
+frame counts (received, processed, published, dropped, rejected by reason, lost in transport), each
+camera topic's publishers and subscription, errors, the backend, model and device, the lifecycle
+state and the vocabulary version. OK while labelling; WARN with the cause when an input has a
+problem, no frame came yet, or frames were rejected or failed; the message says what the node does."""
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+from .messages import diagnostics_message
+
+
+def diagnostics(node) -> DiagnosticArray:
+    """The node's status now (reads its stats, inputs, worker counters, live settings and state)."""
+    s = node.stats.snapshot(node.frames.received, node.frames.dropped)
+    live, worker = node.live, node.worker
+    classifier = live.classifier
+    inputs, lost = node.inputs.status(time.monotonic())
+    problems = [line for bad, line in inputs.values() if bad]
+    level = DiagnosticStatus.OK
+    message = 'classifying'
+    if node.state != 'active' or classifier is None:
+        message = f"{node.state}: not labelling"
+    elif problems:
+        level, message = DiagnosticStatus.WARN, '; '.join(problems)
+    elif s.received == 0:
+        level, message = DiagnosticStatus.WARN, 'no frames received yet'
+    elif s.rejected or s.errors or worker.output_errors:
+        level, message = DiagnosticStatus.WARN, (f"{s.rejected} frames rejected, {s.errors} inference errors"
+                                                 + (f", {worker.output_errors} output errors"
+                                                    if worker.output_errors else ''))
+    backend = classifier.backend if classifier is not None else None
+    values = {
+        'input_rate_hz': f"{s.input_rate_hz:.2f}", 'output_rate_hz': f"{s.output_rate_hz:.2f}",
+        'latency_p50_ms': f"{s.latency_p50_ms:.1f}", 'latency_p95_ms': f"{s.latency_p95_ms:.1f}",
+        'inference_p50_ms': f"{s.inference_p50_ms:.1f}", 'frame_age_p50_ms': f"{s.frame_age_p50_ms:.1f}",
+        'frames_received': str(s.received),
+        'frames_processed': str(s.processed), 'frames_published': str(s.published),
+        'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected), 'frames_lost': str(lost),
+        'inference_errors': str(s.errors), 'output_errors': str(worker.output_errors),
+        'overlays_published': str(worker.overlays_published), 'objects_published': str(worker.objects_published),
+        'backend': backend.name if backend else '-', 'backend_detail': backend.describe() if backend else '-',
+        'model': live.params.model.model, 'mode': live.params.model.mode,
+        'device': str(backend.device) if backend else '-',
+        'lifecycle_state': node.state, 'vocabulary_version': str(node.vocabulary.version),
+        **{f"rejected: {k}": str(v) for k, v in s.rejected_by_reason.items()},
+        **{f"input {topic}": line for topic, (_, line) in inputs.items()},
+    }
+    return diagnostics_message(node.get_clock().now().to_msg(), level,
+                               f"{node.get_fully_qualified_name()}: open-vocabulary classifier", message,
+                               str(backend.device) if backend else '', values)
