@@ -52,8 +52,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument('--rate', type=float, default=10.0, help='frames per second of bag time (default 10)')
     m.add_argument('--frame-id', default='camera')
     m.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
-    m.add_argument('--transport', default='raw', choices=('raw', 'compressed'),
-                   help='raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage on TOPIC/compressed')
+    m.add_argument('--transport', default='raw', choices=('raw', 'compressed', 'h264', 'h265'),
+                   help='raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage on TOPIC/compressed; '
+                        'h264, h265: a video stream (see --video-msg) on TOPIC/foxglove or TOPIC/ffmpeg')
+    m.add_argument('--video-msg', default='foxglove', choices=('foxglove', 'ffmpeg'),
+                   help='h264/h265: foxglove_msgs/CompressedVideo (foxglove) or ffmpeg_image_transport_msgs/FFMPEGPacket '
+                        '(ffmpeg)')
+    m.add_argument('--keyframe-interval', type=int, default=10, help='h264/h265: pictures from one keyframe to the next')
     m.add_argument('--encoding', default='rgb8', help='raw encoding (rgb8, bgr8, mono8, yuv422, ...)')
     m.add_argument('--format', default='jpeg', choices=('jpeg', 'png'), help='compressed format')
     m.add_argument('--no-progress', action='store_true')
@@ -229,10 +234,12 @@ def _live(args) -> int:
 
 
 def _make_bag(args) -> int:
-    topic = args.topic + ('/compressed' if args.transport == 'compressed' and not args.topic.endswith('/compressed') else '')
+    # image_transport's names: TOPIC/compressed, and TOPIC/foxglove or TOPIC/ffmpeg for the video transports.
+    suffix = {'compressed': 'compressed'}.get(args.transport, args.video_msg if args.transport in ('h264', 'h265') else '')
+    topic = args.topic + (f'/{suffix}' if suffix and not args.topic.endswith(f'/{suffix}') else '')
     res = make_bag(args.source, args.out, topic=topic, rate_hz=args.rate, frame_id=args.frame_id,
                    storage=args.storage, transport=args.transport, encoding=args.encoding, fmt=args.format,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, video_message=args.video_msg, keyframe_interval=args.keyframe_interval)
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{res.frames} frames -> {res.bag} ({args.storage}, {topic})" +

@@ -1,9 +1,11 @@
 """Bags in and out with rosbags and mcap (no rosbag2 needed). `open_bag` reads every form
 bag_layout lists: ROS 2 and ROS 1, both storage formats, message- and file-level compression,
-split bags with files missing, bags cut short; sensor_msgs/Image and CompressedImage frames come
+split bags with files missing, bags cut short; sensor_msgs/Image and CompressedImage frames, and
+H.264/H.265 packets (foxglove_msgs/CompressedVideo, ffmpeg_image_transport_msgs/FFMPEGPacket), come
 out as CDR bytes whatever the recorded form, counted per topic (every message read, a skipped one
-included, so index-based annotations stay right). `decode` is the one place a bag message becomes
-an RGB frame."""
+included, so index-based annotations stay right). `decode` is the one place an image message
+becomes an RGB frame; `FrameDecoder` does that for images and video packets alike (a video topic's
+packets decoded in bag order by one frames.video.VideoDecoder)."""
 from __future__ import annotations
 
 import shutil
@@ -23,16 +25,22 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from ..params import DEFAULT_MAX_PIXELS
 from ..paths import share_dir
 from ..frames.conversion import ImageConversionError, compressed_to_rgb, raw_to_rgb
+from ..frames.video import VideoDecoder, VideoError, codec_of, picture_to_rgb
 from .bag_layout import Layout, PartRef, resolve
 from .bag_parts import PART_TYPES, ZSTD_SUFFIX, BagError, Part, Record, decompress_file
 
 __all__ = ['Bag', 'BagError', 'BagFrame', 'TopicTally', 'open_bag', 'decode', 'typestore', 'new_bag', 'message_cdr', 'MessageError', 'message_bytes_limit',
-           'IMAGE', 'COMPRESSED', 'CLASSIFICATION', 'IMAGE_TYPES', 'STORAGES']
+           'IMAGE', 'COMPRESSED', 'CLASSIFICATION', 'IMAGE_TYPES', 'STORAGES', 'COMPRESSED_VIDEO', 'FFMPEG_PACKET',
+           'VIDEO_TYPES', 'FRAME_TYPES', 'FrameDecoder']
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 CLASSIFICATION = 'vision_msgs/msg/Classification'
 IMAGE_TYPES = (IMAGE, COMPRESSED)
+COMPRESSED_VIDEO = 'foxglove_msgs/msg/CompressedVideo'
+FFMPEG_PACKET = 'ffmpeg_image_transport_msgs/msg/FFMPEGPacket'
+VIDEO_TYPES = (COMPRESSED_VIDEO, FFMPEG_PACKET)
+FRAME_TYPES = IMAGE_TYPES + VIDEO_TYPES          # what a bag's camera topics may hold
 STORAGES = ('mcap', 'sqlite3')
 # The most one decompressed message may hold: the largest frame `max_pixels` lets through at 16 bytes
 # a pixel (32FC4, the widest sensor_msgs encoding) plus room for the header. A few hundred bytes of
@@ -52,12 +60,14 @@ EXAMPLES_KEPT = 5                    # skipped messages named per topic and reas
 
 @lru_cache(maxsize=1)
 def typestore():
-    """ROS 2 Kilted message types plus our vision_msgs definitions (not in rosbags' stores)."""
+    """ROS 2 Kilted message types plus our copies of vision_msgs, foxglove_msgs (CompressedVideo) and
+    ffmpeg_image_transport_msgs (not in rosbags' stores)."""
     store = get_typestore(Stores.ROS2_KILTED)
-    msg_dir = share_dir() / 'interfaces' / 'vision_msgs' / 'msg'
+    root = share_dir() / 'interfaces'
     types = {}
-    for name in ('ObjectHypothesis', 'Classification'):
-        types.update(get_types_from_msg((msg_dir / f'{name}.msg').read_text(), f'vision_msgs/msg/{name}'))
+    for package, name in (('vision_msgs', 'ObjectHypothesis'), ('vision_msgs', 'Classification'),
+                          ('foxglove_msgs', 'CompressedVideo'), ('ffmpeg_image_transport_msgs', 'FFMPEGPacket')):
+        types.update(get_types_from_msg((root / package / 'msg' / f'{name}.msg').read_text(), f'{package}/msg/{name}'))
     store.register(types)
     return store
 
@@ -156,10 +166,12 @@ class Bag:
             if part is not None:
                 for name, info in part.topics.items():
                     known.setdefault(name, info)
-        images = {t: i.msgtype for t, i in known.items() if i.msgtype in IMAGE_TYPES}
+        images = {t: i.msgtype for t, i in known.items() if i.msgtype in FRAME_TYPES}
         if not images:
             present = ', '.join(f"{t} ({i.msgtype})" for t, i in known.items()) or 'none'
-            raise self._error(f"bag {self.path} has no sensor_msgs/Image or CompressedImage topic (topics: {present})")
+            raise self._error(f"bag {self.path} has no sensor_msgs/Image or CompressedImage topic, nor an H.264/H.265 "
+                              f"one (foxglove_msgs/CompressedVideo, ffmpeg_image_transport_msgs/FFMPEGPacket) "
+                              f"(topics: {present})")
         if topics:
             missing = [t for t in topics if t not in images]
             if missing:
@@ -285,15 +297,18 @@ class Bag:
             try:
                 data = message_cdr(rec, self.max_message_bytes)
                 try:
-                    header = store.deserialize_cdr(data, rec.topic.msgtype).header
+                    msg = store.deserialize_cdr(data, rec.topic.msgtype)
                 except SerdeError as e:
                     raise MessageError('cannot be deserialised', str(e)) from e
             except MessageError as e:
                 tally.skip(e.reason, index, e.detail)
                 continue
             tally.frames += 1
-            yield BagFrame(rec.topic.name, index, rec.timestamp_ns, header.stamp.sec * 1_000_000_000 + header.stamp.nanosec,
-                           header.frame_id, rec.topic.msgtype, data)
+            # CompressedVideo has no header: its stamp is `timestamp`, beside `frame_id`.
+            stamp, frame_id = (msg.timestamp, msg.frame_id) if rec.topic.msgtype == COMPRESSED_VIDEO else \
+                (msg.header.stamp, msg.header.frame_id)
+            yield BagFrame(rec.topic.name, index, rec.timestamp_ns, stamp.sec * 1_000_000_000 + stamp.nanosec,
+                           frame_id, rec.topic.msgtype, data)
         self._report_tallies()
         if not any(t.frames for t in self.tallies.values()):
             raise self._error(f"no image message of bag {self.path} could be read: {self._what_was_read()}")
@@ -339,7 +354,11 @@ def open_bag(path: str | Path, topics: list[str] | None = None, max_pixels: int 
 
 def decode(frame: BagFrame, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The frame as HxWx3 uint8 RGB; ImageConversionError (a FrameError) when it cannot be used,
-    reason 'too large' when its header declares more than `max_pixels` pixels."""
+    reason 'too large' when its header declares more than `max_pixels` pixels. Image messages only:
+    a video packet needs the packets before it (FrameDecoder)."""
+    if frame.msgtype in VIDEO_TYPES:
+        raise ImageConversionError(f"{frame.msgtype} is a video packet: decode a topic's packets in order with "
+                                   "FrameDecoder", reason='video packet')
     try:
         msg = typestore().deserialize_cdr(frame.rawdata, frame.msgtype)
     except SerdeError as e:
@@ -373,3 +392,35 @@ def new_bag(out: str | Path, storage: str) -> Iterator[Writer]:
         (staging / out.name).rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class FrameDecoder:
+    """Bag frames -> HxWx3 uint8 RGB, called in bag order: image messages one by one (decode), video
+    packets by one VideoDecoder per topic (a new one when the topic's codec changes). A packet that
+    completes no picture raises FrameError with its reason: 'before the first keyframe', 'waiting
+    for a keyframe after a loss', or the decoder's ('cannot be decoded', 'too large', 'unsupported
+    video format'). `decoders` holds each video topic's decoder (its stats count what was skipped)."""
+
+    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS, hardware: str = 'software'):
+        self.max_pixels, self.hardware = max_pixels, hardware
+        self.decoders: dict[str, VideoDecoder] = {}
+
+    def __call__(self, frame: BagFrame) -> np.ndarray:
+        if frame.msgtype not in VIDEO_TYPES:
+            return decode(frame, self.max_pixels)
+        try:
+            msg = typestore().deserialize_cdr(frame.rawdata, frame.msgtype)
+        except SerdeError as e:
+            raise ImageConversionError(f"message cannot be deserialised ({e})", reason='cannot be deserialised') from e
+        codec = codec_of(msg.format if frame.msgtype == COMPRESSED_VIDEO else msg.encoding)
+        decoder = self.decoders.get(frame.topic)
+        if decoder is None or decoder.codec != codec:
+            decoder = self.decoders[frame.topic] = VideoDecoder(codec, self.hardware, self.max_pixels)
+        pictures = decoder.decode(np.asarray(msg.data, np.uint8).tobytes())
+        if not pictures:
+            if decoder.stats.pictures == 0 and decoder.stats.losses == 0:
+                raise VideoError(f"{frame.topic}: the stream has not reached its first keyframe yet",
+                                 reason='before the first keyframe')
+            raise VideoError(f"{frame.topic}: a packet before this one was lost or damaged; decoding starts again at "
+                             "the next keyframe", reason='waiting for a keyframe after a loss')
+        return picture_to_rgb(pictures[-1])

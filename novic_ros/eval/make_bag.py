@@ -1,5 +1,8 @@
 """novic-eval make-bag: a folder of images or a video file -> a ROS 2 bag of sensor_msgs/Image or
-CompressedImage at a chosen rate and frame_id, so users and tests have bags to play. When the
+CompressedImage, or an H.264 / H.265 stream as a camera sends it (foxglove_msgs/CompressedVideo or
+ffmpeg_image_transport_msgs/FFMPEGPacket: one packet per picture, no B-frames, a keyframe with its
+parameter sets every `keyframe_interval` pictures), at a chosen rate and frame_id, so users and
+tests have bags to play. When the
 folder carries labels (labels.json: image file name -> a noun or a list of acceptable nouns, as
 `novic-toy render` writes it), the matching annotations file is written beside the bag.
 
@@ -21,11 +24,15 @@ from ..core.errors import FrameError
 from ..frames.image_files import IMAGE_SUFFIXES, list_images, read_image
 from ..frames.conversion import SUPPORTED_ENCODINGS, encode_compressed, rgb_to_raw
 from .annotations import format_annotations
-from .bagio import COMPRESSED, IMAGE, STORAGES, BagError, new_bag, typestore
+from ..frames.video import VideoEncoder, is_keyframe
+from .bagio import COMPRESSED, COMPRESSED_VIDEO, FFMPEG_PACKET, IMAGE, STORAGES, BagError, new_bag, typestore
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
 START_NS = 1_700_000_000 * 1_000_000_000      # fixed start stamp: the same input makes the same bag
+TRANSPORTS = ('raw', 'compressed', 'h264', 'h265')
+VIDEO_MESSAGES = {'foxglove': COMPRESSED_VIDEO, 'ffmpeg': FFMPEG_PACKET}
+ENCODER_NAMES = {'h264': 'libx264', 'h265': 'libx265'}      # FFMPEGPacket.encoding, as ffmpeg_image_transport writes it
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,50 @@ def _check_source(source: Path) -> None:
         raise BagError(f"{source} is neither a folder of images nor a video file ({', '.join(VIDEO_SUFFIXES)})")
 
 
-def _message(rgb: np.ndarray, stamp_ns: int, frame_id: str, transport: str, encoding: str, fmt: str):
+class _VideoStream:
+    """Frames -> one video packet message each (the size of the first frame, cut to even sides)."""
+
+    def __init__(self, codec: str, message: str, keyframe_interval: int, rate_hz: float):
+        self.codec, self.msgtype = codec, VIDEO_MESSAGES[message]
+        self.keyframe_interval, self.rate_hz = keyframe_interval, rate_hz
+        self.encoder: VideoEncoder | None = None
+        self.size: tuple[int, int] | None = None
+        self.count = 0
+
+    def message(self, name: str, rgb: np.ndarray, header):
+        if self.encoder is None:
+            h, w = rgb.shape[:2]
+            self.size = (h - h % 2, w - w % 2)
+            if min(self.size) < 2:
+                raise BagError(f"{name}: {w}x{h} is too small for a video stream")
+            if self.size != (h, w):
+                log.info("video frames cut to %dx%d (4:2:0 needs even sides)", self.size[1], self.size[0])
+            self.encoder = VideoEncoder(self.codec, self.size[1], self.size[0], self.rate_hz, self.keyframe_interval)
+        h, w = self.size
+        if rgb.shape[0] < h or rgb.shape[1] < w or rgb.shape[0] > h + 1 or rgb.shape[1] > w + 1:
+            raise BagError(f"{name} is {rgb.shape[1]}x{rgb.shape[0]}, the stream {w}x{h}: a video stream holds "
+                           "pictures of one size (make one bag per size, or resize the images)")
+        packets = self.encoder.encode(rgb[:h, :w])
+        if len(packets) != 1:
+            raise BagError(f"the {self.codec} encoder gave {len(packets)} packets for one picture")
+        data = np.frombuffer(packets[0], np.uint8)
+        store = typestore()
+        self.count += 1
+        if self.msgtype == COMPRESSED_VIDEO:
+            return self.msgtype, store.types[COMPRESSED_VIDEO](timestamp=header.stamp, frame_id=header.frame_id,
+                                                                data=data, format=self.codec)
+        return self.msgtype, store.types[FFMPEG_PACKET](
+            header=header, width=w, height=h, encoding=ENCODER_NAMES[self.codec], pts=self.count - 1,
+            flags=1 if is_keyframe(self.codec, packets[0]) else 0, is_bigendian=False, data=data)
+
+
+def _message(rgb: np.ndarray, stamp_ns: int, frame_id: str, transport: str, encoding: str, fmt: str,
+             video: _VideoStream | None = None, name: str = ''):
     store = typestore()
     Header, Time = store.types['std_msgs/msg/Header'], store.types['builtin_interfaces/msg/Time']
     header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
+    if video is not None:
+        return video.message(name, rgb, header)
     if transport == 'compressed':
         data = np.frombuffer(encode_compressed(rgb, fmt), np.uint8)
         return COMPRESSED, store.types[COMPRESSED](header=header, format=f'rgb8; {fmt} compressed bgr8', data=data)
@@ -107,12 +154,19 @@ def _message(rgb: np.ndarray, stamp_ns: int, frame_id: str, transport: str, enco
 
 def make_bag(source: str | Path, out: str | Path, *, topic: str = '/camera/image_raw', rate_hz: float = 10.0,
              frame_id: str = 'camera', storage: str = 'mcap', transport: str = 'raw', encoding: str = 'rgb8',
-             fmt: str = 'jpeg', progress: bool = True) -> MakeBagResult:
+             fmt: str = 'jpeg', progress: bool = True, video_message: str = 'foxglove',
+             keyframe_interval: int = 10) -> MakeBagResult:
+    """`transport` raw, compressed (`fmt`), or h264 / h265: `video_message` foxglove
+    (foxglove_msgs/CompressedVideo) or ffmpeg (ffmpeg_image_transport_msgs/FFMPEGPacket)."""
     source, out = Path(source), Path(out)
     if rate_hz <= 0:
         raise BagError(f"rate must be positive, got {rate_hz}")
-    if transport not in ('raw', 'compressed'):
-        raise BagError(f"transport must be raw or compressed, got {transport!r}")
+    if transport not in TRANSPORTS:
+        raise BagError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    if video_message not in VIDEO_MESSAGES:
+        raise BagError(f"video message must be one of {', '.join(VIDEO_MESSAGES)}, got {video_message!r}")
+    if not 1 <= keyframe_interval <= 1000:
+        raise BagError(f"keyframe interval must be in [1, 1000] pictures, got {keyframe_interval}")
     if transport == 'raw' and encoding.lower() not in {e.lower() for e in SUPPORTED_ENCODINGS}:
         raise BagError(f"unknown raw encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}")
     if transport == 'compressed' and fmt not in ('jpeg', 'png'):
@@ -127,12 +181,13 @@ def make_bag(source: str | Path, out: str | Path, *, topic: str = '/camera/image
     frames = _folder_frames(source, skipped) if source.is_dir() else _video_frames(source)
     period_ns = int(round(1e9 / rate_hz))
     store = typestore()
+    video = _VideoStream(transport, video_message, keyframe_interval, rate_hz) if transport in ('h264', 'h265') else None
     rows, count = [], 0
     with new_bag(out, storage) as writer:
         conn = None
         for name, rgb in tqdm(frames, desc='make-bag', unit='frame', disable=not progress):
             stamp = START_NS + count * period_ns
-            msgtype, msg = _message(rgb, stamp, frame_id, transport, encoding, fmt)
+            msgtype, msg = _message(rgb, stamp, frame_id, transport, encoding, fmt, video, name)
             if conn is None:
                 conn = writer.add_connection(topic, msgtype, typestore=store)
             writer.write(conn, stamp, store.serialize_cdr(msg, msgtype))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -12,7 +11,7 @@ from tqdm import tqdm
 
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_MAX_PIXELS
 from ..pipeline import classify_in_batches
-from .bagio import CLASSIFICATION, IMAGE_TYPES, Bag, BagFrame, MessageError, decode, message_cdr, new_bag, typestore
+from .bagio import CLASSIFICATION, IMAGE_TYPES, Bag, BagFrame, FrameDecoder, MessageError, message_cdr, new_bag, typestore
 from .run_results import FrameResult
 
 log = logging.getLogger(__name__)
@@ -22,7 +21,8 @@ def classify_frames(frames: Iterable[BagFrame], classifier, batch_size: int, pro
                     total: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[FrameResult]:
     results: list[FrameResult] = []
     with tqdm(total=total, desc='offline', unit='frame', disable=not progress) as bar:
-        for c in classify_in_batches(classifier, frames, partial(decode, max_pixels=max_pixels), batch_size):
+        # One decoder for the run: a video topic's packets are decoded in bag order.
+        for c in classify_in_batches(classifier, frames, FrameDecoder(max_pixels), batch_size):
             f = c.item
             if c.error is not None:
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error),
