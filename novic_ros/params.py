@@ -17,10 +17,14 @@ from .core.object_finder import REGIONS, ObjectOptions
 from .core.proposals import SaliencyConfig
 from .core.options import MODES, ClassifierOptions, read_labels_file
 from .core.stable_labels import StabilityOptions
+from .core.tracks import TrackOptions
 from .lexicon.categories import DEFAULT_CATEGORIES, check_specs
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
 QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
+TRANSPORTS = ('raw', 'compressed', 'foxglove', 'ffmpeg')
+VIDEO_TRANSPORTS = ('foxglove', 'ffmpeg')
+VIDEO_HARDWARE = ('auto', 'software', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va')
 NODE_NAME = 'novic_node'
 DEFAULT_NAMESPACE = '/novic'
 DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
@@ -131,8 +135,14 @@ PARAMS: tuple[Param, ...] = (
     # --- ROS node ---
     Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
           "The launch file's `image` argument remaps `image`.", group='node'),
-    Param('transport', 'raw', "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg, png).",
-          choices=('raw', 'compressed'), launch_arg='transport', group='node'),
+    Param('transport', 'raw', "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
+          "<topic>/compressed; foxglove: foxglove_msgs/CompressedVideo (H.264/H.265) on <topic>/foxglove; ffmpeg: "
+          "ffmpeg_image_transport_msgs/FFMPEGPacket (H.264/H.265) on <topic>/ffmpeg. Video: every packet is decoded, "
+          "the newest picture classified (README: Video input).",
+          choices=TRANSPORTS, launch_arg='transport', group='node'),
+    Param('video_decoding', 'auto', "foxglove and ffmpeg transports: auto = hardware decoding on the first device "
+          "PyAV's FFmpeg can open (cuda, vaapi, qsv, videotoolbox, d3d11va), else software; software; or one "
+          "device type (falls back to software when it cannot be opened).", choices=VIDEO_HARDWARE, group='node'),
     Param('qos', 'auto', "Subscription reliability. auto: reliable when every publisher on the topic is reliable "
           "(lost fragments of large raw frames are then resent), else best effort; re-checked when publishers come "
           "and go. sensor_data: best effort. reliable: reliable (receives nothing from best-effort publishers).",
@@ -150,6 +160,22 @@ PARAMS: tuple[Param, ...] = (
           "and publish vision_msgs/Detection2DArray on objects_topic.", group='node'),
     Param('objects_topic', 'objects', "Output topic of the objects (vision_msgs/Detection2DArray); relative to "
           "the namespace.", group='node'),
+    Param('annotations_topic', 'annotations', "Objects mode: foxglove_msgs/ImageAnnotations of each frame (boxes, "
+          "track ids, labels) for Foxglove's Image panel, published while subscribed; relative to the namespace.",
+          group='node'),
+    Param('track_objects', True, "Objects mode: track the objects from frame to frame (per camera): each "
+          "Detection2D gets an id that stays while the object stays in view, and its track's label smoothed like "
+          "labels_stable (smoothing_s, stable_margin, stable_dwell_s). false: each frame's objects stand alone "
+          "(empty id, the frame's own label).", group='node', live=True),
+    Param('track_timeout_s', 1.5, "Objects mode: a track that got no detection for this many seconds (of the "
+          "frames' stamps) ends; an object seen again after that gets a new id.", min=0.05, max=3600.0,
+          group='node', live=True),
+    Param('track_min_iou', 0.1, "Objects mode: least box overlap (IoU) of a detection with where a track is "
+          "predicted to be (its velocity applied) for the detection to continue it.", min=0.0, max=1.0,
+          group='node', live=True),
+    Param('track_appearance_weight', 0.5, "Objects mode: weight of the CLIP embedding similarity against box "
+          "overlap when detections are assigned to tracks; it keeps overlapping objects (of one noun too) apart.",
+          min=0.0, max=1.0, group='node', live=True),
     Param('warmup', True, "Run one dummy frame at configure so the first real frame is not slow.", group='node'),
     Param('autostart', True, "Configure and activate at start (lifecycle node). false: stay unconfigured until a "
           "lifecycle manager (nav2_lifecycle_manager, launch lifecycle events) drives the transitions.",
@@ -263,6 +289,11 @@ class _NodeParams(_Validated):
         """The core's options for labels_stable."""
         return StabilityOptions(smoothing_s=self.smoothing_s, margin=self.stable_margin,
                                 dwell_s=self.stable_dwell_s, timeout_s=self.stable_timeout_s)
+
+    def track_options(self) -> TrackOptions:
+        """The core's options for object tracks."""
+        return TrackOptions(timeout_s=self.track_timeout_s, min_iou=self.track_min_iou,
+                            appearance_weight=self.track_appearance_weight)
 
     def updated(self, **changes) -> 'NodeParams':
         """A validated copy with `changes` applied (ValueError names what is wrong)."""

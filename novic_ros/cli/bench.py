@@ -18,10 +18,12 @@ from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
 from ..bench.object_cost import objects_cost
+from ..bench.video_tracks import tracks as tracks_cost
+from ..bench.video_tracks import video as video_cost
 from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',
-            'delivery', 'objects', 'training')
+            'delivery', 'objects', 'video', 'tracks', 'training')
 DEFAULT_SECTIONS = tuple(x for x in SECTIONS if x != 'training')
 
 
@@ -75,6 +77,10 @@ def _main(argv) -> int:
                      lambda: delivery(max(60, 6 * args.repeat))),
         'objects': ('Multi-object mode against the single-label frame, 640x480 toy scenes, batch 1',
                     lambda: objects_cost(args.repeat)),
+        'video': ('H.264 / H.265 input: decoding a 640x480 stream (software), beside raw and JPEG frames',
+                  lambda: video_cost(args.repeat)),
+        'tracks': ('Object tracks: ObjectTracker per frame beside the toy finder, 640x480 toy sequence',
+                   lambda: tracks_cost(args.repeat)),
         'training': ('Decoder training: host memory at two data set sizes, throughput before and after the fixes',
                      lambda: training_bench.training(args.repeat)),
     }

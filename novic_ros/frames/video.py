@@ -36,13 +36,13 @@ from typing import Iterator
 import numpy as np
 
 from ..core.errors import FrameError
-from ..params import DEFAULT_MAX_PIXELS
+from ..params import DEFAULT_MAX_PIXELS, VIDEO_HARDWARE
 
 log = logging.getLogger(__name__)
 
 CODECS = ('h264', 'h265')
 FFMPEG_DECODER = {'h264': 'h264', 'h265': 'hevc'}
-HARDWARE = ('auto', 'software', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va')
+HARDWARE = VIDEO_HARDWARE           # the video_decoding parameter's choices
 AUTO_ORDER = ('cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va')
 # Encoder names ffmpeg_image_transport 1.x writes into FFMPEGPacket.encoding, and the codec they encode.
 ENCODER_CODECS = {'libx264': 'h264', 'libx264rgb': 'h264', 'libopenh264': 'h264', 'libx265': 'h265',

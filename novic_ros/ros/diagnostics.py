@@ -1,7 +1,8 @@
 """novic_node's /diagnostics status, published at 1 Hz in every lifecycle state: rates, latencies,
 frame counts (received, processed, published, dropped, rejected by reason, lost in transport), each
 camera topic's publishers and subscription, errors, the backend, model and device, the lifecycle
-state and the vocabulary version. OK while labelling; WARN with the cause when an input has a
+state and the vocabulary version; with objects, tracks and annotations; with video input, its
+packets, pictures, keyframe waits and losses; LabelInfo's class count. OK while labelling; WARN with the cause when an input has a
 problem, no frame came yet, or frames were rejected or failed; the message says what the node does."""
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from .messages import diagnostics_message
+
+
+def _video(node) -> dict[str, str]:
+    """The video cameras' counts (transport foxglove / ffmpeg): packets, pictures, keyframe waits, losses."""
+    video = node.inputs.video
+    if video is None:
+        return {}
+    v = video.stats()
+    topics = {camera: h.topic for camera, h in node.inputs.health.items()}
+    return {'video_packets': str(v.packets), 'video_pictures': str(v.pictures),
+            'video_before_keyframe': str(v.before_keyframe), 'video_losses': str(v.losses),
+            'video_skipped_after_loss': str(v.after_loss), 'video_recoveries': str(v.recoveries),
+            'video_decode_errors': str(v.errors),
+            **{f"video decoder {topics.get(camera, camera)}": text for camera, text in video.describe().items()}}
 
 
 def diagnostics(node) -> DiagnosticArray:
@@ -41,6 +56,9 @@ def diagnostics(node) -> DiagnosticArray:
         'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected), 'frames_lost': str(lost),
         'inference_errors': str(s.errors), 'output_errors': str(worker.output_errors),
         'overlays_published': str(worker.overlays_published), 'objects_published': str(worker.objects_published),
+        **(node.outputs.objects.diagnostics() if node.outputs is not None and node.outputs.objects is not None else {}),
+        **_video(node),
+        'label_info_classes': str(len(node.label_map)) if node.label_map.active else '-',
         'backend': backend.name if backend else '-', 'backend_detail': backend.describe() if backend else '-',
         'model': live.params.model.model, 'mode': live.params.model.mode,
         'device': str(backend.device) if backend else '-',

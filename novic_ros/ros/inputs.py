@@ -4,7 +4,9 @@ lost in transport and incompatible QoS counted and explained (input_health says 
 user); a warning when a topic has publishers but sends no frame.
 
 Frame callbacks only stamp the arrival and hand the message to LatestFrames (the inference worker
-converts it: frame_from_msg). The callbacks and the 4 Hz watch timer run on the node's executor;
+converts it: frame_from_msg). Video cameras (transport foxglove / ffmpeg, video_input.py) are the
+exception: every packet is decoded in its callback, in order, and only the newest picture is handed
+on; a loss the middleware reports makes that camera's decoder wait for the next keyframe. The callbacks and the 4 Hz watch timer run on the node's executor;
 the state they share with the diagnostics is guarded by one lock.
 """
 from __future__ import annotations
@@ -17,12 +19,14 @@ from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..core.errors import FrameError
 from ..frames.conversion import compressed_to_rgb, raw_to_rgb
 from ..params import DEFAULT_MAX_PIXELS
 from .input_health import BEST_EFFORT, RELIABLE, TopicHealth, describe_publishers
 from .latest_frames import LatestFrames
 from .node_stats import NodeStats
 from .throttled_log import WARN_THROTTLE_S, ThrottledLog
+from .video_input import MIN_QUEUE_DEPTH, VIDEO_TRANSPORTS, DecodedPicture, VideoInputs
 
 LOSS_WARN_THROTTLE_S = 30.0     # frames lost in transport: one warning per topic per 30 s
 INPUT_CHECK_S = 0.25            # publishers re-read (qos: auto follows them) and silence checked this often
@@ -30,7 +34,10 @@ _RELIABILITY = {RELIABLE: ReliabilityPolicy.RELIABLE, BEST_EFFORT: ReliabilityPo
 
 
 def frame_from_msg(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An Image or CompressedImage as an HxWx3 uint8 RGB frame (FrameError names what is wrong)."""
+    """An Image, CompressedImage or decoded video picture as an HxWx3 uint8 RGB frame (FrameError names
+    what is wrong)."""
+    if isinstance(msg, DecodedPicture):          # decoded on arrival; max_pixels was checked there
+        return msg.to_rgb()
     if isinstance(msg, CompressedImage):
         return compressed_to_rgb(msg.format, msg.data, max_pixels)
     return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)
@@ -48,13 +55,17 @@ class CameraInputs:
         self._lock = threading.Lock()
         self.subs: dict[str, object] = {}       # camera topic -> its subscription, while active
         self.health: dict[str, TopicHealth] = {}
+        self.video: VideoInputs | None = None   # transport foxglove / ffmpeg: the cameras' decoders, while active
 
     @property
     def _logger(self):
         return self._node.get_logger()
 
     def subscribe_all(self) -> None:
-        for topic in self._node.params.image_topics:
+        params = self._node.params
+        if params.transport in VIDEO_TRANSPORTS:
+            self.video = VideoInputs(params.video_decoding, params.model.max_pixels)
+        for topic in params.image_topics:
             self._subscribe(topic)
 
     def unsubscribe_all(self) -> None:
@@ -62,6 +73,7 @@ class CameraInputs:
             subs, self.subs = list(self.subs.values()), {}
         for sub in subs:
             self._node.destroy_subscription(sub)
+        self.video = None           # a stream subscribed again starts at its next keyframe
 
     def status(self, now: float) -> tuple[dict[str, tuple[bool, str]], int]:
         """Per subscribed topic (is it a problem, the line for diagnostics), and the frames lost in all."""
@@ -73,11 +85,14 @@ class CameraInputs:
 
     def _input_topic(self, topic: str):
         """The name and type to subscribe for camera `topic`."""
-        if self._node.params.transport == 'compressed':
-            # image_transport convention: the compressed stream of `base` is `base/compressed`. Resolve
-            # (and remap) the base first, so remapping `image` moves both, as with image_transport.
+        transport = self._node.params.transport
+        if transport == 'compressed' or transport in VIDEO_TRANSPORTS:
+            # image_transport convention: the compressed stream of `base` is `base/compressed` (`base/foxglove`,
+            # `base/ffmpeg`). Resolve (and remap) the base first, so remapping `image` moves both, as with
+            # image_transport.
+            msg_type, suffix = VIDEO_TRANSPORTS.get(transport, (CompressedImage, 'compressed'))
             base = self._node.resolve_topic_name(topic)
-            return (base if base.endswith('/compressed') else base.rstrip('/') + '/compressed'), CompressedImage
+            return (base if base.endswith('/' + suffix) else base.rstrip('/') + '/' + suffix), msg_type
         return topic, Image
 
     def _offered(self, name: str) -> list[str]:
@@ -103,7 +118,10 @@ class CameraInputs:
                           f"qos: {params.qos}, {describe_publishers(offered)} found)")
 
     def _create_subscription(self, topic: str, name: str, msg_type, reliability: str):
-        qos = QoSProfile(depth=self._node.params.qos_depth, reliability=_RELIABILITY[reliability],
+        # Video: a packet dropped from a full queue costs every picture up to the next keyframe.
+        depth = self._node.params.qos_depth
+        qos = QoSProfile(depth=max(depth, MIN_QUEUE_DEPTH) if self.video is not None else depth,
+                         reliability=_RELIABILITY[reliability],
                          history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE)
         events = SubscriptionEventCallbacks(message_lost=lambda info, t=topic: self._on_frames_lost(t, info),
                                             incompatible_qos=lambda info, t=topic: self._on_incompatible_qos(t, info))
@@ -126,6 +144,8 @@ class CameraInputs:
                     f"{health.wanted().replace('_', ' ')} instead of {health.reliability.replace('_', ' ')} (qos: auto)")
         self._logger.info(text)
         self._node.destroy_subscription(sub)
+        if self.video is not None:
+            self.video.lost(topic)      # packets may fall between the two subscriptions
         self._subscribe(topic)
 
     def watch(self) -> None:
@@ -147,6 +167,8 @@ class CameraInputs:
         """message_lost event: the middleware saw frames it could not deliver (fragments overwritten)."""
         health = self.health[topic]
         offered = self._offered(health.topic)
+        if self.video is not None:
+            self.video.lost(topic)      # the pictures after a lost packet are damaged: wait for a keyframe
         with self._lock:
             now = time.monotonic()
             health.frames_lost(info.total_count_change, now)
@@ -172,11 +194,23 @@ class CameraInputs:
                 "will arrive: set qos: auto, which matches the publishers"), WARN_THROTTLE_S)
 
     def _on_frame(self, camera: str, msg) -> None:
+        with self._lock:
+            self.health[camera].frame(time.monotonic())     # a video packet counts too: the camera is there
+        video = self.video
+        if video is not None:
+            # Every packet is decoded now, in order; only the newest picture waits for the worker.
+            try:
+                msg = video.packet(camera, msg)
+            except FrameError as e:
+                reason = getattr(e, 'reason', 'invalid frame')
+                self._stats.rejected_one(reason)
+                self._log.warn_every(reason, f"video packet from {camera} rejected ({reason}): {e}")
+                return
+            if msg is None:             # before the first keyframe, or after a loss: counted by the decoder
+                return
         stamp = msg.header.stamp
         age = None
         if stamp.sec or stamp.nanosec:   # unstamped frames say nothing about their age
             age = self._node.get_clock().now().nanoseconds * 1e-9 - (stamp.sec + stamp.nanosec * 1e-9)
         self._stats.arrived(age)
-        with self._lock:
-            self.health[camera].frame(time.monotonic())
         self._frames.put(camera, msg)

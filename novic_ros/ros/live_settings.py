@@ -33,6 +33,7 @@ class LiveSettings:
 class PreparedChange:
     settings: LiveSettings
     apply_outputs: Callable[[], None] | None = None    # swaps the label outputs' settings in (LabelOutputs.prepare)
+    apply_objects: Callable[[], None] | None = None    # ... and the object outputs' (tracks: ObjectOutputs.prepare)
 
 
 def object_finder(classifier: NovicClassifier, params: NodeParams) -> ObjectFinder | None:
@@ -41,7 +42,7 @@ def object_finder(classifier: NovicClassifier, params: NodeParams) -> ObjectFind
     return build_object_finder(classifier, params.model) if params.objects else None
 
 
-def prepare_change(current: LiveSettings, label_outputs, updates: dict) -> PreparedChange:
+def prepare_change(current: LiveSettings, label_outputs, updates: dict, object_outputs=None) -> PreparedChange:
     """Validate `updates` (parameter name -> value) against `current` and build what they need."""
     params = current.params.updated(**updates)
     options = params.model.to_options()
@@ -50,4 +51,5 @@ def prepare_change(current: LiveSettings, label_outputs, updates: dict) -> Prepa
         classifier = classifier.with_options(options)
     finder = None if classifier is None else object_finder(classifier, params)
     apply_outputs = label_outputs.prepare(params) if label_outputs is not None else None
-    return PreparedChange(LiveSettings(params, classifier, finder), apply_outputs)
+    apply_objects = object_outputs.prepare(params) if object_outputs is not None else None
+    return PreparedChange(LiveSettings(params, classifier, finder), apply_outputs, apply_objects)

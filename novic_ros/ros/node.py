@@ -7,6 +7,8 @@
   publish, one try per output; messages.py builds every message it publishes.
 - diagnostics.py: the 1 Hz /diagnostics status.
 - live_settings.py: live parameter changes, prepared whole and then swapped in.
+- object_outputs.py: the objects (tracked: core.tracks) and their Foxglove annotations;
+  label_info.py: LabelInfo's class map, published with every VisionInfo version.
 
 Lifecycle: configure loads and warms up the model and creates the (lifecycle) publishers, activate
 subscribes and starts the worker, deactivate unsubscribes (frames are not delivered, so nothing
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 
 import numpy as np
 import rclpy
@@ -36,9 +40,10 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Classification, Detection2DArray, VisionInfo
+from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from ..core.errors import NovicError
+from ..core.stable_labels import default_merge_key
 from ..core.variants import get_variant
 from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier
@@ -46,12 +51,14 @@ from . import vision_info
 from .bond import Bond
 from .diagnostics import diagnostics
 from .inputs import INPUT_CHECK_S, CameraInputs
+from .label_info import GROWTH_PERIOD_S, LabelMap
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .live_settings import LiveSettings, PreparedChange, object_finder, prepare_change
 from .memory import release_freed_memory, rss_mb
 from .messages import vision_info_message
 from .node_stats import NodeStats
+from .object_outputs import ObjectOutputs
 from .param_declaration import declare_all
 from .throttled_log import ThrottledLog
 from .worker import InferenceWorker, Publishers
@@ -93,7 +100,10 @@ class NovicNode(LifecycleNode):
         self.stats = NodeStats()
         self.log = ThrottledLog(self.get_logger())
         self.outputs: Publishers | None = None          # configure to cleanup
-        self.info_pub = None
+        self.info_pub = self.label_info_pub = None
+        self.label_map = LabelMap()             # LabelInfo's class map (prompted and hybrid modes)
+        self._label_info_sent = 0.0
+        self._label_info_lock = threading.Lock()
         self.bond: Bond | None = None
         # Frame callbacks never wait for a transition where the node runs in a multi-threaded executor
         # (a composed container); main() spins it single-threaded, see there.
@@ -135,9 +145,12 @@ class NovicNode(LifecycleNode):
             labels=self.create_lifecycle_publisher(Classification, params.labels_topic, 10),
             label_outputs=label_outputs,
             overlay=self.create_lifecycle_publisher(Image, '~/image_labeled', 2) if params.publish_overlay else None,
-            objects=(self.create_lifecycle_publisher(Detection2DArray, params.objects_topic, 10)
-                     if params.objects else None))
+            # Tracks merge synonyms in each track's labels as labels_stable does (WordNet when installed).
+            objects=(ObjectOutputs(self, params, label_outputs.senses.merge_key if label_outputs.senses is not None
+                                   else default_merge_key) if params.objects else None))
         self.info_pub = self.create_lifecycle_publisher(VisionInfo, 'vision_info', VISION_INFO_QOS)
+        self.label_info_pub = self.create_lifecycle_publisher(LabelInfo, 'label_info', VISION_INFO_QOS)
+        self.label_map.reset(classifier.options)
         self.get_logger().info(f"loaded {classifier.describe()}")
         self._log_label_embeddings(classifier)
         self.state = 'inactive'
@@ -210,12 +223,14 @@ class NovicNode(LifecycleNode):
 
     def _release_model(self) -> None:
         pubs, self.outputs = self.outputs, None
-        for pub in ((pubs.labels, pubs.overlay, pubs.objects) if pubs is not None else ()) + (self.info_pub,):
+        for pub in ((pubs.labels, pubs.overlay) if pubs is not None else ()) + (self.info_pub, self.label_info_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self.info_pub = None
+        self.info_pub = self.label_info_pub = None
         if pubs is not None:
             pubs.label_outputs.destroy()
+            if pubs.objects is not None:
+                pubs.objects.destroy()
         self.live = LiveSettings(self.params)
         self.state = 'unconfigured'
         release_freed_memory()
@@ -224,9 +239,23 @@ class NovicNode(LifecycleNode):
         classifier, info_pub = self.classifier, self.info_pub
         if classifier is None or info_pub is None:
             return
+        stamp = self.get_clock().now().to_msg()
         info_pub.publish(vision_info_message(self.method, classifier.options, self.get_fully_qualified_name(),
-                                             self.params.model.labels_file, self.vocabulary.version,
-                                             self.get_clock().now().to_msg()))
+                                             self.params.model.labels_file, self.vocabulary.version, stamp))
+        # LabelInfo goes with every VisionInfo version, with the same stamp (label_info.py).
+        if self.label_info_pub is not None and self.label_map.active:
+            self.label_info_pub.publish(self.label_map.message(stamp))
+            self._label_info_sent = time.monotonic()
+
+    def label_map_grew(self) -> None:
+        """Hybrid mode named labels never named before: a new vocabulary version, with its LabelInfo (at
+        most once per GROWTH_PERIOD_S; the diagnostics timer publishes what waited). Called by the
+        worker and the diagnostics timer."""
+        with self._label_info_lock:
+            if not self.label_map.grown or time.monotonic() - self._label_info_sent < GROWTH_PERIOD_S:
+                return
+            self.vocabulary.bump()
+            self._publish_vision_info()
 
     # --- parameters and diagnostics ---
 
@@ -241,7 +270,7 @@ class NovicNode(LifecycleNode):
         pubs = self.outputs
         try:
             change = prepare_change(self.live, pubs.label_outputs if pubs is not None else None,
-                                    {p.name: p.value for p in changes})
+                                    {p.name: p.value for p in changes}, pubs.objects if pubs is not None else None)
         except (ValueError, NovicError) as e:
             return SetParametersResult(successful=False, reason=str(e))
         except Exception as e:  # noqa: BLE001 -- a bug refuses the change; it must not stop the executor
@@ -256,13 +285,17 @@ class NovicNode(LifecycleNode):
         self.live = change.settings
         if change.apply_outputs is not None:
             change.apply_outputs()
+        if change.apply_objects is not None:
+            change.apply_objects()
         classifier = change.settings.classifier
         if classifier is not None and self.vocabulary.update(classifier.options):
+            self.label_map.reset(classifier.options)
             self.get_logger().info(f"vocabulary {self.vocabulary.version}: "
                                    f"{vision_info.database_location(classifier.options, self.get_fully_qualified_name())}")
             self._publish_vision_info()
 
     def _publish_diagnostics(self) -> None:
+        self.label_map_grew()
         self.diag_pub.publish(diagnostics(self))
 
     def destroy_node(self):

@@ -53,6 +53,11 @@ class VocabularyVersion:
         self.version = 0
         self._lock = threading.Lock()
 
+    def bump(self) -> None:
+        """The vocabulary grew without a change of settings (hybrid mode named a new label)."""
+        with self._lock:
+            self.version += 1
+
     def update(self, options: ClassifierOptions) -> bool:
         """Record the vocabulary now in use; True when it changed (the version went up)."""
         key = vocabulary_key(options)

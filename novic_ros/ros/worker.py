@@ -2,7 +2,8 @@
 (LatestFrames), converts and classifies them in one batch (pipeline.classify_in_batches over
 `node.live`, read once per batch) and publishes each frame's outputs: labels, labels_stable and
 categories (LabelOutputs), the overlay while it has a subscriber, and the objects (all windows of
-the batch's frames through the encoder and decoder in one call).
+the batch's frames through the encoder and decoder in one call), tracked and annotated
+(ObjectOutputs). The labels it publishes are offered to LabelInfo's class map (hybrid mode grows it).
 
 A frame that cannot be used is rejected, counted by reason and warned about (throttled per
 reason). Each output is published under its own try: one failing publisher costs that output of
@@ -24,6 +25,7 @@ from .inputs import frame_from_msg
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .node_stats import NodeStats
+from .object_outputs import ObjectOutputs
 from .throttled_log import ThrottledLog
 
 JOIN_TIMEOUT_S = 30.0       # the batch in flight finishes (its labels are still valid)
@@ -35,7 +37,7 @@ class Publishers:
     labels: object
     label_outputs: LabelOutputs
     overlay: object | None = None        # publish_overlay
-    objects: object | None = None        # objects
+    objects: ObjectOutputs | None = None     # objects: Detection2DArray, tracks, ImageAnnotations
 
 
 class InferenceWorker:
@@ -88,7 +90,9 @@ class InferenceWorker:
         # Drawing costs a copy and text rendering per frame: only while someone subscribes to the overlay.
         overlay = pubs.overlay if pubs.overlay is not None and pubs.overlay.get_subscription_count() else None
         max_pixels = live.params.model.max_pixels
+        label_map = self._node.label_map
         found = []
+        grew = False
         for c in classify_in_batches(live.classifier, items, lambda item: frame_from_msg(item.msg, max_pixels),
                                      len(items)):
             if c.error is not None:
@@ -102,12 +106,17 @@ class InferenceWorker:
                          c.item.received)
             if overlay is not None and self._output('the overlay', _publish_overlay, overlay, header, c.frame, c.labels):
                 self.overlays_published += 1
+            grew = label_map.add(l.text for l in c.labels.labels) or grew
             found.append(c)
         if live.finder is not None and pubs.objects is not None and found:
             # All windows of all the batch's frames go through the encoder and decoder in one call.
             for c, objects in zip(found, live.finder.classify([c.frame for c in found])):
-                if self._output('objects', _publish_objects, pubs.objects, c.item.msg.header, objects):
+                if self._output('objects', pubs.objects.publish, c.item.camera, c.item.msg.header, objects,
+                                c.item.received, c.frame.shape[0]):
                     self.objects_published += 1
+                grew = label_map.add(o.label for o in objects.objects) or grew
+        if grew:
+            self._node.label_map_grew()
 
     def _output(self, what: str, publish: Callable[..., None], *args) -> bool:
         """publish(*args), True if it worked; a failure is counted and logged, and costs only this output."""
@@ -133,6 +142,3 @@ def _publish_labels(pub, header, labels) -> None:
 def _publish_overlay(pub, header, frame, labels) -> None:
     pub.publish(messages.rgb_image(header, draw_labels(frame, [(l.text, l.score) for l in labels.labels])))
 
-
-def _publish_objects(pub, header, objects) -> None:
-    pub.publish(messages.detections_message(header, objects))
