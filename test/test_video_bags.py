@@ -116,3 +116,16 @@ def test_offline_labels_from_the_first_keyframe_and_recovers_after_a_loss(tmp_pa
     (topic,) = json.loads((out / 'summary.json').read_text())['topics']
     assert topic['skipped'] == {'before the first keyframe': 7, 'waiting for a keyframe after a loss': 6}
     assert topic['labelled'] == 13
+
+
+def test_live_starts_the_node_with_the_transport_of_the_bag():
+    pytest.importorskip('rclpy')
+    from novic_ros.eval.bagio import COMPRESSED, IMAGE
+    from novic_ros.eval.live import node_inputs
+    assert node_inputs({'/a/image_raw/foxglove': COMPRESSED_VIDEO, '/b/foxglove': COMPRESSED_VIDEO}) == (
+        ['/a/image_raw', '/b'], 'foxglove')
+    assert node_inputs({'/cam/ffmpeg': FFMPEG_PACKET}) == (['/cam'], 'ffmpeg')
+    assert node_inputs({'/cam/compressed': COMPRESSED}) == (['/cam'], 'compressed')
+    assert node_inputs({'/cam/image_raw': IMAGE}) == (['/cam/image_raw'], 'raw')
+    with pytest.raises(ValueError, match='--topics'):
+        node_inputs({'/cam/image_raw': IMAGE, '/cam/foxglove': COMPRESSED_VIDEO})

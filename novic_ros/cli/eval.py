@@ -210,8 +210,11 @@ def _offline(args) -> int:
 
 
 def _node_starter(args):
-    def start(topics: list[str]) -> NodeProcess:
-        params = [f"image_topics:={ros_value(topics)}", f"qos:={args.qos}", *args.node_param]
+    from ..eval.live import node_inputs
+
+    def start(bag_topics: dict[str, str]) -> NodeProcess:
+        topics, transport = node_inputs(bag_topics)       # video topics: their base names, transport foxglove/ffmpeg
+        params = [f"image_topics:={ros_value(topics)}", f"transport:={transport}", f"qos:={args.qos}", *args.node_param]
         return NodeProcess(params, params_file=args.params_file)
     return start
 

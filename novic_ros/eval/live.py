@@ -20,7 +20,7 @@ from tqdm import tqdm
 from vision_msgs.msg import Classification
 
 from ..params import DEFAULT_LABELS_TOPIC
-from .bagio import COMPRESSED, Bag, BagFrame
+from .bagio import COMPRESSED, COMPRESSED_VIDEO, FFMPEG_PACKET, Bag, BagFrame
 from .run_results import FrameResult, LiveStats
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def play_and_record(frames: Iterable[BagFrame], topics: dict[str, str], *, label
         with lock:
             received.setdefault(key, (now, msg))
     node.create_subscription(Classification, labels_topic, on_labels, 50)
-    pubs = {t: node.create_publisher(CompressedImage if m == COMPRESSED else Image, t, _qos(qos)) for t, m in topics.items()}
+    pubs = {t: node.create_publisher(_message_type(m), t, _qos(qos)) for t, m in topics.items()}
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -129,15 +129,42 @@ def _results(sent: list[_Sent], received: dict, speed: float, qos: str,
     return results, stats
 
 
+def _message_type(msgtype: str):
+    if msgtype in (COMPRESSED_VIDEO, FFMPEG_PACKET):
+        from ffmpeg_image_transport_msgs.msg import FFMPEGPacket
+        from foxglove_msgs.msg import CompressedVideo
+        return CompressedVideo if msgtype == COMPRESSED_VIDEO else FFMPEGPacket
+    return CompressedImage if msgtype == COMPRESSED else Image
+
+
+# The transport a started node needs for a bag's topics, and the image_transport suffix it adds itself.
+NODE_TRANSPORTS = {COMPRESSED: ('compressed', '/compressed'), COMPRESSED_VIDEO: ('foxglove', '/foxglove'),
+                   FFMPEG_PACKET: ('ffmpeg', '/ffmpeg')}
+
+
+def node_inputs(image_topics: dict[str, str]) -> tuple[list[str], str]:
+    """(image_topics, transport) for a node started to play these bag topics (topic -> message type):
+    raw topics as they are; compressed and video topics by their base name (the node appends the
+    suffix). ValueError for a bag that mixes kinds (one node subscribes one transport)."""
+    kinds = {NODE_TRANSPORTS.get(m, ('raw', ''))[0] for m in image_topics.values()}
+    if len(kinds) > 1:
+        raise ValueError(f"the bag's camera topics need different transports ({', '.join(sorted(kinds))}): play one "
+                         "kind at a time with --topics")
+    transport = kinds.pop()
+    suffix = {k: s for k, s in NODE_TRANSPORTS.values()}.get(transport, '')
+    topics = [t[:-len(suffix)] if suffix and t.endswith(suffix) else t for t in sorted(image_topics)]
+    return topics, transport
+
+
 def run_live(bag: Bag, *, start_node: Callable[[list[str]], object] | None = None, **play) -> tuple[
         list[FrameResult], LiveStats, list[str]]:
     """Play `bag` into novic_node and collect its labels: (results, stats, warnings). The first frame is
     read before anything starts, so a bag with no readable frame fails at once (BagError).
-    `start_node(topics)` starts the node for the run (a NodeProcess: alive(), stop()); without it the
-    node must already run. `play`: the keyword arguments of play_and_record."""
+    `start_node(topics)` starts the node for the run (a NodeProcess: alive(), stop()) for the bag's
+    camera topics (topic -> message type, see node_inputs); without it the node must already run. `play`: the keyword arguments of play_and_record."""
     frames = bag.frames()
     first = next(frames)
-    node = start_node(sorted(bag.image_topics)) if start_node else None
+    node = start_node(bag.image_topics) if start_node else None
     rclpy.init(args=[])     # not sys.argv: the caller's flags are not ROS arguments
     try:
         results, stats = play_and_record(itertools.chain([first], frames), bag.image_topics,
