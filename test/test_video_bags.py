@@ -74,48 +74,56 @@ def test_make_bag_writes_a_camera_stream(shot, tmp_path, transport, message):
     assert ann.read_text().splitlines()[1] == f'{topic},0,{NOUN}'
 
 
-def lossy_bag(path: Path, codec: str, join_at: int, lost: set[int], msgtype: str = COMPRESSED_VIDEO) -> Path:
-    """The shot's stream as a recorder that joined at packet `join_at` and missed the `lost` ones saw it."""
+def lossy_bag(path: Path, streams: dict[str, tuple[str, str]], join_at: int, lost: set[int]) -> Path:
+    """The shot's stream on each topic of `streams` (topic -> (codec, message type)), as a recorder that
+    joined at packet `join_at` and missed the `lost` ones saw it."""
     store = typestore()
     Time, Header = store.types['builtin_interfaces/msg/Time'], store.types['std_msgs/msg/Header']
-    encoder = VideoEncoder(codec, SIZE[1], SIZE[0], keyframe_interval=10)
     with new_bag(path, 'mcap') as writer:
-        conn = writer.add_connection('/cam/foxglove', msgtype, typestore=store)
-        for i, rgb in enumerate(apple_shot()):
-            (packet,) = encoder.encode(rgb)
-            if i < join_at or i in lost:
-                continue
-            stamp = Time(sec=1000 + i // 10, nanosec=(i % 10) * 100_000_000)
-            data = np.frombuffer(packet, np.uint8)
-            if msgtype == COMPRESSED_VIDEO:
-                msg = store.types[msgtype](timestamp=stamp, frame_id=f'f{i}', data=data, format=codec)
-            else:
-                msg = store.types[msgtype](header=Header(stamp=stamp, frame_id=f'f{i}'), width=SIZE[1], height=SIZE[0],
-                                           encoding='libx264' if codec == 'h264' else 'hevc_nvenc', pts=i,
-                                           flags=int(is_keyframe(codec, packet)), is_bigendian=False, data=data)
-            writer.write(conn, 1_000_000_000 * (1000 + i // 10) + (i % 10) * 100_000_000, store.serialize_cdr(msg, msgtype))
+        for topic, (codec, msgtype) in streams.items():
+            conn = writer.add_connection(topic, msgtype, typestore=store)
+            encoder = VideoEncoder(codec, SIZE[1], SIZE[0], keyframe_interval=10)
+            for i, rgb in enumerate(apple_shot()):
+                (packet,) = encoder.encode(rgb)
+                if i < join_at or i in lost:
+                    continue
+                stamp = Time(sec=1000 + i // 10, nanosec=(i % 10) * 100_000_000)
+                data = np.frombuffer(packet, np.uint8)
+                if msgtype == COMPRESSED_VIDEO:
+                    msg = store.types[msgtype](timestamp=stamp, frame_id=f'f{i}', data=data, format=codec)
+                else:
+                    msg = store.types[msgtype](header=Header(stamp=stamp, frame_id=f'f{i}'), width=SIZE[1],
+                                               height=SIZE[0], encoding='libx264' if codec == 'h264' else 'hevc_nvenc',
+                                               pts=i, flags=int(is_keyframe(codec, packet)), is_bigendian=False,
+                                               data=data)
+                writer.write(conn, 1_000_000_000 * (1000 + i // 10) + (i % 10) * 100_000_000,
+                             store.serialize_cdr(msg, msgtype))
     return path
 
 
-@pytest.mark.parametrize('codec,msgtype', [('h264', COMPRESSED_VIDEO), ('h265', FFMPEG_PACKET)])
-def test_offline_labels_from_the_first_keyframe_and_recovers_after_a_loss(tmp_path, codec, msgtype, toy_classifier):
-    bag = lossy_bag(tmp_path / 'lossy', codec, join_at=3, lost={13}, msgtype=msgtype)
+def test_offline_labels_from_the_first_keyframe_and_recovers_after_a_loss(tmp_path):
+    """Two cameras in one bag, H.264 as CompressedVideo and H.265 as FFMPEGPacket, each decoded on its own."""
+    streams = {'/cam/foxglove': ('h264', COMPRESSED_VIDEO), '/cam/ffmpeg': ('h265', FFMPEG_PACKET)}
+    bag = lossy_bag(tmp_path / 'lossy', streams, join_at=3, lost={13})
     out = tmp_path / 'report'
     assert eval_main(['offline', str(bag), '--out', str(out), '--backend', 'torch', '--device', 'cpu',
                       '--no-progress']) == 0
-    rows = {json.loads(line)['frame_id']: json.loads(line) for line in (out / 'labels.jsonl').read_text().splitlines()}
-    assert len(rows) == FRAMES - 3 - 1
-    before = [rows[f'f{i}'] for i in range(3, 10)]
-    damaged = [rows[f'f{i}'] for i in range(14, 20)]
-    good = [rows[f'f{i}'] for i in (*range(10, 13), *range(20, 30))]
-    assert all(r['reason'] == 'before the first keyframe' and not r['labels'] for r in before)
-    assert all(r['reason'] == 'waiting for a keyframe after a loss' and not r['labels'] for r in damaged)
-    assert all(r['labels'] and not r.get('error') for r in good)
-    tops = [r['labels'][0]['label'] for r in good]
-    assert tops.count(NOUN) >= 0.8 * len(tops), tops          # and the pictures are the apple's
-    (topic,) = json.loads((out / 'summary.json').read_text())['topics']
-    assert topic['skipped'] == {'before the first keyframe': 7, 'waiting for a keyframe after a loss': 6}
-    assert topic['labelled'] == 13
+    rows = [json.loads(line) for line in (out / 'labels.jsonl').read_text().splitlines()]
+    summaries = {s['topic']: s for s in json.loads((out / 'summary.json').read_text())['topics']}
+    for topic in streams:
+        by_frame = {r['frame_id']: r for r in rows if r['topic'] == topic}
+        assert len(by_frame) == FRAMES - 3 - 1
+        before = [by_frame[f'f{i}'] for i in range(3, 10)]
+        damaged = [by_frame[f'f{i}'] for i in range(14, 20)]
+        good = [by_frame[f'f{i}'] for i in (*range(10, 13), *range(20, 30))]
+        assert all(r['reason'] == 'before the first keyframe' and not r['labels'] for r in before)
+        assert all(r['reason'] == 'waiting for a keyframe after a loss' and not r['labels'] for r in damaged)
+        assert all(r['labels'] and not r.get('error') for r in good)
+        tops = [r['labels'][0]['label'] for r in good]
+        assert tops.count(NOUN) >= 0.8 * len(tops), tops          # and the pictures are the apple's
+        s = summaries[topic]
+        assert s['skipped'] == {'before the first keyframe': 7, 'waiting for a keyframe after a loss': 6}
+        assert s['labelled'] == 13
 
 
 def test_live_starts_the_node_with_the_transport_of_the_bag():
