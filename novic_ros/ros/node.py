@@ -147,7 +147,8 @@ class NovicNode(LifecycleNode):
             overlay=self.create_lifecycle_publisher(Image, '~/image_labeled', 2) if params.publish_overlay else None,
             # Tracks merge synonyms in each track's labels as labels_stable does (WordNet when installed).
             objects=(ObjectOutputs(self, params, label_outputs.senses.merge_key if label_outputs.senses is not None
-                                   else default_merge_key) if params.objects else None))
+                                   else default_merge_key) if params.objects else None),
+            label_map=self.label_map)
         self.info_pub = self.create_lifecycle_publisher(VisionInfo, 'vision_info', VISION_INFO_QOS)
         self.label_info_pub = self.create_lifecycle_publisher(LabelInfo, 'label_info', VISION_INFO_QOS)
         self.label_map.reset(classifier.options)

@@ -25,6 +25,7 @@ from .inputs import frame_from_msg
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .node_stats import NodeStats
+from .label_info import LabelMap
 from .object_outputs import ObjectOutputs
 from .throttled_log import ThrottledLog
 
@@ -38,6 +39,7 @@ class Publishers:
     label_outputs: LabelOutputs
     overlay: object | None = None        # publish_overlay
     objects: ObjectOutputs | None = None     # objects: Detection2DArray, tracks, ImageAnnotations
+    label_map: LabelMap | None = None        # LabelInfo's class map, offered every label published
 
 
 class InferenceWorker:
@@ -90,7 +92,7 @@ class InferenceWorker:
         # Drawing costs a copy and text rendering per frame: only while someone subscribes to the overlay.
         overlay = pubs.overlay if pubs.overlay is not None and pubs.overlay.get_subscription_count() else None
         max_pixels = live.params.model.max_pixels
-        label_map = self._node.label_map
+        label_map = pubs.label_map
         found = []
         grew = False
         for c in classify_in_batches(live.classifier, items, lambda item: frame_from_msg(item.msg, max_pixels),
@@ -106,7 +108,8 @@ class InferenceWorker:
                          c.item.received)
             if overlay is not None and self._output('the overlay', _publish_overlay, overlay, header, c.frame, c.labels):
                 self.overlays_published += 1
-            grew = label_map.add(l.text for l in c.labels.labels) or grew
+            if label_map is not None:
+                grew = label_map.add(l.text for l in c.labels.labels) or grew
             found.append(c)
         if live.finder is not None and pubs.objects is not None and found:
             # All windows of all the batch's frames go through the encoder and decoder in one call.
@@ -114,7 +117,8 @@ class InferenceWorker:
                 if self._output('objects', pubs.objects.publish, c.item.camera, c.item.msg.header, objects,
                                 c.item.received, c.frame.shape[0]):
                     self.objects_published += 1
-                grew = label_map.add(o.label for o in objects.objects) or grew
+                if label_map is not None:
+                    grew = label_map.add(o.label for o in objects.objects) or grew
         if grew:
             self._node.label_map_grew()
 
