@@ -93,16 +93,25 @@ def _save_weights(model, path: Path) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
-def make_dfn_repo(cache: Path, seed: int = 0, weights: bool = True) -> Path:
+def dfn_cfg(image_size: int | None = None) -> dict:
+    """DFN_CFG, at `image_size` pixels when given (378: the real model's input, 27 x 27 patches)."""
+    cfg = json.loads(json.dumps(DFN_CFG))
+    if image_size:
+        cfg['vision_cfg']['image_size'] = image_size
+    return cfg
+
+
+def make_dfn_repo(cache: Path, seed: int = 0, weights: bool = True, image_size: int | None = None) -> Path:
     import open_clip
     import torch
     snap = snapshot(cache, DFN_REPO)
+    cfg = dfn_cfg(image_size)
     (snap / 'open_clip_config.json').write_text(json.dumps({
-        'model_cfg': DFN_CFG,
+        'model_cfg': cfg,
         'preprocess_cfg': {'mean': OPENAI_MEAN, 'std': OPENAI_STD, 'interpolation': 'bicubic', 'resize_mode': 'squash'}}))
     if weights:
         torch.manual_seed(seed)
-        _save_weights(open_clip.model.CLIP(**DFN_CFG), snap / 'open_clip_pytorch_model.bin')
+        _save_weights(open_clip.model.CLIP(**cfg), snap / 'open_clip_pytorch_model.bin')
     return snap
 
 
