@@ -15,8 +15,10 @@ export ROS_DOMAIN_ID ?= $(shell shuf -i 1-232 -n 1)
 setup:
 	@bash scripts/setup.sh
 
+# Two workers, whole files to each: node tests keep their module fixtures, and CI's 2 cores both work.
+PYTEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m novic_ros.cli.demo --model $(MODEL) $(DEMO_ARGS)

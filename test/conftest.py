@@ -13,6 +13,11 @@ import pytest
 # DDS must never leave this machine, and parallel runs must not see each other.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 232)))   # Fast DDS allows 0-232
+# Under pytest-xdist (make test runs two workers) each worker gets a domain of its own, next to the
+# run's: two node tests in parallel publish on the same topic names and must not hear each other.
+if os.environ.get('PYTEST_XDIST_WORKER', 'gw0') != 'gw0':
+    _worker = int(os.environ['PYTEST_XDIST_WORKER'].removeprefix('gw'))
+    os.environ['ROS_DOMAIN_ID'] = str((int(os.environ['ROS_DOMAIN_ID']) + _worker - 1) % 232 + 1)
 
 REPO = Path(__file__).resolve().parent.parent
 # Tests run the middleware as robots have it: no Fast DDS profile on either end, unless a test is
