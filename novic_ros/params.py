@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass, field, fields, make_dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
 
 from .core.object_calibration import AUTO, resolve_thresholds
 from .core.object_finder import REGIONS, ObjectOptions
@@ -206,19 +206,15 @@ def defaults(group: str | None = None) -> dict[str, Any]:
             for p in PARAMS if group is None or p.group == group}
 
 
-def _fields(group: str) -> list:
-    """Dataclass fields of one group, straight from the table (lists become tuples: the configs are frozen)."""
-    out = []
-    for p in PARAMS:
-        if p.group == group:
-            default = tuple(p.default) if isinstance(p.default, list) else p.default
-            out.append((p.name, tuple if p.type is list else p.type, field(default=default)))
-    return out
+def _default(name: str) -> Any:
+    """A field's default, read from its row of the table (lists become tuples: the configs are frozen)."""
+    default = BY_NAME[name].default
+    return tuple(default) if isinstance(default, list) else default
 
 
 class _Validated:
     """Every field of the group checked and converted by its row of the table."""
-    _group = ''
+    _group: ClassVar[str] = ''
 
     def __post_init__(self):
         for f in fields(self):
@@ -227,8 +223,36 @@ class _Validated:
                 object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
 
 
-class _ModelParams(_Validated):
-    _group = 'model'
+# The fields are written out so editors and type checkers see them; their defaults, ranges and docs
+# are the table's (test_params checks the two agree field for field, in order).
+@dataclass(frozen=True)
+class ModelParams(_Validated):
+    """The validated model/inference parameters (group 'model' of the table)."""
+    _group: ClassVar[str] = 'model'
+    model: str = _default('model')                            # variant name in models_file, or a model folder
+    models_file: str = _default('models_file')                # YAML of variants; '' = config/models.yaml
+    backend: str = _default('backend')                        # auto | torch | onnxruntime | tensorrt
+    device: str = _default('device')                          # auto | cpu | cuda | cuda:N
+    precision: str = _default('precision')                    # auto | fp32 | fp16 | int8
+    mode: str = _default('mode')                              # generate | prompted | hybrid
+    labels: tuple[str, ...] = _default('labels')              # prompted mode's label list
+    labels_file: str = _default('labels_file')                # more labels, one per line or a .jsonl dictionary
+    prompt_template: str = _default('prompt_template')        # CLIP text prompt; '{}' is the label
+    top_k: int = _default('top_k')                            # labels per frame, best first
+    beam_width: int = _default('beam_width')                  # beam search width; 1 = greedy
+    max_tokens: int = _default('max_tokens')                  # most tokens per label; 0 = the decoder's maximum
+    min_score: float = _default('min_score')                  # labels scoring below are dropped
+    object_regions: str = _default('object_regions')          # salient | grid | both
+    object_min_score: float = _default('object_min_score')    # objects scoring below are dropped; -1 = calibrated
+    object_min_similarity: float = _default('object_min_similarity')  # least window-label cosine; -1 = calibrated
+    max_objects: int = _default('max_objects')                # most objects per frame
+    object_proposals: int = _default('object_proposals')      # most salient-region proposals per frame
+    batch_size: int = _default('batch_size')                  # most frames per inference batch
+    threads: int = _default('threads')                        # CPU threads; 0 = the library's default
+    text_cache_dir: str = _default('text_cache_dir')          # cached label embeddings; '' = the user cache
+    engine_dir: str = _default('engine_dir')                  # ONNX graphs and TensorRT engines; '' = engines/
+    max_pixels: int = _default('max_pixels')                  # largest frame accepted (width x height)
+    categories: tuple[str, ...] = _default('categories')      # coarse categories the labels map to
 
     def __post_init__(self):
         super().__post_init__()
@@ -257,18 +281,39 @@ class _ModelParams(_Validated):
                              max_objects=self.max_objects, saliency=SaliencyConfig(max_proposals=self.object_proposals))
 
     @classmethod
-    def from_mapping(cls, values: dict) -> 'ModelParams':
+    def from_mapping(cls, values: dict) -> ModelParams:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-ModelParams = make_dataclass('ModelParams', _fields('model'), bases=(_ModelParams,), frozen=True)
-ModelParams.__doc__ = "The validated model/inference parameters (group 'model' of the table)."
-ModelParams.__module__ = __name__
-
-
-class _NodeParams(_Validated):
-    _group = 'node'
+@dataclass(frozen=True)
+class NodeParams(_Validated):
+    """The validated node parameters (group 'node' of the table), with the model parameters in `model`."""
+    _group: ClassVar[str] = 'node'
+    image_topics: tuple[str, ...] = _default('image_topics')  # camera topics to classify
+    transport: str = _default('transport')                    # raw | compressed | foxglove | ffmpeg
+    video_decoding: str = _default('video_decoding')          # video transports: auto | software | a device type
+    qos: str = _default('qos')                                # auto | sensor_data | reliable
+    qos_depth: int = _default('qos_depth')                    # subscription queue depth
+    rate_hz: float = _default('rate_hz')                      # most inferences per second; 0 = unbounded
+    frame_timeout_s: float = _default('frame_timeout_s')      # warn after this long without a frame; 0 = never
+    labels_topic: str = _default('labels_topic')              # vision_msgs/Classification output
+    publish_overlay: bool = _default('publish_overlay')       # also publish ~/image_labeled
+    objects: bool = _default('objects')                       # also find every object of each frame
+    objects_topic: str = _default('objects_topic')            # vision_msgs/Detection2DArray output
+    annotations_topic: str = _default('annotations_topic')    # foxglove_msgs/ImageAnnotations output
+    track_objects: bool = _default('track_objects')           # track objects from frame to frame
+    track_timeout_s: float = _default('track_timeout_s')      # a track without detections ends after this
+    track_min_iou: float = _default('track_min_iou')          # least IoU with a track's predicted box
+    track_appearance_weight: float = _default('track_appearance_weight')  # embedding weight against IoU
+    warmup: bool = _default('warmup')                         # one dummy frame at configure
+    autostart: bool = _default('autostart')                   # configure and activate at start
+    bond_heartbeat_period: float = _default('bond_heartbeat_period')  # bond heartbeat period; 0 = no bond
+    smoothing_s: float = _default('smoothing_s')              # labels_stable: moving-average time constant
+    stable_margin: float = _default('stable_margin')          # labels_stable: lead a new label needs
+    stable_dwell_s: float = _default('stable_dwell_s')        # labels_stable: how long it must lead
+    stable_timeout_s: float = _default('stable_timeout_s')    # labels_stable: a silent camera starts over
+    model: ModelParams = field(default_factory=ModelParams)   # the model/inference parameters
 
     def __post_init__(self):
         super().__post_init__()
@@ -276,7 +321,7 @@ class _NodeParams(_Validated):
             raise ValueError("parameter 'image_topics': give at least one camera topic")
 
     @classmethod
-    def from_mapping(cls, values: dict) -> 'NodeParams':
+    def from_mapping(cls, values: dict) -> NodeParams:
         names = {f.name for f in fields(cls)} - {'model'}
         return cls(model=ModelParams.from_mapping(values), **{k: v for k, v in values.items() if k in names})
 
@@ -295,15 +340,9 @@ class _NodeParams(_Validated):
         return TrackOptions(timeout_s=self.track_timeout_s, min_iou=self.track_min_iou,
                             appearance_weight=self.track_appearance_weight)
 
-    def updated(self, **changes) -> 'NodeParams':
+    def updated(self, **changes) -> NodeParams:
         """A validated copy with `changes` applied (ValueError names what is wrong)."""
         return NodeParams.from_mapping({**self.flat(), **changes})
-
-
-NodeParams = make_dataclass('NodeParams', [*_fields('node'), ('model', ModelParams, field(default_factory=ModelParams))],
-                            bases=(_NodeParams,), frozen=True)
-NodeParams.__doc__ = "The validated node parameters (group 'node'), with the model parameters in `model`."
-NodeParams.__module__ = __name__
 
 
 # --- CLI flags from the same table ------------------------------------------------------------

@@ -89,14 +89,15 @@ def loaded(monkeypatch, wordnet):
 @needs_wordnet
 def test_streams_are_topic_and_frame_id_and_headers_are_copied(loaded):
     node = FakeNode()
-    out = LabelOutputs(node, NodeParams.from_mapping({'top_k': 2}))
+    out = LabelOutputs(node, NodeParams())
     stable, cats = node.pubs[STABLE_TOPIC], node.pubs[CATEGORIES_TOPIC]
     t0 = time.monotonic()    # the expiry timer compares receipt times with the monotonic clock
     for i in range(5):      # two cameras multiplexed on one topic, one on another
         now = t0 + i / 10
-        out.publish('/cam', header('left', 100, i * 100_000_000), labels(('dog', 0.6), ('wolf', 0.3), ('cat', 0.1)), now)
-        out.publish('/cam', header('right', 100, i * 100_000_000), labels(('tractor', 0.9)), now)
-        out.publish('/other', header('left', 100, i * 100_000_000), labels(('pizza', 0.8)), now)
+        out.publish('/cam', header('left', 100, i * 100_000_000), labels(('dog', 0.6), ('wolf', 0.3), ('cat', 0.1)),
+                    now, 2)
+        out.publish('/cam', header('right', 100, i * 100_000_000), labels(('tractor', 0.9)), now, 2)
+        out.publish('/other', header('left', 100, i * 100_000_000), labels(('pizza', 0.8)), now, 2)
     firsts = [m.results[0].class_id for m in stable.msgs[-3:]]
     assert firsts == ['dog', 'tractor', 'pizza']
     assert [m.header.frame_id for m in stable.msgs[-3:]] == ['left', 'right', 'left']
@@ -115,13 +116,13 @@ def test_streams_are_topic_and_frame_id_and_headers_are_copied(loaded):
 def test_unstamped_frames_are_timed_by_receipt(loaded):
     node = FakeNode()
     out = LabelOutputs(node, NodeParams.from_mapping({'stable_dwell_s': 0.0, 'stable_margin': 0.1}))
-    out.publish('/cam', header('c'), labels(('dog', 0.9)), received=10.0)
+    out.publish('/cam', header('c'), labels(('dog', 0.9)), received=10.0, top_k=3)
     # 5 s later by the receipt clock: the old score decays by exp(-5) and the cat wins at once
-    out.publish('/cam', header('c'), labels(('cat', 0.9)), received=15.0)
+    out.publish('/cam', header('c'), labels(('cat', 0.9)), received=15.0, top_k=3)
     assert node.pubs[STABLE_TOPIC].msgs[-1].results[0].class_id == 'cat'
     # ...while 0.1 s later it would not have
-    out.publish('/cam', header('d'), labels(('dog', 0.9)), received=20.0)
-    out.publish('/cam', header('d'), labels(('cat', 0.9)), received=20.1)
+    out.publish('/cam', header('d'), labels(('dog', 0.9)), received=20.0, top_k=3)
+    out.publish('/cam', header('d'), labels(('cat', 0.9)), received=20.1, top_k=3)
     assert node.pubs[STABLE_TOPIC].msgs[-1].results[0].class_id == 'dog'
 
 
@@ -133,11 +134,11 @@ def test_live_changes_are_checked_before_anything_applies(loaded):
     with pytest.raises(ValueError, match="parameter 'categories'.*'vehicel'"):
         out.prepare(params.updated(categories=['vehicel'], stable_margin=0.5))
     assert out.labeler.options.margin == params.stable_margin            # nothing applied
-    apply = out.prepare(params.updated(categories=['dog', 'animal'], stable_margin=0.5, top_k=1))
+    apply = out.prepare(params.updated(categories=['dog', 'animal'], stable_margin=0.5))
     assert out.labeler.options.margin == params.stable_margin            # not before apply()
     apply()
-    assert out.labeler.options.margin == 0.5 and out.top_k == 1
-    out.publish('/cam', header('c', 1), labels(('golden retriever', 0.7), ('cat', 0.3)), 1.0)
+    assert out.labeler.options.margin == 0.5
+    out.publish('/cam', header('c', 1), labels(('golden retriever', 0.7), ('cat', 0.3)), 1.0, 1)
     assert [(r.class_id, r.score) for r in node.pubs[CATEGORIES_TOPIC].msgs[-1].results] == \
         [('dog', pytest.approx(0.7)), ('animal', pytest.approx(0.3))]
     assert len(node.pubs[STABLE_TOPIC].msgs[-1].results) == 1
@@ -157,7 +158,7 @@ def test_without_wordnet_stable_labels_go_on_and_categories_are_off(tmp_path, mo
     out = LabelOutputs(node, NodeParams())
     (level, text), = [l for l in node.logger.lines if l[0] == 'warning']
     assert 'no categories' in text and 'wordnet-base' in text
-    out.publish('/cam', header('c', 1), labels(('Car', 0.5), ('car', 0.2), ('truck', 0.6)), 1.0)
+    out.publish('/cam', header('c', 1), labels(('Car', 0.5), ('car', 0.2), ('truck', 0.6)), 1.0, 3)
     assert [(r.class_id, round(r.score, 6)) for r in node.pubs[STABLE_TOPIC].msgs[-1].results] == \
         [('Car', 0.7), ('truck', 0.6)]                     # spellings merge (synonyms cannot)
     assert node.pubs[CATEGORIES_TOPIC].msgs == []
@@ -169,7 +170,7 @@ def test_without_wordnet_stable_labels_go_on_and_categories_are_off(tmp_path, mo
 def test_a_lifecycle_node_gets_lifecycle_publishers(loaded):
     node = FakeLifecycleNode()
     out = LabelOutputs(node, NodeParams(), lifecycle=True)
-    out.publish('/cam', header('c', 1), labels(('dog', 0.9)), time.monotonic())
+    out.publish('/cam', header('c', 1), labels(('dog', 0.9)), time.monotonic(), 3)
     assert node.pubs[STABLE_TOPIC].msgs and node.pubs[CATEGORIES_TOPIC].msgs
     out.destroy()                       # cleanup
     assert ('lifecycle', node.pubs[STABLE_TOPIC]) in node.destroyed and out.labeler.streams() == []

@@ -156,3 +156,14 @@ def test_warnings_throttled_per_key():
     clock.t += 5.0
     assert log.warn_every('too large', 'd')
     assert [text for _, text in logger.lines] == ['a', 'c', 'd']
+
+
+def test_label_outputs_take_top_k_from_the_batchs_live_settings():
+    """top_k has one live copy (node.live): the worker hands it to the outputs it feeds."""
+    worker, pubs, _, _ = worker_for()
+    worker._node.live = LiveSettings(NodeParams.from_mapping({'top_k': 2}), Classifier(), None)
+    worker.process(batch(2))
+    assert [args[-1] for args in pubs['label_outputs'].msgs] == [2, 2]
+    worker._node.live = LiveSettings(NodeParams.from_mapping({'top_k': 1, 'beam_width': 1}), Classifier(), None)
+    worker.process(batch(1))
+    assert pubs['label_outputs'].msgs[-1][-1] == 1

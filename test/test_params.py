@@ -43,6 +43,22 @@ def test_typed_configs_use_the_table_defaults():
         ModelParams(prompt_template='no slot')
 
 
+def test_typed_configs_match_the_table_field_for_field():
+    """ModelParams/NodeParams write their fields out; each is one row of the table: same names in the
+    same order, the row's type (lists as tuples of str) and its default."""
+    import typing
+    from dataclasses import MISSING, fields
+    for cls, group, extra in ((ModelParams, 'model', []), (NodeParams, 'node', ['model'])):
+        rows = [p for p in PARAMS if p.group == group]
+        assert [f.name for f in fields(cls)] == [p.name for p in rows] + extra, cls.__name__
+        hints = typing.get_type_hints(cls)
+        for p, f in zip(rows, fields(cls)):
+            assert hints[f.name] == (tuple[str, ...] if p.type is list else p.type), f.name
+            default = f.default if f.default is not MISSING else f.default_factory()
+            assert (list(default) if p.type is list else default) == p.default, f.name
+    assert typing.get_type_hints(NodeParams)['model'] is ModelParams
+
+
 def test_cli_flags_come_from_the_table():
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)

@@ -25,11 +25,7 @@ class ClassifierOptions:
 
     def __post_init__(self):
         object.__setattr__(self, 'labels', tuple(dict.fromkeys(self.labels)))
-        if self.mode not in MODES:
-            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
-        if self.beam_width < 1 or self.top_k < 1 or self.max_tokens < 0 or not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"invalid classifier options {self}: beam_width and top_k must be >= 1, "
-                             "max_tokens >= 0 and min_score in [0, 1]")
+        # Each field's own range (mode's choices, top_k's bounds, ...) is the table's check (params.py).
         if self.mode in ('generate', 'hybrid') and self.top_k > self.beam_width:
             raise ValueError(f"top_k ({self.top_k}) cannot exceed beam_width ({self.beam_width}) in {self.mode} mode: "
                              "the decoder only produces beam_width candidates; raise beam_width or lower top_k")

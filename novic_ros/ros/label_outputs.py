@@ -45,7 +45,6 @@ class LabelOutputs:
         self.labeler = StableLabeler(params.stability_options(), merge_key=merge_key)
         self.categories = self._category_map(params.model.categories)   # ValueError names a bad category
         self._specs = tuple(params.model.categories)
-        self.top_k = params.model.top_k
         if self.categories is not None:
             self._logger.info("categories:\n" + self.categories.describe())
         create_publisher = node.create_lifecycle_publisher if lifecycle else node.create_publisher
@@ -86,14 +85,14 @@ class LabelOutputs:
 
         def apply() -> None:
             with self._settings_lock:
-                self.labeler.options, self.categories, self.top_k = options, categories, params.model.top_k
+                self.labeler.options, self.categories = options, categories
                 self._specs = specs
         return apply
 
-    def publish(self, camera: str, header, labels: FrameLabels, received: float) -> None:
-        """The stable labels and the categories of one classified frame."""
+    def publish(self, camera: str, header, labels: FrameLabels, received: float, top_k: int) -> None:
+        """The stable labels (the best `top_k`: the batch's setting) and the categories of one classified frame."""
         with self._settings_lock:
-            categories, top_k = self.categories, self.top_k
+            categories = self.categories
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9 if header.stamp.sec or header.stamp.nanosec else received
         result = self.labeler.update((camera, header.frame_id), stamp, labels.labels, received)
         self.stable_pub.publish(classification(header, ((l.text, l.score) for l in result.top(top_k))))

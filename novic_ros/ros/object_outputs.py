@@ -38,7 +38,7 @@ class ObjectOutputs:
         self.annotations_pub = create(ImageAnnotations, params.annotations_topic, 10)
         self.tracker = ObjectTracker(params.track_options(), params.stability_options(), merge_key=merge_key)
         self._settings_lock = threading.Lock()
-        self._tracking, self._top_k = params.track_objects, params.model.top_k
+        self._tracking = params.track_objects
         self.published = self.annotations_published = 0
         self._timer = node.create_timer(EXPIRE_PERIOD_S, lambda: self.tracker.expire(time.monotonic()))
 
@@ -58,12 +58,14 @@ class ObjectOutputs:
                 self.tracker.options, self.tracker.stability = track, stability
                 if self._tracking and not params.track_objects:
                     self.tracker.clear()
-                self._tracking, self._top_k = params.track_objects, params.model.top_k
+                self._tracking = params.track_objects
         return apply
 
-    def publish(self, camera: str, header, found: FrameObjects, received: float, image_height: int) -> None:
+    def publish(self, camera: str, header, found: FrameObjects, received: float, image_height: int,
+                top_k: int) -> None:
+        """One frame's objects; a tracked one lists its track's best `top_k` labels (the batch's setting)."""
         with self._settings_lock:
-            tracking, top_k = self._tracking, self._top_k
+            tracking = self._tracking
         tracked = None
         if tracking:
             stamp = header.stamp.sec + header.stamp.nanosec * 1e-9 if header.stamp.sec or header.stamp.nanosec else received

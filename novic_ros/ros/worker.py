@@ -93,6 +93,7 @@ class InferenceWorker:
         overlay = pubs.overlay if pubs.overlay is not None and pubs.overlay.get_subscription_count() else None
         max_pixels = live.params.model.max_pixels
         label_map = pubs.label_map
+        top_k = live.params.model.top_k      # the one live copy: what this batch's classifier was built with
         found = []
         grew = False
         for c in classify_in_batches(live.classifier, items, lambda item: frame_from_msg(item.msg, max_pixels),
@@ -105,7 +106,7 @@ class InferenceWorker:
             if self._output('labels', _publish_labels, pubs.labels, header, c.labels):
                 self._stats.published_one(time.monotonic() - c.item.received, c.labels.per_frame_ms)
             self._output('labels_stable and categories', pubs.label_outputs.publish, c.item.camera, header, c.labels,
-                         c.item.received)
+                         c.item.received, top_k)
             if overlay is not None and self._output('the overlay', _publish_overlay, overlay, header, c.frame, c.labels):
                 self.overlays_published += 1
             if label_map is not None:
@@ -115,7 +116,7 @@ class InferenceWorker:
             # All windows of all the batch's frames go through the encoder and decoder in one call.
             for c, objects in zip(found, live.finder.classify([c.frame for c in found])):
                 if self._output('objects', pubs.objects.publish, c.item.camera, c.item.msg.header, objects,
-                                c.item.received, c.frame.shape[0]):
+                                c.item.received, c.frame.shape[0], top_k):
                     self.objects_published += 1
                 if label_map is not None:
                     grew = label_map.add(o.label for o in objects.objects) or grew
