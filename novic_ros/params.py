@@ -7,6 +7,7 @@ table is generated from it (`python -m novic_ros.params --markdown`). ROS-free.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import dataclass, field, fields
@@ -15,7 +16,8 @@ from typing import Any, Callable, ClassVar
 from .core.object_calibration import AUTO, resolve_thresholds
 from .core.object_finder import REGIONS, ObjectOptions
 from .core.proposals import SaliencyConfig
-from .core.options import MODES, ClassifierOptions, read_labels_file
+from .core.label_files import MAX_LABEL_CHARS, MAX_LABELS, check_labels_path, read_labels_file
+from .core.options import MODES, ClassifierOptions
 from .core.stable_labels import StabilityOptions
 from .core.tracks import TrackOptions
 from .lexicon.categories import DEFAULT_CATEGORIES, check_specs
@@ -28,6 +30,17 @@ VIDEO_HARDWARE = ('auto', 'software', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd
 NODE_NAME = 'novic_node'
 DEFAULT_NAMESPACE = '/novic'
 DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+# Bounds on every text and list value a peer may set (labels have their own, core.label_files).
+MAX_TEXT_CHARS = 4096          # a path (PATH_MAX), a topic name, a template
+MAX_LIST_ITEMS = 64            # topics, categories, folders
+PACKAGE_URI = 'package://novic_ros'     # labels_dirs: the package's share folder
+MIN_RATE_HZ = 0.01             # rate_hz below this (but not 0) parks the worker for minutes
+
+
+def _check_rate(value: float) -> None:
+    if 0.0 < value < MIN_RATE_HZ:
+        raise ValueError(f"{value} Hz would wait {1 / value:.3g} s between frames; give 0 (as fast as the "
+                         f"model goes) or at least {MIN_RATE_HZ} Hz")
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class Param:
     group: str = 'model'                # model | node
     live: bool = False                  # the node applies a change while running (else: restart)
     check: Callable[[Any], None] | None = None   # a further check of the converted value (ValueError)
+    max_items: int = MAX_LIST_ITEMS     # lists: most entries
+    max_chars: int = MAX_TEXT_CHARS     # text, and each entry of a list: most characters
 
     @property
     def type(self) -> type:
@@ -51,6 +66,11 @@ class Param:
     def validate(self, value: Any) -> Any:
         """Return `value` converted to this parameter's type, or raise ValueError naming the fix."""
         t = self.type
+        if t is list and isinstance(value, (list, tuple)) and len(value) > self.max_items:
+            # Before converting: a million entries are refused without a copy of them.
+            raise ValueError(f"parameter {self.name!r}: {len(value)} entries, more than the {self.max_items} allowed")
+        if isinstance(value, str) and len(value) > (self.max_chars if t is str else self.max_chars * self.max_items):
+            raise ValueError(f"parameter {self.name!r}: {len(value)} characters, more than the allowed")
         try:
             if t is bool:
                 if isinstance(value, str):
@@ -68,7 +88,14 @@ class Param:
             else:
                 value = t(value)
         except (TypeError, ValueError):
-            raise ValueError(f"parameter {self.name!r}: expected {t.__name__}, got {value!r}") from None
+            raise ValueError(f"parameter {self.name!r}: expected {t.__name__}, got {_short(value)}") from None
+        if t is list and len(value) > self.max_items:
+            raise ValueError(f"parameter {self.name!r}: {len(value)} entries, more than the {self.max_items} allowed")
+        if t is list and any(len(v) > self.max_chars for v in value) or t is str and len(value) > self.max_chars:
+            longest = max(map(len, value)) if t is list else len(value)
+            raise ValueError(f"parameter {self.name!r}: {longest} characters, more than the {self.max_chars} allowed")
+        if t is float and value != value:
+            raise ValueError(f"parameter {self.name!r}: NaN is not a value")
         if self.min is not None and value < self.min or self.max is not None and value > self.max:
             raise ValueError(f"parameter {self.name!r}: {value} is outside [{self.min}, {self.max}]")
         if self.choices is not None and value not in self.choices:
@@ -81,6 +108,12 @@ class Param:
             except ValueError as e:
                 raise ValueError(f"parameter {self.name!r}: {e}") from None
         return value
+
+
+def _short(value: Any) -> str:
+    """A value as an error message may echo it: cut short (a peer may send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + '…'
 
 
 PARAMS: tuple[Param, ...] = (
@@ -96,9 +129,11 @@ PARAMS: tuple[Param, ...] = (
     Param('mode', 'generate', "generate: the decoder names the object (no label list). prompted: score "
           "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
           choices=MODES, live=True),
-    Param('labels', [], "Label list for prompted mode.", live=True),
+    Param('labels', [], f"Label list for prompted mode (at most {MAX_LABELS} labels of {MAX_LABEL_CHARS} characters; "
+          "ignored in the other modes).", live=True, max_items=MAX_LABELS, max_chars=MAX_LABEL_CHARS),
     Param('labels_file', '', "Prompted mode: a file of labels, one per line, or a novic-nouns dictionary (.jsonl); "
-          "added to `labels`.", live=True),
+          "added to `labels`. The node reads it only under labels_dirs, only a regular file (README: Security).",
+          live=True),
     Param('prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label.",
           live=True),
     Param('top_k', 3, "Labels per frame, best first (at most beam_width in generate/hybrid mode).", min=1, max=100,
@@ -148,8 +183,12 @@ PARAMS: tuple[Param, ...] = (
           "and go. sensor_data: best effort. reliable: reliable (receives nothing from best-effort publishers).",
           choices=QOS_CHOICES, group='node'),
     Param('qos_depth', 5, "Subscription queue depth.", min=1, max=1000, group='node'),
-    Param('rate_hz', 0.0, "Most inferences per second over all cameras; 0 = as fast as the model goes.",
-          min=0.0, max=1000.0, launch_arg='rate_hz', group='node', live=True),
+    Param('rate_hz', 0.0, f"Most inferences per second over all cameras; 0 = as fast as the model goes; else at "
+          f"least {MIN_RATE_HZ}.", min=0.0, max=1000.0, launch_arg='rate_hz', group='node', live=True,
+          check=_check_rate),
+    Param('labels_dirs', [PACKAGE_URI, 'labels'], "Folders the node reads a labels_file from (symlinks resolved): "
+          f"{PACKAGE_URI} is the package's share folder, a relative folder is under the node's working directory. "
+          "Read-only: any peer on the domain can set labels_file, only the integrator sets this.", group='node'),
     Param('frame_timeout_s', 5.0, "Warn (log and /diagnostics) when a camera topic has publishers but no frame "
           "arrived for this many seconds; 0 = never.", min=0.0, max=3600.0, group='node'),
     Param('labels_topic', 'labels', "Output topic (vision_msgs/Classification); relative to the namespace "
@@ -256,21 +295,46 @@ class ModelParams(_Validated):
 
     def __post_init__(self):
         super().__post_init__()
-        self.to_options()          # the checks between fields (and that labels_file can be read)
+        self._check()          # the checks between fields (and labels_file's path rules)
         for name in ('object_min_score', 'object_min_similarity'):
             value = getattr(self, name)
             if value != AUTO and not 0.0 <= value <= 1.0:
                 raise ValueError(f"parameter {name!r}: {value} must be in [0, 1], or -1 for the calibrated value")
 
-    def to_options(self) -> ClassifierOptions:
-        """The core's options: the label list merges `labels` and `labels_file`."""
+    def _check(self) -> None:
+        """The checks between fields, without reading labels_file (the node validates a change in its
+        parameter callback, which must be quick): the file passes the path rules and stands in for its
+        labels; reading it (to_options) can still fail."""
         try:
-            labels = self.labels + read_labels_file(self.labels_file)
+            check_labels_path(self.labels_file, self.label_dirs)
         except ValueError as e:
             raise ValueError(f"parameter 'labels_file': {e}") from None
-        return ClassifierOptions(mode=self.mode, labels=labels, prompt_template=self.prompt_template,
-                                 beam_width=self.beam_width, max_tokens=self.max_tokens, top_k=self.top_k,
-                                 min_score=self.min_score)
+        self._options(self.labels + (('labels_file',) if self.labels_file else ()))
+
+    @property
+    def label_dirs(self) -> tuple[str, ...] | None:
+        """The folders labels_file must be under (resolved labels_dirs: set by NodeParams), None: anywhere
+        (a CLI's user names their own files)."""
+        return getattr(self, '_label_dirs', None)
+
+    def _options(self, labels: tuple[str, ...]) -> ClassifierOptions:
+        # Only prompted mode uses the list: the others do not keep (or embed) it.
+        return ClassifierOptions(mode=self.mode, labels=labels if self.mode == 'prompted' else (),
+                                 prompt_template=self.prompt_template, beam_width=self.beam_width,
+                                 max_tokens=self.max_tokens, top_k=self.top_k, min_score=self.min_score)
+
+    def to_options(self) -> ClassifierOptions:
+        """The core's options: the label list merges `labels` and `labels_file` (read now, in prompted
+        mode only)."""
+        if self.mode != 'prompted':
+            return self._options(())
+        try:
+            labels = self.labels + read_labels_file(self.labels_file, self.label_dirs)
+            if len(labels) > MAX_LABELS:
+                raise ValueError(f"{len(labels)} labels with `labels`, more than the {MAX_LABELS} allowed")
+        except ValueError as e:
+            raise ValueError(f"parameter 'labels_file': {e}") from None
+        return self._options(labels)
 
     def to_object_options(self, clip_fingerprint: str) -> ObjectOptions:
         """The multi-object mode's options; thresholds left at -1 take the calibration of the CLIP
@@ -281,9 +345,24 @@ class ModelParams(_Validated):
                              max_objects=self.max_objects, saliency=SaliencyConfig(max_proposals=self.object_proposals))
 
     @classmethod
-    def from_mapping(cls, values: dict) -> ModelParams:
+    def from_mapping(cls, values: dict, label_dirs: tuple[str, ...] | None = None) -> ModelParams:
+        """The model parameters among `values`; `label_dirs`: the folders labels_file must be under."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        self = cls.__new__(cls)
+        object.__setattr__(self, '_label_dirs', label_dirs)      # before __init__ validates
+        self.__init__(**{k: v for k, v in values.items() if k in names})
+        return self
+
+
+def resolve_labels_dirs(labels_dirs) -> tuple[str, ...]:
+    """labels_dirs as folders: package://novic_ros is the share folder, relative ones are absolute."""
+    out = []
+    for d in labels_dirs:
+        if d == PACKAGE_URI or d.startswith(PACKAGE_URI + '/'):
+            from .paths import share_dir
+            d = str(share_dir()) + d[len(PACKAGE_URI):]
+        out.append(os.path.abspath(d))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -296,6 +375,7 @@ class NodeParams(_Validated):
     qos: str = _default('qos')                                # auto | sensor_data | reliable
     qos_depth: int = _default('qos_depth')                    # subscription queue depth
     rate_hz: float = _default('rate_hz')                      # most inferences per second; 0 = unbounded
+    labels_dirs: tuple[str, ...] = _default('labels_dirs')    # the folders labels_file may be under
     frame_timeout_s: float = _default('frame_timeout_s')      # warn after this long without a frame; 0 = never
     labels_topic: str = _default('labels_topic')              # vision_msgs/Classification output
     publish_overlay: bool = _default('publish_overlay')       # also publish ~/image_labeled
@@ -319,11 +399,20 @@ class NodeParams(_Validated):
         super().__post_init__()
         if not self.image_topics:
             raise ValueError("parameter 'image_topics': give at least one camera topic")
+        # labels_file is read only under labels_dirs: the model parameters carry the resolved folders.
+        dirs = resolve_labels_dirs(self.labels_dirs)
+        if self.model.label_dirs != dirs:
+            model = ModelParams.from_mapping({f.name: getattr(self.model, f.name) for f in fields(self.model)},
+                                             label_dirs=dirs)
+            object.__setattr__(self, 'model', model)
 
     @classmethod
     def from_mapping(cls, values: dict) -> NodeParams:
         names = {f.name for f in fields(cls)} - {'model'}
-        return cls(model=ModelParams.from_mapping(values), **{k: v for k, v in values.items() if k in names})
+        dirs = resolve_labels_dirs(BY_NAME['labels_dirs'].validate(values.get('labels_dirs',
+                                                                              BY_NAME['labels_dirs'].default)))
+        return cls(model=ModelParams.from_mapping(values, label_dirs=dirs),
+                   **{k: v for k, v in values.items() if k in names})
 
     def flat(self) -> dict:
         """Every parameter by name, node and model alike (the shape of the ROS parameter list)."""
@@ -375,6 +464,8 @@ def markdown_table() -> str:
     for p in PARAMS:
         rng = ', '.join(map(str, p.choices)) if p.choices else (
             f"[{p.min}, {p.max}]" if p.min is not None else (p.pattern.pattern if p.pattern else ''))
+        if p.type is list:
+            rng = f"at most {p.max_items} of {p.max_chars} chars"
         rows.append(f"| `{p.name}` | {p.type.__name__} | `{p.default!r}` | {rng} | {'yes' if p.live else ''} | "
                     f"{p.launch_arg or ''} | {p.description} |")
     return '\n'.join(rows)

@@ -164,8 +164,8 @@ def test_prompted_labels_from_a_file(tmp_path):
         ModelParams(model='toy', mode='prompted', labels_file=str(tmp_path / 'none.txt'))
     broken = tmp_path / 'broken.jsonl'
     broken.write_text('{"label": "cat"}\nnot json\n')
-    with pytest.raises(ValueError, match="labels_file.*broken.jsonl.*JSONDecodeError"):
-        ModelParams(model='toy', mode='prompted', labels_file=str(broken))
+    with pytest.raises(ValueError, match="labels_file.*broken.jsonl, line 2: not a JSON object"):
+        ModelParams(model='toy', mode='prompted', labels_file=str(broken)).to_options()   # read when built
 
 
 def test_open_clip_name_plus_local_checkpoint_file_loads_the_same_model(toy_classifier):

@@ -275,6 +275,7 @@ def test_a_second_start_reads_the_label_embeddings_from_disk(ros, tmp_path):
     logs = []
     for run in range(2):
         node = NodeProcess(tmp_path, 'backend:=torch', 'mode:=prompted', f'labels_file:={labels_file}',
+                           f'labels_dirs:=[{tmp_path}]',
                            f'text_cache_dir:={tmp_path}/cache', namespace=f'/cache{run}')
         try:
             end = time.monotonic() + 120

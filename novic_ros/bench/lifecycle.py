@@ -126,7 +126,7 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
         for model in models:
             extra = {'models_file': str(b32_models_file())} if model == 'b32-random' else {}
             base = {'model': model, 'backend': 'torch', 'qos': 'reliable', 'mode': 'prompted',
-                    'labels_file': str(nouns), 'text_cache_dir': str(work / f'cache-{model}'), **extra}
+                    'labels_file': str(nouns), 'labels_dirs': [str(work)], 'text_cache_dir': str(work / f'cache-{model}'), **extra}
             first = second = 0.0
             for run in ('first', 'second'):
                 ns = f"/bench_{model.replace('-', '_')}_{run}"

@@ -6,9 +6,7 @@ which converts into this type; what is checked here is what must hold between th
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 MODES = ('generate', 'prompted', 'hybrid')
 
@@ -34,20 +32,3 @@ class ClassifierOptions:
         if '{}' not in self.prompt_template:
             raise ValueError(f"prompt_template {self.prompt_template!r} must contain {{}} where the label goes")
 
-
-def read_labels_file(path: str) -> tuple[str, ...]:
-    """Labels from a text file (one per line, '#' comments) or a novic-nouns dictionary (.jsonl).
-    ValueError names the file and what is wrong with it."""
-    if not path:
-        return ()
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"labels file {p} does not exist")
-    try:
-        lines = p.read_text().splitlines()
-        if p.suffix == '.jsonl':
-            return tuple(json.loads(line)['label'] for line in lines if line.strip())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot read labels file {p} ({type(e).__name__}: {e}); give one label per line, "
-                         "or a novic-nouns .jsonl dictionary") from None
-    return tuple(l.strip() for l in lines if l.strip() and not l.lstrip().startswith('#'))

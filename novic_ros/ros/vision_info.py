@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import threading
 
+from ..core.label_files import summary
 from ..core.options import ClassifierOptions
 from ..core.variants import ModelVariant
 
-LISTED_LABELS = 12        # a longer list is summarised by its count (VisionInfo is one string, not a database)
 
 
 def method(variant: ModelVariant, decoder_loaded: bool, backend: str) -> str:
@@ -28,10 +28,10 @@ def database_location(options: ClassifierOptions, node: str, labels_file: str = 
     if options.mode == 'hybrid':
         return (f"open vocabulary: the decoder's candidate nouns re-ranked by CLIP with the prompt "
                 f"{options.prompt_template!r}")
-    labels = options.labels
-    shown = ', '.join(labels[:LISTED_LABELS]) + (', ...' if len(labels) > LISTED_LABELS else '')
+    # Where the list is set, and what it is in a count, a hash and its first labels cut short: a
+    # labels file a peer names must not come back through VisionInfo (README: Security).
     source = f"parameters {node}/labels" + (f" and labels_file {labels_file}" if labels_file else '')
-    return f"label list of {len(labels)} labels [{shown}] from {source}, prompt {options.prompt_template!r}"
+    return f"label list of {summary(options.labels)} from {source}, prompt {options.prompt_template!r}"
 
 
 def vocabulary_key(options: ClassifierOptions) -> tuple:
