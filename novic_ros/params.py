@@ -81,8 +81,8 @@ class Param:
                     raise ValueError
             elif t is list:
                 if isinstance(value, str):
-                    value = [v.strip() for v in value.split(',') if v.strip()]
-                value = [str(v).strip() for v in value if str(v).strip()]
+                    value = value.split(',')
+                value = [v for v in map(str.strip, map(str, value)) if v]
             elif t is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
             else:
@@ -91,8 +91,8 @@ class Param:
             raise ValueError(f"parameter {self.name!r}: expected {t.__name__}, got {_short(value)}") from None
         if t is list and len(value) > self.max_items:
             raise ValueError(f"parameter {self.name!r}: {len(value)} entries, more than the {self.max_items} allowed")
-        if t is list and any(len(v) > self.max_chars for v in value) or t is str and len(value) > self.max_chars:
-            longest = max(map(len, value)) if t is list else len(value)
+        longest = max(map(len, value), default=0) if t is list else len(value) if t is str else 0
+        if longest > self.max_chars:
             raise ValueError(f"parameter {self.name!r}: {longest} characters, more than the {self.max_chars} allowed")
         if t is float and value != value:
             raise ValueError(f"parameter {self.name!r}: NaN is not a value")
@@ -256,8 +256,11 @@ class _Validated:
     _group: ClassVar[str] = ''
 
     def __post_init__(self):
+        # updated() passes the names whose values come from an already validated copy: a change of
+        # top_k does not check a list of 100,000 labels again (the parameter callback stays quick).
+        trusted = getattr(self, '_trusted', ())
         for f in fields(self):
-            if f.name in BY_NAME and BY_NAME[f.name].group == self._group:
+            if f.name in BY_NAME and BY_NAME[f.name].group == self._group and f.name not in trusted:
                 v = BY_NAME[f.name].validate(getattr(self, f.name))
                 object.__setattr__(self, f.name, tuple(v) if isinstance(v, list) else v)
 
@@ -309,7 +312,8 @@ class ModelParams(_Validated):
             check_labels_path(self.labels_file, self.label_dirs)
         except ValueError as e:
             raise ValueError(f"parameter 'labels_file': {e}") from None
-        self._options(self.labels + (('labels_file',) if self.labels_file else ()))
+        # The checks need to know only whether there is a list (deduplicating 100,000 labels costs 50 ms).
+        self._options(self.labels[:1] + (('labels_file',) if self.labels_file else ()))
 
     @property
     def label_dirs(self) -> tuple[str, ...] | None:
@@ -345,11 +349,14 @@ class ModelParams(_Validated):
                              max_objects=self.max_objects, saliency=SaliencyConfig(max_proposals=self.object_proposals))
 
     @classmethod
-    def from_mapping(cls, values: dict, label_dirs: tuple[str, ...] | None = None) -> ModelParams:
-        """The model parameters among `values`; `label_dirs`: the folders labels_file must be under."""
+    def from_mapping(cls, values: dict, label_dirs: tuple[str, ...] | None = None,
+                     trusted: frozenset = frozenset()) -> ModelParams:
+        """The model parameters among `values`; `label_dirs`: the folders labels_file must be under;
+        `trusted`: names whose values were validated before (an updated() copy's unchanged ones)."""
         names = {f.name for f in fields(cls)}
         self = cls.__new__(cls)
         object.__setattr__(self, '_label_dirs', label_dirs)      # before __init__ validates
+        object.__setattr__(self, '_trusted', trusted)
         self.__init__(**{k: v for k, v in values.items() if k in names})
         return self
 
@@ -407,12 +414,15 @@ class NodeParams(_Validated):
             object.__setattr__(self, 'model', model)
 
     @classmethod
-    def from_mapping(cls, values: dict) -> NodeParams:
+    def from_mapping(cls, values: dict, trusted: frozenset = frozenset()) -> NodeParams:
         names = {f.name for f in fields(cls)} - {'model'}
         dirs = resolve_labels_dirs(BY_NAME['labels_dirs'].validate(values.get('labels_dirs',
                                                                               BY_NAME['labels_dirs'].default)))
-        return cls(model=ModelParams.from_mapping(values, label_dirs=dirs),
-                   **{k: v for k, v in values.items() if k in names})
+        self = cls.__new__(cls)
+        object.__setattr__(self, '_trusted', trusted)
+        self.__init__(model=ModelParams.from_mapping(values, label_dirs=dirs, trusted=trusted),
+                      **{k: v for k, v in values.items() if k in names})
+        return self
 
     def flat(self) -> dict:
         """Every parameter by name, node and model alike (the shape of the ROS parameter list)."""
@@ -431,7 +441,8 @@ class NodeParams(_Validated):
 
     def updated(self, **changes) -> NodeParams:
         """A validated copy with `changes` applied (ValueError names what is wrong)."""
-        return NodeParams.from_mapping({**self.flat(), **changes})
+        flat = self.flat()
+        return NodeParams.from_mapping({**flat, **changes}, trusted=frozenset(flat) - set(changes))
 
 
 # --- CLI flags from the same table ------------------------------------------------------------

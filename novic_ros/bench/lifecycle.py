@@ -1,7 +1,8 @@
 """What the lifecycle node's operations cost, through the real novic_node process: start to first
 label in prompted mode with the whole noun dictionary (empty label-embedding cache against a warm
-one), a live vocabulary switch (new labels to embed, labels on disk, labels in memory) and how long
-frames wait meanwhile, and the memory a cleanup hands back."""
+one), a live vocabulary switch (new labels to embed, labels on disk, labels in memory): how long the
+parameter call takes to answer, how long until the new settings are in use (VisionInfo's new
+version) and how long frames wait meanwhile, and the memory a cleanup hands back."""
 from __future__ import annotations
 
 import os
@@ -32,12 +33,18 @@ class _Client:
         from rclpy.parameter_client import AsyncParameterClient
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
-        from vision_msgs.msg import Classification
+        from rclpy.qos import DurabilityPolicy
+        from vision_msgs.msg import Classification, VisionInfo
         from lifecycle_msgs.srv import ChangeState
         self.ns, self.Image, self.ChangeState = namespace, Image, ChangeState
         self.node = rclpy.create_node(f"novic_bench_{namespace.strip('/')}")
         self.times: list[float] = []
         self.node.create_subscription(Classification, f'{namespace}/labels', lambda m: self.times.append(time.monotonic()), 50)
+        self.versions: list[tuple[int, float]] = []      # VisionInfo's database_version, arrival time
+        self.node.create_subscription(VisionInfo, f'{namespace}/vision_info',
+                                      lambda m: self.versions.append((m.database_version, time.monotonic())),
+                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.pub = self.node.create_publisher(Image, f'{namespace}/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         self.params = AsyncParameterClient(self.node, f'{namespace}/novic_node')
         self.change = self.node.create_client(ChangeState, f'{namespace}/novic_node/change_state')
@@ -74,6 +81,17 @@ class _Client:
             raise RuntimeError(f"parameter change refused: {result.reason}")
         return time.monotonic() - t0
 
+    def in_use(self, version: int, timeout: float = 1800.0) -> float:
+        """When VisionInfo's version passed `version` (the new vocabulary in use)."""
+        end = time.monotonic() + timeout
+        while True:
+            later = [t for v, t in list(self.versions) if v > version]
+            if later:
+                return later[0]
+            if time.monotonic() > end:
+                raise RuntimeError("the change never came into use")
+            time.sleep(0.01)
+
     def transition(self, transition_id: int) -> None:
         req = self.ChangeState.Request()
         req.transition.id = transition_id
@@ -91,24 +109,26 @@ def _stream(client: _Client, period: float, stop: threading.Event):
         time.sleep(period)
 
 
-def _switch_cost(client: _Client, period: float, **values) -> tuple[float, float, float]:
-    """(seconds the parameter call took, longest wait between labels meanwhile, median wait before)."""
+def _switch_cost(client: _Client, period: float, **values) -> tuple[float, float, float, float]:
+    """(seconds the parameter call took to answer, seconds until the change was in use, longest wait
+    between labels meanwhile, median wait before). Every change measured changes the vocabulary."""
     stop = threading.Event()
     streamer = threading.Thread(target=_stream, args=(client, period, stop), daemon=True)
     streamer.start()
     try:
         time.sleep(4 * period + 1.0)
         before = list(client.times)
+        version = max((v for v, _ in client.versions), default=0)
         t0 = time.monotonic()
         took = client.set(**values)
-        t1 = time.monotonic()
+        t1 = client.in_use(version)
         time.sleep(4 * period + 1.0)
     finally:
         stop.set()
         streamer.join()
     gaps_before = np.diff(before[-10:]) if len(before) > 2 else np.array([float('nan')])
     during = [t0] + [t for t in client.times if t0 <= t <= t1] + [next((t for t in client.times if t > t1), t1)]
-    return took, float(np.max(np.diff(during))), float(np.median(gaps_before))
+    return took, t1 - t0, float(np.max(np.diff(during))), float(np.median(gaps_before))
 
 
 def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
@@ -151,8 +171,8 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
                                 (f'new template: {n_nouns} labels to embed', {'prompt_template': 'a picture of a {}.'}),
                                 ('template back: labels on disk', {'prompt_template': 'a photo of a {}.'})]
                         for what, values in rows:
-                            took, gap, usual = _switch_cost(client, period, **values)
-                            switches.append([model, what, took, gap * 1e3, usual * 1e3])
+                            took, in_use, gap, usual = _switch_cost(client, period, **values)
+                            switches.append([model, what, took * 1e3, in_use, gap * 1e3, usual * 1e3])
                 finally:
                     proc.stop()
                     client.close()
@@ -162,6 +182,6 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
     return '\n\n'.join([
         _table(['model', 'labels', 'first start to first label s (empty cache)', 'second start s (cached)',
                 'speed-up (target >= 10)'], starts),
-        _table(['model', 'live change', 'parameter call s', 'longest wait between labels ms',
+        _table(['model', 'live change', 'parameter call answered ms', 'in use after s', 'longest wait between labels ms',
                 'usual wait ms (frames offered every 0.1 s toy / 0.25 s b32)'], switches),
         _table(['model', 'VmRSS active MB', 'after cleanup MB', 'returned MB'], memory)])

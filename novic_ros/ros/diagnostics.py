@@ -2,7 +2,8 @@
 frame counts (received, processed, published, dropped, rejected by reason, lost in transport), each
 camera topic's publishers and subscription, errors, the backend, model and device, the lifecycle
 state and the vocabulary version; with objects, tracks and annotations; with video input, its
-packets, pictures, keyframe waits and losses; LabelInfo's class count. OK while labelling; WARN with the cause when an input has a
+packets, pictures, keyframe waits and losses; LabelInfo's class count; a parameter change being built (since when, which parameters) and the last
+one that failed (why). OK while labelling; WARN with the cause when an input has a
 problem, no frame came yet, or frames were rejected or failed; the message says what the node does."""
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def diagnostics(node) -> DiagnosticArray:
         level, message = DiagnosticStatus.WARN, (f"{s.rejected} frames rejected, {s.errors} inference errors"
                                                  + (f", {worker.output_errors} output errors"
                                                     if worker.output_errors else ''))
+    changes = node.changes.diagnostics(time.monotonic())
+    if changes['parameter_change'] != 'none':
+        message += f"; a parameter change is being built ({changes['parameter_change']}), the settings before it apply"
     backend = classifier.backend if classifier is not None else None
     values = {
         'input_rate_hz': f"{s.input_rate_hz:.2f}", 'output_rate_hz': f"{s.output_rate_hz:.2f}",
@@ -63,6 +67,7 @@ def diagnostics(node) -> DiagnosticArray:
         'model': live.params.model.model, 'mode': live.params.model.mode,
         'device': str(backend.device) if backend else '-',
         'lifecycle_state': node.state, 'vocabulary_version': str(node.vocabulary.version),
+        **changes,
         **{f"rejected: {k}": str(v) for k, v in s.rejected_by_reason.items()},
         **{f"input {topic}": line for topic, (_, line) in inputs.items()},
     }

@@ -16,12 +16,12 @@ queues) and stops it, cleanup frees the model, shutdown works from any state. Wi
 (default) main() drives configure and activate itself.
 
 Threads: main() spins a single-threaded executor, so frame callbacks, timers (input watch,
-diagnostics, the stable labels' expiry, the bond), lifecycle transitions and parameter changes run
-one at a time on the executor thread; inference runs on the worker thread beside it. A parameter
-change runs prepare_change and _swap_in in the parameter callback: while it builds a classifier for
-a new label list (seconds for a large uncached list), the executor serves nothing else, so no new
-frame is taken from the middleware and diagnostics pause; the worker finishes the frames already
-pending. (The callback groups are kept for a multi-threaded container.)
+diagnostics, the stable labels' expiry, the bond), lifecycle transitions and parameter callbacks run
+one at a time on the executor thread; inference runs on the worker thread beside it, and changes
+that read a labels file or embed a label list are built on the settings thread (live_settings.
+ChangeBuilder), so the executor never waits on them: frames keep coming and being labelled with the
+old settings, and diagnostics keep flowing, until the new settings are swapped in whole. (The
+callback groups are kept for a multi-threaded container.)
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
 from ..core.variants import get_variant
-from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
+from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier
 from . import vision_info
 from .bond import Bond
@@ -54,7 +54,8 @@ from .inputs import INPUT_CHECK_S, CameraInputs
 from .label_info import GROWTH_PERIOD_S, LabelMap
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
-from .live_settings import LiveSettings, PreparedChange, object_finder, prepare_change
+from .live_settings import (SYNC_WAIT_S, Change, ChangeBuilder, LiveSettings, PreparedChange, needs_building,
+                            object_finder, prepare_change)
 from .memory import release_freed_memory, rss_mb
 from .messages import vision_info_message
 from .node_stats import NodeStats
@@ -93,6 +94,9 @@ class NovicNode(LifecycleNode):
         super().__init__(NODE_NAME, namespace=kwargs.pop('namespace', DEFAULT_NAMESPACE), **kwargs)
         # What the worker reads once per batch, swapped whole (ValueError names a bad parameter).
         self.live = LiveSettings(NodeParams.from_mapping(declare_all(self)))
+        self._live_lock = threading.Lock()      # one writer of `live` at a time (executor, settings thread)
+        self._target = self.live.params         # the parameters as accepted (pending changes included)
+        self._reverting = False
         self.method = ''                        # VisionInfo.method of the loaded model
         self.vocabulary = vision_info.VocabularyVersion()
         self.state = 'unconfigured'
@@ -110,6 +114,8 @@ class NovicNode(LifecycleNode):
         self.inputs = CameraInputs(self, self.frames, self.stats, self.log, callback_group=ReentrantCallbackGroup())
         self.worker = InferenceWorker(self, self.frames, self.stats, self.log)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.changes = ChangeBuilder(self._build_change, lambda change: self._revert_guard.trigger(), self.log)
+        self._revert_guard = self.create_guard_condition(self._revert_failed_changes)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(INPUT_CHECK_S, self.inputs.watch)     # default group: never during a transition
@@ -138,7 +144,8 @@ class NovicNode(LifecycleNode):
         except Exception as e:  # noqa: BLE001 -- any load error is a FAILURE with its reason, never a crash
             self._transition_failed('configure', e)
             return FAILURE
-        self.live = LiveSettings(params, classifier, finder)
+        with self._live_lock:
+            self.live = LiveSettings(params, classifier, finder)
         self.method = vision_info.method(variant, classifier.vocab is not None, classifier.backend.name)
         self.vocabulary.update(classifier.options)
         self.outputs = Publishers(
@@ -223,16 +230,18 @@ class NovicNode(LifecycleNode):
         self.frames.take(1 << 30, timeout=0)     # frames that arrived but were not taken are ignored, not kept
 
     def _release_model(self) -> None:
-        pubs, self.outputs = self.outputs, None
-        for pub in ((pubs.labels, pubs.overlay) if pubs is not None else ()) + (self.info_pub, self.label_info_pub):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self.info_pub = self.label_info_pub = None
-        if pubs is not None:
-            pubs.label_outputs.destroy()
-            if pubs.objects is not None:
-                pubs.objects.destroy()
-        self.live = LiveSettings(self.params)
+        # Under the lock: a change the settings thread swaps in meanwhile publishes on these.
+        with self._live_lock:
+            pubs, self.outputs = self.outputs, None
+            for pub in ((pubs.labels, pubs.overlay) if pubs is not None else ()) + (self.info_pub, self.label_info_pub):
+                if pub is not None:
+                    self.destroy_lifecycle_publisher(pub)
+            self.info_pub = self.label_info_pub = None
+            if pubs is not None:
+                pubs.label_outputs.destroy()
+                if pubs.objects is not None:
+                    pubs.objects.destroy()
+            self.live = LiveSettings(self.params)
         self.state = 'unconfigured'
         release_freed_memory()
 
@@ -261,28 +270,95 @@ class NovicNode(LifecycleNode):
     # --- parameters and diagnostics ---
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        """Validate a change like a start would and build what it needs (prepare_change), then swap it
-        in whole (_swap_in): the worker reads `self.live` once per batch, so every message is computed
-        with one set of settings. Parameters that need a restart are declared read-only, and rclpy
-        refuses them before this. The request is answered once the new settings are in use (so
-        `ros2 param set` reports success when they apply, and VisionInfo's version goes up at that
-        moment). Both steps run here, on the executor thread: see the module docstring for what that
-        holds up. Unconfigured, a change is only validated and stored."""
-        pubs = self.outputs
+        """Validate a change like a start would, against the parameters as accepted so far (quick: no
+        file is read), then apply it whole: at once when it needs nothing slow, else on the settings
+        thread (ChangeBuilder), which prepares it and swaps it in off the executor; this callback
+        waits SYNC_WAIT_S for that and answers with the outcome when it came, else "accepted" (the
+        change is then pending, /diagnostics says since when, and one that fails puts the parameters
+        back and says why). Parameters that need a restart are declared read-only, and rclpy refuses
+        them before this. Unconfigured, a change is only validated and stored."""
+        updates = {p.name: p.value for p in changes}
+        if self._reverting:         # _revert_failed_changes puts back values that are in force
+            return SetParametersResult(successful=True)
         try:
-            change = prepare_change(self.live, pubs.label_outputs if pubs is not None else None,
-                                    {p.name: p.value for p in changes}, pubs.objects if pubs is not None else None)
+            target = self._target.updated(**updates)
+            pending, classifier = self.changes.pending(), self.classifier
+            if classifier is None:
+                slow = False
+            elif pending:       # after them, in order, unless it is independent of them (rate_hz)
+                slow = not _node_only(updates) or bool({n for c in pending for n in c.updates} & updates.keys())
+            else:
+                slow = needs_building(target, updates, len(classifier.prompt_labels))
+            if slow:
+                change = self.changes.submit(updates)
+                if change.claim(SYNC_WAIT_S) and change.error is not None:
+                    return self._refused(changes, change.error)
+            else:
+                with self._live_lock:
+                    self._swap_in(self._prepare(self.live, updates))
         except (ValueError, NovicError) as e:
-            return SetParametersResult(successful=False, reason=str(e))
+            return self._refused(changes, str(e))
         except Exception as e:  # noqa: BLE001 -- a bug refuses the change; it must not stop the executor
             self.log.unexpected('parameter change failed', e)
             return SetParametersResult(successful=False, reason=f"internal error: {type(e).__name__}: {e}")
-        self._swap_in(change)
+        self._target = target
         return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _refused(changes: list[Parameter], reason: str) -> SetParametersResult:
+        if len(changes) == 1 and not reason.startswith(f"parameter '{changes[0].name}'"):
+            # A check between parameters: SetParameters applies its list one at a time, each against
+            # the values before it ([mode=prompted, labels=[...]] fails on mode).
+            reason += ("; SetParameters applies parameters one at a time, each checked against the others' "
+                       "current values: set related ones together with set_parameters_atomically")
+        return SetParametersResult(successful=False, reason=reason)
+
+    def _prepare(self, base: LiveSettings, updates: dict) -> PreparedChange:
+        pubs = self.outputs
+        return prepare_change(base, pubs.label_outputs if pubs is not None else None, updates,
+                              pubs.objects if pubs is not None else None)
+
+    def _build_change(self, change: Change) -> None:
+        """On the settings thread: prepare `change` over the settings in force and swap it in. When
+        something else swapped settings in meanwhile (a quick change, a transition), prepare again over
+        those (the label embeddings are in the text cache by then)."""
+        for attempt in range(4):
+            base, pubs = self.live, self.outputs
+            prepared = self._prepare(base, change.updates)
+            with self._live_lock:
+                if self.live is base and self.outputs is pubs:
+                    self._swap_in(prepared)
+                    return
+        with self._live_lock:      # it keeps changing: prepare under the lock (cached, rare)
+            self._swap_in(self._prepare(self.live, change.updates))
+
+    def _revert_failed_changes(self) -> None:
+        """On the executor: a change that was answered "accepted" failed while being built. Its
+        parameters go back to the values in force (except those a later pending change sets), so
+        `ros2 param get` tells what the node uses; the reason is in the log and /diagnostics."""
+        for change in self.changes.take_failed():
+            self.get_logger().error(f"parameter change {', '.join(change.updates)} failed while being built, the "
+                                    f"settings before it stay in force: {change.error}")
+            later = self.changes.touched_after(change)
+            flat = self.live.params.flat()
+            back = [_ros_parameter(n, flat[n]) for n in change.updates if n not in later and n in flat]
+            self._reverting = True
+            try:
+                self.set_parameters(back)
+            finally:
+                self._reverting = False
+        target = self.live.params
+        for change in self.changes.pending():
+            try:
+                target = target.updated(**change.updates)
+            except (ValueError, NovicError):
+                pass
+        self._target = target
 
     def _swap_in(self, change: PreparedChange) -> None:
         """Put a prepared change in use: one assignment for what the worker reads, then the label outputs'
-        settings, then the vocabulary version and VisionInfo."""
+        settings, then the vocabulary version and VisionInfo. With _live_lock held, on the executor or
+        the settings thread."""
         self.live = change.settings
         if change.apply_outputs is not None:
             change.apply_outputs()
@@ -300,9 +376,25 @@ class NovicNode(LifecycleNode):
         self.diag_pub.publish(diagnostics(self))
 
     def destroy_node(self):
+        self.changes.close()
         self._unsubscribe_and_stop()
         self.frames.close()
         return super().destroy_node()
+
+
+def _node_only(updates: dict) -> bool:
+    """Only parameters the classifier does not read and no check relates to others (rate_hz, the
+    stable labels', the tracks'): applied at once even while a label change is being built."""
+    return all(BY_NAME[n].group == 'node' for n in updates if n in BY_NAME)
+
+
+_PARAMETER_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
+                    str: Parameter.Type.STRING, list: Parameter.Type.STRING_ARRAY}
+
+
+def _ros_parameter(name: str, value) -> Parameter:
+    kind = _PARAMETER_TYPES[BY_NAME[name].type]
+    return Parameter(name, kind, list(value) if kind == Parameter.Type.STRING_ARRAY else value)
 
 
 def main(args=None) -> int:
