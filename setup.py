@@ -52,7 +52,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'novic_node = novic_ros.ros.node:main',
+            'novic_node = novic_ros.ros.exit_signals:run_node',
             'novic-classify = novic_ros.cli.classify:main',
             'novic-nouns = novic_ros.cli.nouns:main',
             'novic-toy = novic_ros.cli.toy:main',

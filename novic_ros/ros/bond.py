@@ -20,6 +20,7 @@ import uuid
 
 from bond.msg import Constants, Status
 from rclpy.duration import Duration
+from rclpy._rclpy_pybind11 import RCLError      # what publishing on a dead context raises
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 WAITING, ALIVE, DEAD = 'waiting for the manager', 'alive', 'dead'
@@ -77,13 +78,20 @@ class Bond:
         self._publish(False)                # acknowledge the manager's end of the bond
 
     def close(self) -> None:
-        """End the bond cleanly (deactivate): the manager sees `active: false`, not a crash."""
+        """End the bond cleanly (deactivate, process exit): the manager sees `active: false`, not a
+        crash. With the ROS context already shut down nothing can be sent: the bond just goes."""
         with self._lock:
             was = self.state
             self.state = DEAD
-        if was != DEAD:
-            self._publish(False)
-            self._pub.wait_for_all_acked(Duration(seconds=0.5))     # delivered before the writer goes
-        self.node.destroy_timer(self._timer)
-        self.node.destroy_subscription(self._sub)
-        self.node.destroy_publisher(self._pub)
+        if was != DEAD and self.node.context.ok():
+            try:
+                self._publish(False)
+                self._pub.wait_for_all_acked(Duration(seconds=0.5))     # delivered before the writer goes
+            except RCLError as e:       # the context went away meanwhile
+                self.node.get_logger().info(f"bond {self.id}: could not announce its end ({e})")
+        for destroy, entity in ((self.node.destroy_timer, self._timer), (self.node.destroy_subscription, self._sub),
+                                (self.node.destroy_publisher, self._pub)):
+            try:
+                destroy(entity)
+            except RCLError:
+                pass

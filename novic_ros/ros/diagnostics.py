@@ -2,9 +2,12 @@
 frame counts (received, processed, published, dropped, rejected by reason, lost in transport), each
 camera topic's publishers and subscription, errors, the backend, model and device, the lifecycle
 state and the vocabulary version; with objects, tracks and annotations; with video input, its
-packets, pictures, keyframe waits and losses; LabelInfo's class count; a parameter change being built (since when, which parameters) and the last
-one that failed (why). OK while labelling; WARN with the cause when an input has a
-problem, no frame came yet, or frames were rejected or failed; the message says what the node does."""
+packets, pictures, keyframe waits and losses; LabelInfo's class count; a parameter change being
+built (since when, which parameters) and the last one that failed (why); the inference worker's state,
+restarts and last failure; exceptions caught in callbacks, per place. OK while labelling; ERROR
+while the inference worker is dead or stuck (and HEALTH_HOLD_S after it was replaced, worker.py);
+WARN with the cause when an input has a problem, no frame came yet, frames were rejected or failed,
+or a callback raised; the message says what the node does."""
 from __future__ import annotations
 
 import time
@@ -35,18 +38,24 @@ def diagnostics(node) -> DiagnosticArray:
     classifier = live.classifier
     inputs, lost = node.inputs.status(time.monotonic())
     problems = [line for bad, line in inputs.values() if bad]
+    health = worker.health()
+    errors = node.callback_errors
     level = DiagnosticStatus.OK
     message = 'classifying'
     if node.state != 'active' or classifier is None:
         message = f"{node.state}: not labelling"
+    elif health.error:
+        level, message = DiagnosticStatus.ERROR, health.message
     elif problems:
         level, message = DiagnosticStatus.WARN, '; '.join(problems)
     elif s.received == 0:
         level, message = DiagnosticStatus.WARN, 'no frames received yet'
-    elif s.rejected or s.errors or worker.output_errors:
+    elif s.rejected or s.errors or worker.output_errors or errors.total:
         level, message = DiagnosticStatus.WARN, (f"{s.rejected} frames rejected, {s.errors} inference errors"
                                                  + (f", {worker.output_errors} output errors"
-                                                    if worker.output_errors else ''))
+                                                    if worker.output_errors else '')
+                                                 + (f", {errors.total} callback errors (last: {errors.last})"
+                                                    if errors.total else ''))
     changes = node.changes.diagnostics(time.monotonic())
     if changes['parameter_change'] != 'none':
         message += f"; a parameter change is being built ({changes['parameter_change']}), the settings before it apply"
@@ -60,6 +69,10 @@ def diagnostics(node) -> DiagnosticArray:
         'frames_dropped': str(s.dropped), 'frames_rejected': str(s.rejected), 'frames_lost': str(lost),
         'inference_errors': str(s.errors), 'output_errors': str(worker.output_errors),
         'overlays_published': str(worker.overlays_published), 'objects_published': str(worker.objects_published),
+        'worker_state': health.state, 'worker_restarts': str(health.restarts),
+        'worker_last_failure': health.last_failure or '-',
+        'callback_errors': str(errors.total),
+        **{f"callback_errors: {where}": str(n) for where, n in errors.snapshot().items()},
         **(node.outputs.objects.diagnostics() if node.outputs is not None and node.outputs.objects is not None else {}),
         **_video(node),
         'label_info_classes': str(len(node.label_map)) if node.label_map.active else '-',
@@ -74,3 +87,12 @@ def diagnostics(node) -> DiagnosticArray:
     return diagnostics_message(node.get_clock().now().to_msg(), level,
                                f"{node.get_fully_qualified_name()}: open-vocabulary classifier", message,
                                str(backend.device) if backend else '', values)
+
+
+def failed_diagnostics(node, error: Exception) -> DiagnosticArray:
+    """What goes out when diagnostics() itself fails: ERROR naming the failure, so a monitor still hears
+    the node."""
+    return diagnostics_message(node.get_clock().now().to_msg(), DiagnosticStatus.ERROR,
+                               f"{node.get_fully_qualified_name()}: open-vocabulary classifier",
+                               f"diagnostics failed: {type(error).__name__}: {error}", '',
+                               {'callback_errors': str(node.callback_errors.total)})

@@ -49,6 +49,11 @@ class LatestFrames:
                 del self._pending[p.camera]
             return items
 
+    def wake(self) -> None:
+        """End a take() that is waiting now (it returns what is pending, maybe nothing)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

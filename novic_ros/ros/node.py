@@ -15,17 +15,28 @@ subscribes and starts the worker, deactivate unsubscribes (frames are not delive
 queues) and stops it, cleanup frees the model, shutdown works from any state. With `autostart`
 (default) main() drives configure and activate itself.
 
-Threads: main() spins a single-threaded executor, so frame callbacks, timers (input watch,
-diagnostics, the stable labels' expiry, the bond), lifecycle transitions and parameter callbacks run
-one at a time on the executor thread; inference runs on the worker thread beside it, and changes
-that read a labels file or embed a label list are built on the settings thread (live_settings.
-ChangeBuilder), so the executor never waits on them: frames keep coming and being labelled with the
-old settings, and diagnostics keep flowing, until the new settings are swapped in whole. (The
-callback groups are kept for a multi-threaded container.)
+Threads: main() spins a single-threaded executor on a thread of its own, so frame callbacks, timers
+(input watch, diagnostics with the worker's watch, the stable labels' expiry, the bond), lifecycle
+transitions and parameter callbacks run one at a time on the executor thread; inference runs on the
+worker thread beside it, and changes that read a labels file or embed a label list are built on the
+settings thread (live_settings.ChangeBuilder), so the executor never waits on them: frames keep
+coming and being labelled with the old settings, and diagnostics keep flowing, until the new
+settings are swapped in whole. The main thread waits for SIGINT or SIGTERM and then shuts the node
+down (exit_signals.py: exit 0 in under 2 s). Every callback is guarded (callback_guard.py): an
+exception is logged, counted in diagnostics, and the executor goes on. (The callback groups are kept
+for a multi-threaded container.)
 """
 from __future__ import annotations
 
+if __name__ == '__main__':
+    # python -m novic_ros.ros.node: the signal handlers go in before the imports below (1-2 s), and a
+    # signal during them exits cleanly (exit_signals.run_node imports this module and runs main()).
+    import sys
+    from novic_ros.ros.exit_signals import run_node
+    sys.exit(run_node())
+
 import logging
+import os
 import sys
 import threading
 import time
@@ -35,6 +46,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -47,9 +59,10 @@ from ..core.stable_labels import default_merge_key
 from ..core.variants import get_variant
 from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier
-from . import vision_info
+from . import exit_signals, vision_info
 from .bond import Bond
-from .diagnostics import diagnostics
+from .callback_guard import CallbackErrors, guard, place, report
+from .diagnostics import diagnostics, failed_diagnostics
 from .inputs import INPUT_CHECK_S, CameraInputs
 from .label_info import GROWTH_PERIOD_S, LabelMap
 from .label_outputs import LabelOutputs
@@ -62,7 +75,7 @@ from .node_stats import NodeStats
 from .object_outputs import ObjectOutputs
 from .param_declaration import declare_all
 from .throttled_log import ThrottledLog
-from .worker import InferenceWorker, Publishers
+from .worker import InferenceWorker, Publishers, parse_fault
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 # VisionInfo as vision_msgs intends it: the last one stays available to late subscribers.
@@ -91,6 +104,10 @@ class RosLogHandler(logging.Handler):
 
 class NovicNode(LifecycleNode):
     def __init__(self, **kwargs):
+        # Before super(): rclpy creates its own subscriptions (/clock) through create_subscription.
+        self.callback_errors = CallbackErrors()
+        self.worker = None
+        self._live = None
         super().__init__(NODE_NAME, namespace=kwargs.pop('namespace', DEFAULT_NAMESPACE), **kwargs)
         # What the worker reads once per batch, swapped whole (ValueError names a bad parameter).
         self.live = LiveSettings(NodeParams.from_mapping(declare_all(self)))
@@ -103,6 +120,9 @@ class NovicNode(LifecycleNode):
         self.frames = LatestFrames()
         self.stats = NodeStats()
         self.log = ThrottledLog(self.get_logger())
+        fault = parse_fault(os.environ.get('NOVIC_FAULT'))     # tests only: see worker.py
+        if fault is not None:
+            self.get_logger().warning(f"NOVIC_FAULT is set: the inference worker will fail on purpose ({fault[0]}={fault[1]})")
         self.outputs: Publishers | None = None          # configure to cleanup
         self.info_pub = self.label_info_pub = None
         self.label_map = LabelMap()             # LabelInfo's class map (prompted and hybrid modes)
@@ -112,13 +132,43 @@ class NovicNode(LifecycleNode):
         # Frame callbacks never wait for a transition where the node runs in a multi-threaded executor
         # (a composed container); main() spins it single-threaded, see there.
         self.inputs = CameraInputs(self, self.frames, self.stats, self.log, callback_group=ReentrantCallbackGroup())
-        self.worker = InferenceWorker(self, self.frames, self.stats, self.log)
+        self.worker = InferenceWorker(self, self.frames, self.stats, self.log, fault)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.changes = ChangeBuilder(self._build_change, lambda change: self._revert_guard.trigger(), self.log)
-        self._revert_guard = self.create_guard_condition(self._revert_failed_changes)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._revert_guard = self.create_guard_condition(self._guard(self._revert_failed_changes))
+        self.add_on_set_parameters_callback(guard(
+            self._on_set_parameters, 'parameter change', self.log, self.callback_errors,
+            lambda e: SetParametersResult(successful=False, reason=f"internal error: {type(e).__name__}: {e}")))
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(INPUT_CHECK_S, self.inputs.watch)     # default group: never during a transition
+
+    @property
+    def live(self) -> LiveSettings:
+        """What the worker reads once per batch; assigning it wakes a worker asleep for the rate limit."""
+        return self._live
+
+    @live.setter
+    def live(self, settings: LiveSettings) -> None:
+        self._live = settings
+        if self.worker is not None:
+            self.worker.wake()
+
+    # Every timer and subscription callback, the node's own and its parts' (inputs, bond, outputs), guarded.
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        return super().create_timer(timer_period_sec, self._guard(callback), *args, **kwargs)
+
+    def create_subscription(self, msg_type, topic, callback, *args, **kwargs):
+        events = kwargs.get('event_callbacks')
+        if events is not None:
+            for name, value in vars(events).items():
+                if callable(value) and not getattr(value, 'novic_guarded', False):
+                    setattr(events, name, self._guard(value))
+        return super().create_subscription(msg_type, topic, self._guard(callback), *args, **kwargs)
+
+    def _guard(self, callback):
+        if getattr(callback, 'novic_guarded', False):
+            return callback
+        return guard(callback, place(callback), self.log, self.callback_errors)
 
     @property
     def params(self) -> NodeParams:
@@ -131,6 +181,9 @@ class NovicNode(LifecycleNode):
     # --- lifecycle ---
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition('configure', self._configure, state)
+
+    def _configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = self.params
         try:
             # The decoder is loaded in prompted mode too when the variant has one: a live switch to
@@ -165,6 +218,9 @@ class NovicNode(LifecycleNode):
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition('activate', self._activate, state)
+
+    def _activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)     # enables the lifecycle publishers before any frame comes
         try:
             self.worker.start()
@@ -183,17 +239,26 @@ class NovicNode(LifecycleNode):
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition('deactivate', self._deactivate, state)
+
+    def _deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe_and_stop()
         self.state = 'inactive'
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition('cleanup', self._cleanup, state)
+
+    def _cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         before = rss_mb()
         self._release_model()
         self.get_logger().info(f"cleaned up: model freed, resident memory {before:.0f} -> {rss_mb():.0f} MB")
         return SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition('shutdown', self._shutdown, state)
+
+    def _shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe_and_stop()
         self._release_model()
         self.state = 'finalized'
@@ -201,10 +266,24 @@ class NovicNode(LifecycleNode):
         return SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition('error', self._error, state)
+
+    def _error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f"error during a transition from {state.label}; back to unconfigured")
         self._unsubscribe_and_stop()
         self._release_model()
         return SUCCESS
+
+    def _transition(self, name: str, run, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition whose unexpected exception is logged and counted (rclpy turns it into ERROR
+        silently); ERROR leads to on_error (back to unconfigured), as nav2 expects of a failing node.
+        An error inside on_error itself returns FAILURE (rclpy then finalizes the node)."""
+        try:
+            return run(state)
+        except Exception as e:  # noqa: BLE001
+            self.callback_errors.count(f"transition {name}", e)
+            report(self.log, f"{name} transition", e)
+            return TransitionCallbackReturn.FAILURE if name == 'error' else TransitionCallbackReturn.ERROR
 
     def _transition_failed(self, transition: str, error: Exception) -> None:
         """A wrong model, file or setting in one line; anything else (a bug) with its traceback."""
@@ -372,14 +451,36 @@ class NovicNode(LifecycleNode):
             self._publish_vision_info()
 
     def _publish_diagnostics(self) -> None:
-        self.label_map_grew()
-        self.diag_pub.publish(diagnostics(self))
+        """Timer: the worker's watch (restarts a dead or stuck worker), LabelInfo growth, the status.
+        Each step has its own try: a failing one costs neither the others nor the status."""
+        for where, step in (('worker watch', self.worker.watch), ('label info', self.label_map_grew)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                self.callback_errors.count(where, e)
+                report(self.log, where, e)
+        try:
+            msg = diagnostics(self)
+        except Exception as e:  # noqa: BLE001 -- still say something: the status itself is broken
+            self.callback_errors.count('diagnostics', e)
+            self.log.unexpected('diagnostics failed', e)
+            msg = failed_diagnostics(self, e)
+        self.diag_pub.publish(msg)
 
     def destroy_node(self):
         self.changes.close()
         self._unsubscribe_and_stop()
         self.frames.close()
         return super().destroy_node()
+
+    def stop_now(self, timeout: float) -> None:
+        """Process exit: the worker stops within `timeout` (a batch in flight publishes nothing more),
+        the bond ends cleanly while the context is still valid."""
+        self.worker.stop(timeout)
+        self._unsubscribe_and_stop()
+
+
+EXIT_STEP_S = 0.4      # each shutdown step's wait (executor, worker): the whole exit stays under 2 s
 
 
 def _node_only(updates: dict) -> bool:
@@ -398,43 +499,79 @@ def _ros_parameter(name: str, value) -> Parameter:
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    logger = rclpy.logging.get_logger(NODE_NAME)
-    py_log = logging.getLogger('novic_ros')
-    py_log.addHandler(RosLogHandler(logger))
-    py_log.setLevel(logging.INFO)
-    py_log.propagate = False        # open_clip's root-logger calls install a stderr handler there
+    """Run novic_node until SIGINT or SIGTERM (exit 0, see exit_signals.py); 1 when it cannot start."""
+    signals = exit_signals.install()
+    node = executor = spinner = None
+    code = 0
     try:
-        node = NovicNode()
-    except (NovicError, ValueError, FileNotFoundError) as e:
-        logger.fatal(f"cannot start: {e}")
-        rclpy.try_shutdown()
-        return 1
-    # Single-threaded: rclpy's MultiThreadedExecutor kept its main thread at 100% CPU in its wait
-    # loop while frames flowed (top -H), holding the GIL against the inference thread: some frames
-    # waited 0.3-6 s. Inference runs in the node's own worker thread, so one executor thread loses
-    # nothing; the callback groups stay for a multi-threaded container.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+        # rclpy's signal handlers would shut the context down before we stop (exit_signals.py).
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        logger = rclpy.logging.get_logger(NODE_NAME)
+        py_log = logging.getLogger('novic_ros')
+        py_log.addHandler(RosLogHandler(logger))
+        py_log.setLevel(logging.INFO)
+        py_log.propagate = False        # open_clip's root-logger calls install a stderr handler there
+        try:
+            node = NovicNode()
+        except (NovicError, ValueError, FileNotFoundError) as e:
+            logger.fatal(f"cannot start: {e}")
+            code = 1
+            return code
+        # Single-threaded: rclpy's MultiThreadedExecutor kept its main thread at 100% CPU in its wait
+        # loop while frames flowed (top -H), holding the GIL against the inference thread: some frames
+        # waited 0.3-6 s. Inference runs in the node's own worker thread, so one executor thread loses
+        # nothing; the callback groups stay for a multi-threaded container.
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         if node.params.autostart:
             # As `ros2 run` users expect: labelling from the start. A model that cannot be loaded is
             # one clear error (logged by configure) and a non-zero exit, not a node left unconfigured.
             if node.trigger_configure() != SUCCESS or node.trigger_activate() != SUCCESS:
                 logger.fatal("cannot start: see the error above (autostart:=false leaves the node unconfigured "
                              "for a lifecycle manager instead)")
-                return 1
+                code = 1
+                return code
         else:
             logger.info("unconfigured, waiting for a lifecycle manager (autostart is false)")
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spinner = threading.Thread(target=_spin, args=(executor, logger), name='novic-executor', daemon=True)
+        signals.spinning()
+        spinner.start()
+        # The main thread only waits: a signal handler runs here at once, whatever the executor does.
+        while not signals.requested.wait(0.5):
+            if not spinner.is_alive():
+                logger.fatal("the executor stopped (see the error above); exiting")
+                code = 1
+                break
+    except exit_signals.Stop:
         pass
     finally:
-        executor.shutdown(timeout_sec=5.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        _shut_down(signals, node, executor)
+    return code
 
 
-if __name__ == '__main__':
-    sys.exit(main())
+def _spin(executor, logger) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception as e:  # noqa: BLE001 -- main() sees the thread end and exits 1
+        logger.fatal(f"executor failed: {type(e).__name__}: {e}")
+
+
+def _shut_down(signals, node, executor) -> None:
+    """Stop in the order that keeps the context valid while anything still publishes (the executor,
+    then the worker and the bond, then rclpy); each step on its own, so one that fails (one line, no
+    traceback) does not keep the others from running."""
+    steps = [('stopping the executor', lambda: executor.shutdown(timeout_sec=EXIT_STEP_S)) if executor is not None else None,
+             ('stopping the worker', lambda: node.stop_now(EXIT_STEP_S)) if node is not None else None,
+             ('destroying the node', node.destroy_node) if node is not None else None,
+             ('shutting rclpy down', rclpy.try_shutdown)]
+    for doing, step in filter(None, steps):
+        signals.stopping(doing)
+        try:
+            step()
+        except exit_signals.Stop:
+            pass
+        except Exception as e:  # noqa: BLE001 -- exiting anyway
+            print(f"novic_node: while {doing}: {type(e).__name__}: {e}", file=sys.stderr)
+

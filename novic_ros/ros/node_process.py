@@ -13,6 +13,7 @@ import yaml
 
 from ..params import DEFAULT_NAMESPACE
 from ..paths import config_path
+from .exit_signals import block_in_child
 
 
 def ros_value(value) -> str:
@@ -46,8 +47,9 @@ class NodeProcess:
         self.cmd = node_command(params, params_file=params_file, namespace=namespace, remaps=remaps)
         self.log_path = Path(log_path) if log_path else None
         self._log: IO | None = open(self.log_path, 'w') if self.log_path else None
+        # SIGINT/SIGTERM sent while the interpreter starts wait for the node's handlers (exit_signals).
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
-                                     env=dict(env) if env is not None else None)
+                                     env=dict(env) if env is not None else None, preexec_fn=block_in_child)
 
     def log(self) -> str:
         if self._log is None:
