@@ -55,7 +55,7 @@ def assert_clean(node: NodeProcess, code: int, took: float, what: str) -> None:
 
 def last_line(node: NodeProcess) -> str:
     lines = [line for line in node.log().splitlines() if line.startswith('[')]
-    return lines[-1][:100] if lines else '(nothing logged yet: importing)'
+    return lines[-1][:100] if lines else '(nothing logged yet: importing or loading)'
 
 
 def test_a_signal_at_1_3_and_12_s_after_start(tmp_path):

@@ -77,7 +77,7 @@ class Bond:
             self.state = DEAD
         self._publish(False)                # acknowledge the manager's end of the bond
 
-    def close(self) -> None:
+    def close(self, ack_timeout: float = 0.5) -> None:
         """End the bond cleanly (deactivate, process exit): the manager sees `active: false`, not a
         crash. With the ROS context already shut down nothing can be sent: the bond just goes."""
         with self._lock:
@@ -86,7 +86,7 @@ class Bond:
         if was != DEAD and self.node.context.ok():
             try:
                 self._publish(False)
-                self._pub.wait_for_all_acked(Duration(seconds=0.5))     # delivered before the writer goes
+                self._pub.wait_for_all_acked(Duration(seconds=ack_timeout))    # delivered before the writer goes
             except RCLError as e:       # the context went away meanwhile
                 self.node.get_logger().info(f"bond {self.id}: could not announce its end ({e})")
         for destroy, entity in ((self.node.destroy_timer, self._timer), (self.node.destroy_subscription, self._sub),

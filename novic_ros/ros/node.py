@@ -300,9 +300,9 @@ class NovicNode(LifecycleNode):
             self.get_logger().info(f"label embeddings: {len(labels)} labels, {cache.computed} computed, "
                                    f"{len(labels) - cache.computed} from the cache ({where})")
 
-    def _unsubscribe_and_stop(self) -> None:
+    def _unsubscribe_and_stop(self, bond_ack_s: float = 0.5) -> None:
         if self.bond is not None:
-            self.bond.close()
+            self.bond.close(bond_ack_s)
             self.bond = None
         self.inputs.unsubscribe_all()
         self.worker.stop()
@@ -477,10 +477,11 @@ class NovicNode(LifecycleNode):
         """Process exit: the worker stops within `timeout` (a batch in flight publishes nothing more),
         the bond ends cleanly while the context is still valid."""
         self.worker.stop(timeout)
-        self._unsubscribe_and_stop()
+        self._unsubscribe_and_stop(bond_ack_s=EXIT_BOND_ACK_S)
 
 
-EXIT_STEP_S = 0.4      # each shutdown step's wait (executor, worker): the whole exit stays under 2 s
+EXIT_STEP_S = 0.35     # each shutdown step's wait (executor, worker): the whole exit stays under 2 s
+EXIT_BOND_ACK_S = 0.25  # the manager's acknowledgement of the bond's end, at exit
 
 
 def _node_only(updates: dict) -> bool:
