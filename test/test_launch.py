@@ -125,6 +125,8 @@ def test_arguments_map_onto_typed_parameters(launch_module):
 def test_bad_argument_values_fail_at_launch_naming_the_parameter(launch_module):
     with pytest.raises(ValueError, match='rate_hz'):
         run_opaque(launch_module.generate_launch_description(), rate_hz='fast')
+    with pytest.raises(ValueError, match='at least 0.01'):       # the table's bound, as the node has it
+        run_opaque(launch_module.generate_launch_description(), rate_hz='1e-6')
     with pytest.raises(ValueError, match='backend'):
         run_opaque(launch_module.generate_launch_description(), backend='cuda')
     with pytest.raises(ValueError, match='autostart'):

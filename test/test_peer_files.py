@@ -20,7 +20,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, VisionInfo  # noqa: E402
 
+from novic_ros.core.label_files import MAX_LABELS  # noqa: E402
 from novic_ros.frames.conversion import rgb_to_raw  # noqa: E402
+from novic_ros.ros.memory import rss_mb  # noqa: E402
 from ros_helpers import NodeProcess, RosClient  # noqa: E402
 
 NS = '/peer'
@@ -199,3 +201,29 @@ def test_absurd_rates_are_refused_and_labelling_goes_on(world):
     assert call(client.get_parameters(['rate_hz'])).values[0].double_value == 0.0
     labelled(ros, node, out, 'rate')
     assert node.alive()
+
+
+def test_a_million_labels_are_refused_and_a_long_unused_list_is_not_embedded(world):
+    """A million labels are refused by the count cap. rclpy turns the request into Python objects
+    before the node's callback sees it: that heap stays with the process for reuse, so a second such
+    request costs (almost) nothing more. 100,000 labels in generate mode are accepted at once but
+    neither kept in the classifier's options nor embedded."""
+    ros, node, _, _, _ = world
+    client = client_for(ros)
+    out = ros.subscribe(Classification, f'{NS}/labels')
+    rss = [rss_mb(node.proc.pid)]
+    for i in range(2):
+        result, _ = set_one(client, 'labels', [f'noun {i} {j}' for j in range(1_000_000)])
+        assert not result.successful and f'more than the {MAX_LABELS} allowed' in result.reason
+        time.sleep(0.5)
+        rss.append(rss_mb(node.proc.pid))
+    result, took = set_one(client, 'labels', [f'noun {i}' for i in range(MAX_LABELS)])
+    assert result.successful and took < 10 * CALL_S, (result.reason, took)    # 100k strings over DDS
+    labelled(ros, node, out, 'million')
+    time.sleep(0.5)
+    rss.append(rss_mb(node.proc.pid))
+    print(f"\nRSS {' -> '.join(f'{r:.0f}' for r in rss)} MB (1M labels refused twice, then 100k accepted in "
+          f"generate mode in {took:.2f} s)")
+    assert rss[2] - rss[1] < 50 and rss[3] - rss[2] < 50, rss        # not per request, not per label
+    assert all(not r.class_id.startswith('noun ') for m in out.items for r in m.results)
+    assert set_one(client, 'labels', ['cup'])[0].successful
