@@ -72,7 +72,7 @@ def run_opaque(ld, **values):
 
 def console_scripts() -> set[str]:
     text = (REPO / 'setup.py').read_text()
-    return set(re.findall(r"'([\w-]+) = novic_ros[\w.]*:main'", text))
+    return set(re.findall(r"'([\w-]+) = novic_ros[\w.]*:\w+'", text))
 
 
 def test_declares_the_documented_arguments(launch_module):
