@@ -44,7 +44,8 @@ setup(
     ],
     install_requires=['setuptools'],
     # A robot running exported bundles: no torch (README: Deploying without torch).
-    extras_require={'runtime': requirements('requirements-runtime.txt')},
+    extras_require={'runtime': requirements('requirements-runtime.txt'),
+                    'openvino': requirements('requirements-openvino.txt')},   # backend openvino (optional)
     zip_safe=False,
     maintainer='novic_ros developers',
     maintainer_email='novic-ros@example.org',

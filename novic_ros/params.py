@@ -22,14 +22,14 @@ from .core.stable_labels import StabilityOptions
 from .core.tracks import TrackOptions
 from .lexicon.categories import DEFAULT_CATEGORIES, check_specs
 
-BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt', 'openvino')
 QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
 TRANSPORTS = ('raw', 'compressed', 'foxglove', 'ffmpeg')
 VIDEO_TRANSPORTS = ('foxglove', 'ffmpeg')
 VIDEO_HARDWARE = ('auto', 'software', 'cuda', 'vaapi', 'qsv', 'videotoolbox', 'd3d11va')
 NODE_NAME = 'novic_node'
 DEFAULT_NAMESPACE = '/novic'
-DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?|gpu(\.\d+)?|npu)$')
 # Bounds on every text and list value a peer may set (labels have their own, core.label_files).
 MAX_TEXT_CHARS = 4096          # a path (PATH_MAX), a topic name, a template
 MAX_LIST_ITEMS = 64            # topics, categories, folders
@@ -121,11 +121,14 @@ PARAMS: tuple[Param, ...] = (
     Param('model', 'toy', "Model variant: a short name from models_file (toy, b32, b16, l14, ...).", launch_arg='model'),
     Param('models_file', '', "YAML file of model variants; empty = the package's config/models.yaml."),
     Param('backend', 'auto', "Inference backend. auto = tensorrt when a GPU and the tensorrt package are "
-          "present, else onnxruntime, else torch.", choices=BACKENDS, launch_arg='backend'),
-    Param('device', 'auto', "Device: auto, cpu, cuda or cuda:N (auto = cuda when a GPU is present).",
+          "present, else onnxruntime, else torch. openvino: Intel's runtime (optional extra "
+          "novic_ros[openvino]; CPU, Intel GPU or NPU).", choices=BACKENDS, launch_arg='backend'),
+    Param('device', 'auto', "Device: auto, cpu, cuda or cuda:N (auto = cuda when a GPU is present); with "
+          "backend openvino also gpu, gpu.N (Intel graphics) or npu, where OpenVINO reports them.",
           pattern=DEVICE_RE, launch_arg='device'),
-    Param('precision', 'auto', "fp32, fp16 (a GPU: torch, tensorrt) or int8 (onnxruntime on the CPU: quantised "
-          "graphs); auto = fp16 on a GPU, fp32 on the CPU.", choices=('auto', 'fp32', 'fp16', 'int8')),
+    Param('precision', 'auto', "fp32, fp16 (a GPU: torch, tensorrt, openvino), bf16 (openvino on a CPU with AMX "
+          "or AVX512_BF16) or int8 (onnxruntime or openvino on the CPU: quantised graphs); auto = fp16 on a GPU, "
+          "fp32 on the CPU.", choices=('auto', 'fp32', 'fp16', 'bf16', 'int8')),
     Param('mode', 'generate', "generate: the decoder names the object (no label list). prompted: score "
           "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
           choices=MODES, live=True),
@@ -155,7 +158,7 @@ PARAMS: tuple[Param, ...] = (
           "looked at through one encoder window; the mode's cost grows with it (README: Several objects per frame).",
           min=1, max=64, live=True),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
-    Param('threads', 0, "CPU threads for torch / ONNX Runtime; 0 = library default.", min=0, max=256),
+    Param('threads', 0, "CPU threads for torch / ONNX Runtime / OpenVINO; 0 = library default.", min=0, max=256),
     Param('text_cache_dir', '', "Folder for cached label embeddings (prompted and hybrid modes), reused across runs; "
           "empty = ~/.cache/novic_ros/text_embeddings ($NOVIC_ROS_CACHE/text_embeddings)."),
     Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar('T')
 # What loading and exporting torch models needs and a runtime install lacks.
 INT8_GRAPHS = (IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP)
+OPENVINO_DEVICES = ('gpu', 'npu')
 TORCH_SIDE = ('torch', 'torchvision', 'open_clip', 'timm', 'safetensors', 'onnx', 'onnxscript')
 
 
@@ -46,15 +47,22 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
     saying why."""
     variant = get_variant(params.model, params.models_file or None)
     backend_name = resolve_backend_name(params.backend, params.device)
+    if params.device.startswith(OPENVINO_DEVICES) and backend_name != 'openvino':
+        raise ModelLoadError(f"device {params.device!r} is an OpenVINO device (Intel graphics, NPU); use backend "
+                             f"openvino with it, or device cpu / cuda with backend {backend_name}")
     if backend_name == 'torch':
+        if params.precision == 'bf16':
+            raise ModelLoadError("precision bf16 is the openvino backend's (CPUs with AMX or AVX512_BF16); torch runs "
+                                 "fp32, or fp16 on a GPU")
         if variant.clip is None:
             raise ModelLoadError(f"model {params.model} is a bundle of exported graphs; the torch backend runs the "
                                  "variant's CLIP model and decoder checkpoint: use backend onnxruntime or tensorrt")
         return _torch_models(variant).torch_classifier(variant, params, strict, decoder_for_all_modes)
-    if backend_name not in ('onnxruntime', 'tensorrt'):
+    if backend_name not in ('onnxruntime', 'tensorrt', 'openvino'):
         raise ValueError(f"unknown backend {params.backend!r}")
     want_decoder = params.mode != 'prompted' or decoder_for_all_modes
-    device = resolve_device(params.device)
+    # OpenVINO picks among its own devices (auto: the CPU); the others ask the NVIDIA driver.
+    device = ('cpu' if params.device == 'auto' else params.device) if backend_name == 'openvino' else resolve_device(params.device)
     engine_dir = resolve_engine_dir(params.engine_dir)
     precision = runtime_precision(backend_name, params.precision, device)
     missing_decoder = NOT_LOADED
@@ -84,6 +92,12 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
             bundle = ensure_int8(bundle)
         from .backends.ort_backend import OrtBackend     # onnxruntime is optional: imported only when chosen
         backend = OrtBackend(bundle, device, params.threads, precision, with_decoder=with_decoder)
+    elif backend_name == 'openvino':
+        if precision == 'int8' and not all(bundle.has_graph(g, 'ov_int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
+            from .backends.ov_quantize import ensure_ov_int8   # nncf: an export-side tool, only when graphs are missing
+            bundle = ensure_ov_int8(bundle)
+        backend = _openvino().OvBackend(bundle, device, params.threads, precision, with_decoder=with_decoder,
+                                        cache_dir=engine_dir / 'openvino')
     else:
         from .backends.trt_backend import TrtBackend     # tensorrt is optional: imported only when chosen
         backend = TrtBackend(bundle, engine_dir, device, precision, params.batch_size, params.beam_width,
@@ -115,12 +129,31 @@ def text_cache_for(backend, template: str, text_cache_dir: str) -> TextEmbedding
 
 
 def runtime_precision(backend: str, precision: str, device: str) -> str:
-    """onnxruntime: fp32, or int8 on the CPU; tensorrt: fp16 or fp32 (auto: fp16)."""
+    """onnxruntime: fp32, or int8 on the CPU; tensorrt: fp16 or fp32 (auto: fp16); openvino: fp32, bf16,
+    int8 on the CPU, fp16 on its GPU / NPU (auto: fp32 on the CPU, fp16 elsewhere)."""
     if backend == 'tensorrt':
-        if precision == 'int8':
-            raise ModelLoadError("precision int8 runs on the onnxruntime backend on the CPU; tensorrt runs fp16 or fp32")
+        if precision in ('int8', 'bf16'):
+            raise ModelLoadError(f"precision {precision} runs on the CPU (int8: onnxruntime or openvino; bf16: openvino); "
+                                 "tensorrt runs fp16 or fp32")
         return 'fp16' if precision == 'auto' else precision
+    if backend == 'openvino':
+        return ('fp32' if device == 'cpu' else 'fp16') if precision == 'auto' else precision
+    if precision == 'bf16':
+        raise ModelLoadError(f"precision bf16 is the openvino backend's (CPUs with AMX or AVX512_BF16); {backend} "
+                             "runs fp32 or int8 on the CPU")
     return 'fp32' if precision == 'auto' else precision
+
+
+def _openvino():
+    """novic_ros.backends.ov_backend, or an error naming the optional extra that brings OpenVINO."""
+    try:
+        from .backends import ov_backend   # openvino is optional (novic_ros[openvino]): imported only when chosen
+    except ImportError as e:
+        if (e.name or '').split('.')[0] != 'openvino':
+            raise
+        raise ModelLoadError("backend openvino needs the openvino package: `pip install novic_ros[openvino]` "
+                             "(or `pip install -r requirements-openvino.txt`); or use backend onnxruntime") from None
+    return ov_backend
 
 
 def _torch_models(variant: ModelVariant):

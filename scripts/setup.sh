@@ -41,7 +41,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-req_stamp=$(stamp_of requirements-runtime.txt requirements-core.txt requirements-ros.txt requirements.txt requirements-dev.txt)
+req_stamp=$(stamp_of requirements-runtime.txt requirements-core.txt requirements-ros.txt requirements.txt requirements-openvino.txt requirements-dev.txt)
 if [ "$(cat "$VENV/.novic-requirements" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing pinned requirements (first run: about 2 minutes)"
   quiet_pip install -q -r requirements-dev.txt

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize('name, value, expected', [
     ('top_k', '4', 4), ('rate_hz', '2.5', 2.5), ('rate_hz', 3, 3.0), ('publish_overlay', 'true', True),
     ('publish_overlay', 'False', False), ('labels', 'cup, mug ,', ['cup', 'mug']), ('labels', ['a', ''], ['a']),
-    ('device', 'cuda:1', 'cuda:1'), ('backend', 'onnxruntime', 'onnxruntime'),
+    ('device', 'cuda:1', 'cuda:1'), ('device', 'gpu.1', 'gpu.1'), ('backend', 'onnxruntime', 'onnxruntime'),
+    ('backend', 'openvino', 'openvino'),
 ])
 def test_validate_converts(name, value, expected):
     assert BY_NAME[name].validate(value) == expected
@@ -21,7 +22,7 @@ def test_validate_converts(name, value, expected):
 
 @pytest.mark.parametrize('name, value, words', [
     ('top_k', 0, r'outside \[1, 100\]'), ('top_k', 2.5, 'expected int'), ('min_score', 1.5, 'outside'),
-    ('backend', 'cuda', 'not one of'), ('device', 'gpu', 'does not match'), ('publish_overlay', 'maybe', 'expected bool'),
+    ('backend', 'cuda', 'not one of'), ('device', 'tpu', 'does not match'), ('publish_overlay', 'maybe', 'expected bool'),
     ('rate_hz', 'fast', 'expected float'),
 ])
 def test_validate_rejects_naming_the_parameter(name, value, words):

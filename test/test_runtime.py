@@ -110,7 +110,7 @@ def test_int8_is_made_on_demand_kept_in_the_bundle_and_agrees_with_fp32(toy_bund
     assert 0 < np.abs(e8 - e32).max() < 0.2             # quantised graphs did run, and stay close
     agree = np.mean([a.top.text == b.top.text for a, b in zip(fp32.classify(frames), int8.classify(frames))])
     assert agree >= 0.95, f"int8 top-1 agrees with fp32 on {agree:.1%} of toy renders"
-    with pytest.raises(Exception, match='int8 runs on the onnxruntime backend'):
+    with pytest.raises(Exception, match='int8 runs on the CPU'):
         build_classifier(ModelParams(model=str(toy_bundle), backend='tensorrt', precision='int8'))
 
 

@@ -41,12 +41,39 @@ INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp')    # x86 VNN
 
 
 @lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (x86 'flags', ARM 'Features'); empty where unreadable."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            return frozenset(next((line.split(':', 1)[1].split() for line in f
+                                   if line.startswith(('flags', 'Features'))), ()))
+    except OSError:
+        return frozenset()
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name ('model name' in /proc/cpuinfo), else the platform's processor string."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or 'unknown CPU'
+
+
 def cpu_int8_dot() -> str:
     """The CPU's int8 dot-product instructions that ONNX Runtime's integer kernels use ('' if none:
     int8 graphs then run on plain SIMD and may gain little over fp32)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = next((set(line.split(':', 1)[1].split()) for line in f if line.startswith(('flags', 'Features'))), set())
-    except OSError:
-        return ''
-    return ', '.join(f for f in INT8_DOT_FLAGS if f in flags)
+    return ', '.join(f for f in INT8_DOT_FLAGS if f in cpu_flags())
+
+
+BF16_FLAGS = ('amx_bf16', 'avx512_bf16')       # Intel AMX tiles, AVX-512 bfloat16 dot products
+
+
+def cpu_bf16() -> str:
+    """The CPU's bfloat16 matrix instructions ('' if none: OpenVINO would emulate bf16, slower than fp32)."""
+    return ', '.join(f for f in BF16_FLAGS if f in cpu_flags())

@@ -232,6 +232,9 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
             export_fp16_encoder(tmp, encoder)
         if 'int8' in precisions:
             quantize_bundle(tmp)
+        if 'ov_int8' in precisions:
+            from .ov_quantize import quantize_bundle_ov     # nncf + openvino: optional, only when asked for
+            quantize_bundle_ov(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

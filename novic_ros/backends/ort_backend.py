@@ -4,8 +4,6 @@ decoder cache lives in numpy arrays that the step graph takes and returns. Needs
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -14,9 +12,9 @@ from ..core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, TEXT_ENC
 from ..core.errors import ModelLoadError
 from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT, TEXT_INPUT
 from .devices import cpu_int8_dot
+from .text_graph import GraphTextEncoder
 
 log = logging.getLogger(__name__)
-TEXT_BATCH = 256
 
 
 def session_options(threads: int):
@@ -69,44 +67,16 @@ class OrtDecoderRunner:
         return logits, _OrtSession(self.step, k, v)
 
 
-class OrtTextEncoder:
-    """CLIP's text tower as a bundle's graph, with the tokenizer that needs no torch; the graph and the
-    BPE vocabulary are loaded on first use (a generating robot never holds them). Prompts are sorted
-    by length and each batch is cut after its longest prompt when the graph allows it (same
-    embeddings as the full context, a fraction of the cost)."""
+class OrtTextEncoder(GraphTextEncoder):
+    """CLIP's text tower as the bundle's graph on ONNX Runtime (loaded on first use)."""
 
     def __init__(self, bundle: Bundle, threads: int = 0, device: str = 'cpu'):
-        t = bundle.tokenizer
-        self.bundle, self.threads, self.device = bundle, threads, device
-        self.context_length, self.dynamic_length = t.context_length, t.dynamic_length
-        self.embed_dim = bundle.clip.embed_dim
-        self.cache_key = f"{bundle.clip.fingerprint}-fp32"
-        self._session: ort.InferenceSession | None = None
-        self._lock = threading.Lock()
+        super().__init__(bundle)
+        self.threads, self.device = threads, device
 
-    def _load(self):
-        with self._lock:
-            if self._session is None:
-                self.tokenizer = self.bundle.text_tokenizer()      # CLIP BPE, or a Hugging Face tokenizer.json
-                self._session = load_session(self.bundle.graph(TEXT_ENCODER), self.threads, self.device)
-        return self._session
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        session = self._load()
-        tokens = self.tokenizer.tokenize(list(texts), self.context_length)
-        # A graph of dynamic length is CLIP's causal tower pooled at end-of-text (ClipBPE): cut after it.
-        lengths = ((tokens == self.tokenizer.eot_token_id).argmax(axis=1) + 1 if self.dynamic_length
-                   else np.full(len(tokens), tokens.shape[1]))
-        order = np.argsort(-lengths, kind='stable')
-        out = None
-        for start in range(0, len(tokens), TEXT_BATCH):
-            idx = order[start:start + TEXT_BATCH]
-            batch = tokens[idx, :int(lengths[idx].max())] if self.dynamic_length else tokens[idx]
-            (embs,) = session.run(None, {TEXT_INPUT: batch})
-            if out is None:
-                out = np.empty((len(tokens), embs.shape[1]), np.float32)
-            out[idx] = embs
-        return out if out is not None else np.zeros((0, self.embed_dim), np.float32)
+    def open_graph(self):
+        session = load_session(self.bundle.graph(TEXT_ENCODER), self.threads, self.device)
+        return lambda tokens: session.run(None, {TEXT_INPUT: tokens})[0]
 
 
 class OrtBackend:

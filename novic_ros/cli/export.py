@@ -28,7 +28,8 @@ def parser() -> argparse.ArgumentParser:
                    help='write the bundle to FOLDER (default: the engine cache, <engine_dir>/onnx/<key>)')
     p.add_argument('--precisions', default=DEFAULT_PRECISIONS,
                    help=f"graphs to include, comma-separated from {', '.join(PRECISIONS)} (fp32 always): fp16 for "
-                        f"TensorRT on a GPU, int8 for ONNX Runtime on the CPU (default: {DEFAULT_PRECISIONS})")
+                        f"TensorRT on a GPU, int8 for ONNX Runtime on the CPU, ov_int8 for OpenVINO (needs nncf: "
+                        f"novic_ros[openvino]) (default: {DEFAULT_PRECISIONS})")
     p.add_argument('--no-text-encoder', action='store_true',
                    help="leave CLIP's text tower out: generate mode only (prompted and hybrid modes then need torch); "
                         "saves its export time and size (ViT-H-14: 1.4 GB of fp32 weights)")

@@ -3,9 +3,10 @@
     bundle.json                  what is inside: CLIP model and weights fingerprint, preprocessing,
                                  logit scale, decoder shape, tokenizer, graphs per precision, file
                                  sizes and hashes, the versions that made it
-    image_encoder.onnx           pixels -> unit embeddings (+ image_encoder.fp16.onnx, .int8.onnx)
-    decoder_prefill.onnx         embeddings -> first logits + key/value cache (+ .int8.onnx)
-    decoder_step.onnx            one token + cache -> logits + cache (+ .int8.onnx)
+    image_encoder.onnx           pixels -> unit embeddings (+ image_encoder.fp16.onnx, .int8.onnx,
+                                 .ov_int8.xml/.bin: OpenVINO's int8 graph, backends/ov_quantize.py)
+    decoder_prefill.onnx         embeddings -> first logits + key/value cache (+ .int8.onnx, .ov_int8.xml)
+    decoder_step.onnx            one token + cache -> logits + cache (+ .int8.onnx, .ov_int8.xml)
     text_encoder.onnx            CLIP token ids -> unit text embeddings (prompted and hybrid modes)
     label_vocab.json             the decoder's compact vocabulary (CLIP token ids)
     bpe_simple_vocab_16e6.txt.gz CLIP's byte-pair vocabulary (the tokenizer's data)
@@ -38,10 +39,15 @@ FORMAT = 'novic_ros.bundle/1'
 BUNDLE_FILE = 'bundle.json'
 LABEL_VOCAB_FILE = 'label_vocab.json'
 IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP, TEXT_ENCODER = 'image_encoder', 'decoder_prefill', 'decoder_step', 'text_encoder'
-PRECISIONS = ('fp32', 'fp16', 'int8')
+# Graph precisions a bundle may hold: fp16 for TensorRT, int8 for ONNX Runtime, ov_int8 for OpenVINO
+# (its own intermediate representation, an .xml graph with its .bin weights).
+PRECISIONS = ('fp32', 'fp16', 'int8', 'ov_int8')
+OV_IR_PRECISIONS = ('ov_int8',)
 
 
 def graph_file(graph: str, precision: str) -> str:
+    if precision in OV_IR_PRECISIONS:
+        return f"{graph}.{precision}.xml"
     return f"{graph}.onnx" if precision == 'fp32' else f"{graph}.{precision}.onnx"
 
 
@@ -191,8 +197,10 @@ def read_bundle(folder: str | os.PathLike, check: bool = True) -> Bundle:
 
 
 def graph_files(folder: Path, name: str) -> list[str]:
-    """A graph file and its external-data file (the exporter keeps large weights beside the graph)."""
-    return [n for n in (name, name + '.data') if (folder / n).is_file()]
+    """A graph file and its weights file: ONNX external data (the exporter keeps large weights beside
+    the graph) or an OpenVINO .xml graph's .bin."""
+    weights = name[:-4] + '.bin' if name.endswith('.xml') else name + '.data'
+    return [n for n in (name, weights) if (folder / n).is_file()]
 
 
 def add_graphs(folder: str | os.PathLike, added: dict[str, dict[str, str]]) -> Bundle:
