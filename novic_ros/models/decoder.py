@@ -4,7 +4,10 @@ prefix of `prefix_len` vectors, and emits a noun in (compact) CLIP BPE tokens up
     sequence:  [p_0 .. p_{P-1}] [t_0 .. t_{n-1}]       P prefix vectors, n tokens so far
     output at position P-1+j predicts token t_j
 
-All sizes live in DecoderConfig, so small and large decoders share this code. Attention reads
+All sizes live in DecoderConfig, so small and large decoders share this code, and so does the
+NOVIC reference's PrefixedIterDecoder (models/novic_checkpoint.py maps its checkpoints here): no
+biases, a single bias-free Linear prefix projection, a feed-forward narrower than the width, and
+prefix positions that attend to each other freely (`causal_prefix` False). Attention reads
 and writes keys/values through a cache object (see kv_cache.py): generation uses a
 preallocated cache, ONNX export a concatenating one, training none.
 """
@@ -16,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+PREFIX_MLPS = ('gelu', 'linear')
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class DecoderConfig:
     prefix_len: int = 4       # P: vectors the embedding is projected to
     max_tokens: int = 12      # most tokens generated, end-of-text included
     dropout: float = 0.0
+    bias: bool = True         # biases in the transformer's linear layers and layer norms
+    prefix_mlp: str = 'gelu'  # gelu: Linear(E, D) + GELU + Linear(D, P x D); linear: one bias-free Linear(E, P x D)
+    causal_prefix: bool = True  # False: the P prefix positions attend to each other in both directions
 
     def __post_init__(self):
         for f in ('embed_dim', 'vocab_size', 'width', 'layers', 'heads', 'prefix_len', 'max_tokens'):
@@ -38,6 +46,14 @@ class DecoderConfig:
             raise ValueError(f"decoder config: width {self.width} is not divisible by heads {self.heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"decoder config: dropout must be in [0, 1), got {self.dropout}")
+        if self.prefix_mlp not in PREFIX_MLPS:
+            raise ValueError(f"decoder config: prefix_mlp must be one of {', '.join(PREFIX_MLPS)}, got {self.prefix_mlp!r}")
+        if self.mlp_ratio <= 0 or round(self.width * self.mlp_ratio) < 1:
+            raise ValueError(f"decoder config: mlp_ratio {self.mlp_ratio} gives no feed-forward width at width {self.width}")
+
+    @property
+    def mlp_width(self) -> int:
+        return round(self.width * self.mlp_ratio)
 
     @property
     def max_positions(self) -> int:
@@ -60,9 +76,10 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.index = index            # which layer of the cache to use
         self.heads = cfg.heads
-        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
-        self.proj = nn.Linear(cfg.width, cfg.width)
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
         self.dropout = cfg.dropout
+        self.open_prefix = 0 if cfg.causal_prefix else cfg.prefix_len
 
     def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
         B, T, D = x.shape                                     # T new positions
@@ -74,14 +91,20 @@ class SelfAttention(nn.Module):
             k, v = cache.update(self.index, k, v)             # B x H x (past+T) x Dh
         # New positions see all past positions and the new ones causally. With one new
         # position (a generation step) that is everything, so no mask is needed.
+        drop = self.dropout if self.training else 0.0
         if T == 1:
             y = F.scaled_dot_product_attention(q, k, v)
-        elif past == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)
+        elif past == 0 and not self.open_prefix:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
         else:
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            # Query at absolute position i sees key j <= i; with an open prefix of P positions,
+            # queries inside the prefix also see every prefix key.
+            qpos = torch.arange(past, past + T, device=x.device)[:, None]
+            kpos = torch.arange(past + T, device=x.device)[None, :]
+            mask = kpos <= qpos
+            if self.open_prefix:
+                mask = mask | ((qpos < self.open_prefix) & (kpos < self.open_prefix))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         y = y.transpose(1, 2).reshape(B, T, D)
         return self.proj(y)
 
@@ -89,11 +112,12 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: DecoderConfig, index: int):
         super().__init__()
-        hidden = int(cfg.width * cfg.mlp_ratio)
-        self.ln1 = nn.LayerNorm(cfg.width)
+        hidden = cfg.mlp_width
+        self.ln1 = nn.LayerNorm(cfg.width, bias=cfg.bias)
         self.attn = SelfAttention(cfg, index)
-        self.ln2 = nn.LayerNorm(cfg.width)
-        self.mlp = nn.Sequential(nn.Linear(cfg.width, hidden), nn.GELU(), nn.Linear(hidden, cfg.width))
+        self.ln2 = nn.LayerNorm(cfg.width, bias=cfg.bias)
+        self.mlp = nn.Sequential(nn.Linear(cfg.width, hidden, bias=cfg.bias), nn.GELU(),
+                                 nn.Linear(hidden, cfg.width, bias=cfg.bias))
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, cache=None):
@@ -106,11 +130,12 @@ class ObjectDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, P = cfg.width, cfg.prefix_len
-        self.prefix = nn.Sequential(nn.Linear(cfg.embed_dim, D), nn.GELU(), nn.Linear(D, P * D))
+        self.prefix = nn.Sequential(nn.Linear(cfg.embed_dim, D), nn.GELU(), nn.Linear(D, P * D)) \
+            if cfg.prefix_mlp == 'gelu' else nn.Sequential(nn.Linear(cfg.embed_dim, P * D, bias=False))
         self.token_embedding = nn.Embedding(cfg.vocab_size, D)
         self.pos_embedding = nn.Parameter(torch.zeros(cfg.max_positions, D))
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.layers))
-        self.ln_final = nn.LayerNorm(D)
+        self.ln_final = nn.LayerNorm(D, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
         # Optional mean shift from image-embedding space towards the text embeddings the decoder was
         # trained on (bridges CLIP's modality gap; zero unless set by the trainer, see training/modality_gap.py).
@@ -122,7 +147,8 @@ class ObjectDecoder(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=std)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Embedding):
                 nn.init.normal_(m.weight, std=std)
         nn.init.normal_(self.pos_embedding, std=0.01)
