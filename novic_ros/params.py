@@ -121,7 +121,8 @@ PARAMS: tuple[Param, ...] = (
     Param('model', 'toy', "Model variant: a short name from models_file (toy, b32, b16, l14, ...).", launch_arg='model'),
     Param('models_file', '', "YAML file of model variants; empty = the package's config/models.yaml."),
     Param('backend', 'auto', "Inference backend. auto = tensorrt when a GPU and the tensorrt package are "
-          "present, else onnxruntime, else torch. openvino: Intel's runtime (optional extra "
+          "present; on the CPU the faster of onnxruntime and openvino as measured on this machine (cached; "
+          "onnxruntime alone without openvino); else torch. openvino: Intel's runtime (optional extra "
           "novic_ros[openvino]; CPU, Intel GPU or NPU).", choices=BACKENDS, launch_arg='backend'),
     Param('device', 'auto', "Device: auto, cpu, cuda or cuda:N (auto = cuda when a GPU is present); with "
           "backend openvino also gpu, gpu.N (Intel graphics) or npu, where OpenVINO reports them.",

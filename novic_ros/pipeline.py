@@ -10,6 +10,8 @@ first (runtime backends) by novic_ros.torch_pipeline, where torch is installed.
 """
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
@@ -33,6 +35,7 @@ T = TypeVar('T')
 # What loading and exporting torch models needs and a runtime install lacks.
 INT8_GRAPHS = (IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP)
 OPENVINO_DEVICES = ('gpu', 'npu')
+AUTO_CPU_RUNTIMES = ('onnxruntime', 'openvino')    # timed against each other by backend auto on a CPU
 TORCH_SIDE = ('torch', 'torchvision', 'open_clip', 'timm', 'safetensors', 'onnx', 'onnxscript')
 
 
@@ -47,6 +50,8 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
     saying why."""
     variant = get_variant(params.model, params.models_file or None)
     backend_name = resolve_backend_name(params.backend, params.device)
+    if params.backend == 'auto' and params.precision == 'bf16':
+        backend_name = 'openvino'                      # the one runtime here that runs bf16
     if params.device.startswith(OPENVINO_DEVICES) and backend_name != 'openvino':
         raise ModelLoadError(f"device {params.device!r} is an OpenVINO device (Intel graphics, NPU); use backend "
                              f"openvino with it, or device cpu / cuda with backend {backend_name}")
@@ -85,24 +90,20 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
             log.warning("prompted mode without a decoder: %s", missing_decoder)
             bundle = torch_models.export_for(variant, engine_dir, False, fp16=fp16, strict=strict)
     with_decoder = want_decoder and bundle.decoder is not None
-    if backend_name == 'onnxruntime':
-        if precision == 'int8' and not all(bundle.has_graph(g, 'int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
-            # Quantising needs the onnx package (an export-side tool): only when the bundle lacks int8 graphs.
-            from .backends.quantize import ensure_int8
-            bundle = ensure_int8(bundle)
-        from .backends.ort_backend import OrtBackend     # onnxruntime is optional: imported only when chosen
-        backend = OrtBackend(bundle, device, params.threads, precision, with_decoder=with_decoder)
-    elif backend_name == 'openvino':
-        if precision == 'int8' and not all(bundle.has_graph(g, 'ov_int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
-            from .backends.ov_quantize import ensure_ov_int8   # nncf: an export-side tool, only when graphs are missing
-            bundle = ensure_ov_int8(bundle)
-        backend = _openvino().OvBackend(bundle, device, params.threads, precision, with_decoder=with_decoder,
-                                        cache_dir=engine_dir / 'openvino')
+    selection = None
+    if _calibrate_auto(params, backend_name, device, precision):
+        from .backends import auto_select
+        factories = {name: (lambda name=name: _runtime_backend(name, bundle, device, precision, params, engine_dir,
+                                                                with_decoder)) for name in AUTO_CPU_RUNTIMES}
+        versions = {name: importlib.metadata.version(name) for name in AUTO_CPU_RUNTIMES}
+        backend, selection = auto_select.select(factories, versions, bundle, precision, params.threads,
+                                                params.beam_width, engine_dir)
+        backend.selection = selection.describe()        # /diagnostics: backend_selection
+        backend_name = selection.backend
     else:
-        from .backends.trt_backend import TrtBackend     # tensorrt is optional: imported only when chosen
-        backend = TrtBackend(bundle, engine_dir, device, precision, params.batch_size, params.beam_width,
-                             with_decoder=with_decoder, threads=params.threads)
-    log.info("backend %s%s: %s", backend_name, " (auto)" if params.backend == 'auto' else '', backend.describe())
+        backend = _runtime_backend(backend_name, bundle, device, precision, params, engine_dir, with_decoder)
+    log.info("backend %s%s: %s", backend_name, f" ({selection.describe()})" if selection else
+             " (auto)" if params.backend == 'auto' else '', backend.describe())
     vocab = bundle.label_vocab() if with_decoder else None
     options = params.to_options()
     return NovicClassifier(backend, vocab, options, bundle.clip, bundle.variant, missing_decoder=missing_decoder,
@@ -116,6 +117,33 @@ def build_object_finder(classifier: NovicClassifier, params: ModelParams) -> Obj
     finder = ObjectFinder(classifier, params.to_object_options(classifier.clip.fingerprint), max_batch)
     log.info("%s", finder.describe())
     return finder
+
+
+def _calibrate_auto(params: ModelParams, backend_name: str, device: str, precision: str) -> bool:
+    """backend auto on the CPU with OpenVINO installed beside ONNX Runtime: measure, not a fixed order
+    (precision stays the user's: fp32 or int8 on both runtimes)."""
+    return (params.backend == 'auto' and backend_name == 'onnxruntime' and device == 'cpu'
+            and precision in ('fp32', 'int8') and importlib.util.find_spec('openvino') is not None)
+
+
+def _runtime_backend(name: str, bundle, device: str, precision: str, params: ModelParams, engine_dir, with_decoder: bool):
+    """The bundle on one runtime backend (int8 graphs made first where the bundle lacks them)."""
+    if name == 'onnxruntime':
+        if precision == 'int8' and not all(bundle.has_graph(g, 'int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
+            # Quantising needs the onnx package (an export-side tool): only when the bundle lacks int8 graphs.
+            from .backends.quantize import ensure_int8
+            bundle = ensure_int8(bundle)
+        from .backends.ort_backend import OrtBackend     # onnxruntime is optional: imported only when chosen
+        return OrtBackend(bundle, device, params.threads, precision, with_decoder=with_decoder)
+    if name == 'openvino':
+        if precision == 'int8' and not all(bundle.has_graph(g, 'ov_int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
+            from .backends.ov_quantize import ensure_ov_int8   # nncf: an export-side tool, only when graphs are missing
+            bundle = ensure_ov_int8(bundle)
+        return _openvino().OvBackend(bundle, device, params.threads, precision, with_decoder=with_decoder,
+                                     cache_dir=engine_dir / 'openvino')
+    from .backends.trt_backend import TrtBackend     # tensorrt is optional: imported only when chosen
+    return TrtBackend(bundle, engine_dir, device, precision, params.batch_size, params.beam_width,
+                      with_decoder=with_decoder, threads=params.threads)
 
 
 def text_cache_for(backend, template: str, text_cache_dir: str) -> TextEmbeddingCache | None:

@@ -157,3 +157,26 @@ def test_runs_torch_free(toy_bundle, renders, ort_tops, tmp_path):
                                               '--engine-dir', str(tmp_path / 'e'), '--json'], env)
     assert r.returncode == 0 and MESSAGE not in r.stderr, r.stderr[-2000:]
     assert [g['labels'][0]['label'] for g in json.loads(r.stdout)] == ort_tops[:6]
+
+
+@needs_openvino
+def test_auto_on_the_cpu_keeps_the_runtime_measured_fastest_and_caches_the_measurement(toy_bundle, monkeypatch, tmp_path):
+    from novic_ros.backends import auto_select
+    params = lambda d: ModelParams(model=str(toy_bundle), backend='auto', device='cpu', engine_dir=str(tmp_path / d))  # noqa: E731
+    real = build_classifier(params('real'))                 # measured for real on this machine
+    cache = json.loads((tmp_path / 'real' / auto_select.CACHE_FILE).read_text())
+    (key, entry), = cache.items()
+    assert set(entry['measured_ms']) == {'onnxruntime', 'openvino'} and min(entry['measured_ms'].values()) > 0
+    assert real.backend.name == min(entry['measured_ms'], key=entry['measured_ms'].get)
+    assert auto_select.cpu_model() in key and 'auto: ' in real.backend.selection
+    for fast in ('openvino', 'onnxruntime'):
+        monkeypatch.setattr(auto_select, 'time_frame', lambda backend, *a, fast=fast: 1.0 if backend.name == fast else 9.0)
+        assert build_classifier(params(fast)).backend.name == fast
+    # A restart reads the cached measurement: nothing is timed again, only the winner is built.
+    monkeypatch.setattr(auto_select, 'time_frame', lambda *a: pytest.fail("measured again"))
+    again = build_classifier(params('openvino'))
+    assert again.backend.name == 'openvino' and 'cached measurement' in again.backend.selection
+    from novic_ros.backends.devices import cpu_bf16
+    if cpu_bf16():                                           # bf16: the one runtime that has it, nothing to measure
+        assert build_classifier(ModelParams(model=str(toy_bundle), backend='auto', precision='bf16',
+                                            engine_dir=str(tmp_path / 'e'))).backend.name == 'openvino'

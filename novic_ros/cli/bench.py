@@ -18,11 +18,12 @@ from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
 from ..bench.object_cost import objects_cost
+from ..bench.openvino import openvino as openvino_cpu
 from ..bench.video_tracks import tracks as tracks_cost
 from ..bench.video_tracks import video as video_cost
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'frames',
+SECTIONS = ('preprocess', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'openvino', 'frames',
             'delivery', 'objects', 'video', 'tracks', 'training')
 DEFAULT_SECTIONS = tuple(x for x in SECTIONS if x != 'training')
 
@@ -72,6 +73,8 @@ def _main(argv) -> int:
                     lambda: rt.node_start(max(2, args.repeat // 3))),
         'int8': ('ONNX Runtime int8 vs fp32 (ViT-B/32 + decoder latency; agreement on toy renders)',
                  lambda: rt.int8(args.repeat)),
+        'openvino': ('CPU backends side by side: ONNX Runtime fp32 / int8, OpenVINO fp32 / bf16 / int8 (ViT-B/32 + '
+                     'decoder latency; agreement on toy renders)', lambda: openvino_cpu(args.repeat)),
         'frames': ('One frame: decode + preprocess, camera frames beside extreme ones', lambda: frame_cost(args.repeat)),
         'delivery': ('Delivery from a stock camera process to novic_node (toy model, node defaults)',
                      lambda: delivery(max(60, 6 * args.repeat))),

@@ -77,6 +77,7 @@ def diagnostics(node) -> DiagnosticArray:
         **_video(node),
         'label_info_classes': str(len(node.label_map)) if node.label_map.active else '-',
         'backend': backend.name if backend else '-', 'backend_detail': backend.describe() if backend else '-',
+        'backend_selection': getattr(backend, 'selection', '-'),     # backend auto on a CPU: what it measured
         'model': live.params.model.model, 'mode': live.params.model.mode,
         'device': str(backend.device) if backend else '-',
         'lifecycle_state': node.state, 'vocabulary_version': str(node.vocabulary.version),
