@@ -10,7 +10,7 @@ MODEL ?= toy
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-232 -n 1)
 
-.PHONY: setup test demo bench toy clean
+.PHONY: setup test demo bench toy clean check-requirements
 
 setup:
 	@bash scripts/setup.sh
@@ -31,3 +31,11 @@ toy: setup
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# Ask pip whether the requirement ranges resolve where robots are (Python 3.10 and 3.12); the torch
+# side takes pip 1-3 min, so it is not in the suite (test_requirements.py resolves the runtime and eval).
+check-requirements: setup
+	NOVIC_ALL_PLATFORMS=1 $(PY) -m pytest -q test/test_requirements.py
+	@for v in 3.10 3.12; do echo "[check-requirements] requirements-core.txt on Python $$v x86_64"; \
+	  t=$$(mktemp -d); $(PY) -m pip install -q --dry-run --ignore-installed --only-binary=:all: --python-version $$v \
+	    --target $$t -r requirements-core.txt || exit 1; rm -rf $$t; done

@@ -13,7 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def requirements(name):
-    """Pinned requirements of a requirements file (comments and includes left out)."""
+    """The requirement ranges of a requirements file (comments and includes left out)."""
     with open(os.path.join(HERE, name)) as f:
         lines = (line.split('#', 1)[0].strip() for line in f)
         return [line for line in lines if line and not line.startswith('-')]
@@ -42,9 +42,15 @@ setup(
         *tree('interfaces'),      # message definitions, read by novic-eval to write vision_msgs into bags
         ('share/' + PACKAGE + '/engines', ['engines/README.md']),   # the engine cache's home when writable
     ],
+    # Only setuptools: in a ROS workspace rosdep and apt provide numpy, Pillow and PyYAML (numpy 1.x on
+    # Humble and Jazzy), and the entry-point scripts of older setuptools refuse to start when an
+    # install_requires entry is not met by pip's metadata. The ranges are the extras below.
     install_requires=['setuptools'],
-    # A robot running exported bundles: no torch (README: Deploying without torch).
+    # A robot running exported bundles: no torch (README: Deploying without torch); eval: novic-eval's bags
+    # and reports; export: torch, open_clip, onnx (novic-export, novic-train, the torch backend).
     extras_require={'runtime': requirements('requirements-runtime.txt'),
+                    'eval': requirements('requirements-eval.txt'),
+                    'export': requirements('requirements-core.txt'),
                     'openvino': requirements('requirements-openvino.txt')},   # backend openvino (optional)
     zip_safe=False,
     maintainer='novic_ros developers',

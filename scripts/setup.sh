@@ -2,7 +2,7 @@
 # Idempotent set-up of a development/demo environment from a fresh clone:
 #   1. Debian packages: cmake + g++ (build our interface package), wordnet-base (noun
 #      dictionary), fonts-noto-color-emoji (the toy world's pictograms);
-#   2. .venv with the pinned requirements (ROS 2 Kilted from PyPI wheels, torch, open_clip, ...);
+#   2. .venv with the requirements at the versions of requirements-lock.txt (ROS 2 Kilted from PyPI wheels, torch, open_clip, ...);
 #   3. the message subsets in interfaces/ (vision_msgs, bond, foxglove_msgs, ffmpeg_image_transport_msgs:
 #      not on PyPI) built into .venv;
 #   4. novic_ros itself, editable, with its console scripts in .venv/bin.
@@ -41,10 +41,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-req_stamp=$(stamp_of requirements-runtime.txt requirements-core.txt requirements-ros.txt requirements.txt requirements-openvino.txt requirements-dev.txt)
+req_stamp=$(stamp_of requirements-runtime.txt requirements-eval.txt requirements-core.txt requirements-ros.txt requirements.txt requirements-openvino.txt requirements-dev.txt requirements-lock.txt)
 if [ "$(cat "$VENV/.novic-requirements" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing pinned requirements (first run: about 2 minutes)"
-  quiet_pip install -q -r requirements-dev.txt
+  # The requirement files hold ranges; the lock file picks the exact versions CI runs.
+  quiet_pip install -q -r requirements-dev.txt -c requirements-lock.txt
   "$VENV/bin/python" -c "import torch, torchvision, open_clip, rclpy" \
     || { echo "the installed torch/torchvision/open_clip/rclpy do not import together; see DEVELOPERS.md" >&2; exit 1; }
   rm -f "$VENV/.novic-interfaces"   # new message wheels need the cmake fix again

@@ -39,7 +39,7 @@ def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
     venv = tmp_path / 'venv'
     _run([sys.executable, '-m', 'venv', '--without-pip', venv])
     pip = [sys.executable, '-m', 'pip', '--python', venv / 'bin' / 'python', 'install', '-q', '--disable-pip-version-check']
-    _run(pip + ['-r', src / 'requirements-runtime.txt'])
+    _run(pip + ['-r', src / 'requirements-runtime.txt', '-c', src / 'requirements-lock.txt'])   # CI's versions
     _run(pip + ['--no-deps', src])
     python = venv / 'bin' / 'python'
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV', 'NOVIC_ROS_SHARE')}
