@@ -107,7 +107,8 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
     vocab = bundle.label_vocab() if with_decoder else None
     options = params.to_options()
     return NovicClassifier(backend, vocab, options, bundle.clip, bundle.variant, missing_decoder=missing_decoder,
-                           text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir))
+                           text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir),
+                           source=variant.describe_loaded(vocab is not None))
 
 
 def build_object_finder(classifier: NovicClassifier, params: ModelParams) -> ObjectFinder:

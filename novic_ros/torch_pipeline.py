@@ -59,7 +59,8 @@ def torch_classifier(variant: ModelVariant, params: ModelParams, strict: bool = 
     options = params.to_options()
     from .pipeline import text_cache_for       # one place makes the disk-backed label embeddings
     return NovicClassifier(backend, vocab, options, encoder.facts(), variant.name, missing_decoder=missing_decoder,
-                           text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir))
+                           text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir),
+                           source=variant.describe_loaded(vocab is not None))
 
 
 def export_for(variant: ModelVariant, engine_dir, with_decoder: bool, fp16: bool = False, strict: bool = True) -> Bundle:

@@ -53,10 +53,38 @@ def test_greedy_scores_are_raw_sequence_probabilities(renders):
     assert res.labels[0].score == pytest.approx(float(np.exp(seqs.log_probs[0, 0])), abs=1e-6)
 
 
-def test_min_score_filters(renders):
-    clf = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', min_score=0.2))
-    for res in clf.classify([r.image for r in renders]):
-        assert all(l.score >= 0.2 for l in res.labels)
+def test_min_score_filters(toy_classifier, renders):
+    """Exactly the labels scoring below min_score go: the rest stay, in order (not all dropped)."""
+    frames = [r.image for r in renders]
+    unfiltered = toy_classifier.classify(frames)
+    filtered = toy_classifier.with_options(dataclasses.replace(toy_classifier.options, min_score=0.2)).classify(frames)
+    kept = 0
+    for u, f in zip(unfiltered, filtered):
+        expected = [(l.text, round(l.score, 5)) for l in u.labels if l.score >= 0.2]
+        assert [(l.text, round(l.score, 5)) for l in f.labels] == expected
+        kept += len(expected)
+    total = sum(len(u.labels) for u in unfiltered)
+    assert 0 < kept < total, f"min_score 0.2 kept {kept} of {total} labels: the check needs both kinds"
+
+
+@pytest.mark.parametrize('mode, beam_width', [('generate', 1), ('prompted', 5), ('hybrid', 5)])
+def test_frames_and_object_windows_share_one_labelling_path(toy_classifier, renders, mode, beam_width):
+    """The classifier's ranked labels and the object finder's one label per window come from the same
+    EmbeddingLabeller: for the same embeddings the best frame label is the window's label."""
+    labels = tuple(sorted({r.label for r in renders}))
+    clf = toy_classifier.with_options(dataclasses.replace(toy_classifier.options, mode=mode, beam_width=beam_width,
+                                                          top_k=1, labels=labels))
+    embeds = clf.encode(clf.preprocess([r.image for r in renders]))
+    frames = clf.labels_for_embeddings(embeds)
+    windows, scores = clf.labeller.window_labels(embeds, max_batch=4)
+    compared = 0
+    for frame, window, score in zip(frames, windows, scores):
+        if window and frame:
+            assert frame[0].text == window
+            if mode != 'hybrid':        # hybrid: the frame's score is CLIP's, the window's the decoder's
+                assert frame[0].score == pytest.approx(score, abs=1e-5)
+            compared += 1
+    assert compared >= len(renders) // 2
 
 
 def test_prompted_mode_scores_the_given_labels(renders):

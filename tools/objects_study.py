@@ -156,7 +156,6 @@ def _dense_looks(classifier, grid_cells: int = 4, stride: int = 2, short: int = 
     import torch                       # the dense path needs the torch model (study only)
     import torch.nn.functional as F
     from PIL import Image
-    from novic_ros.core.generation import greedy
     from novic_ros.core.variants import get_variant
     from novic_ros.models.clip_encoder import ClipEncoder
 
@@ -198,10 +197,8 @@ def _dense_looks(classifier, grid_cells: int = 4, stride: int = 2, short: int = 
                     e = d[y:y + grid_cells, x:x + grid_cells].reshape(-1, d.shape[-1]).mean(0)
                     embs.append(e / np.linalg.norm(e))
                     boxes.append((x * sx, y * sy, (x + grid_cells) * sx, (y + grid_cells) * sy))
-            seqs = greedy(classifier.backend.runner, np.asarray(embs, np.float32))
-            labels = tuple(classifier.vocab.decode(t[0]) if fin[0] else '' for t, fin in zip(seqs.tokens, seqs.finished))
-            out.append(Looked(np.asarray(boxes), labels, np.exp(seqs.log_probs[:, 0]), np.zeros(len(labels)),
-                              f.shape[:2]))
+            labels, scores = classifier.labeller.window_labels(np.asarray(embs, np.float32))   # generate: greedy
+            out.append(Looked(np.asarray(boxes), tuple(labels), scores, np.zeros(len(labels)), f.shape[:2]))
         return out
     return looks
 

@@ -7,7 +7,8 @@ How (chosen by measurement, README "Several objects per frame"):
    side; one margin, 1.25, named as many objects as two, 1.15 and 1.4, with half the windows);
    every window of every frame goes through the CLIP encoder in one batch and through the decoder
    in one batch (the backend's batch limit permitting: TensorRT engines have one).
-3. Each window gets one label and a score:
+3. Each window gets one label and a score, from the classifier's EmbeddingLabeller
+   (embedding_labels.py, the labelling path of whole frames too):
    - generate: the greedy decoder's label; score = its sequence probability (the decoder's own
      probability of that exact label, not renormalised over anything, so a window on background
      scores low);
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .generation import beam_search, greedy
+from .embedding_labels import batched
 from .preprocess import validate_frame
 from .proposals import SaliencyConfig, salient_boxes
 from .frame_labels import Label, StageTimings
@@ -131,11 +132,12 @@ class ObjectFinder:
 
     def __init__(self, classifier, options: ObjectOptions = ObjectOptions(), max_batch: int | None = None):
         """`max_batch`: most windows per encoder or decoder call (None: all at once)."""
-        if options.min_similarity > 0 and classifier.text_cache is None:
+        if options.min_similarity > 0 and not classifier.labeller.embeds_text:
             raise ValueError(f"min_similarity {options.min_similarity} checks labels with CLIP's text encoder, which "
                              f"{classifier.backend.describe()} does not have; set it to 0, or export the model again "
                              "with novic-export")
         self.classifier = classifier
+        self.labeller = classifier.labeller
         self.options = options
         self.max_batch = max_batch
         self.crop = WindowCropper(classifier.clip.preprocess)
@@ -164,9 +166,9 @@ class ObjectFinder:
         per_frame = [self._windows(f) for f in frames]
         pixels = [self.crop(f, w.windows) for f, w in zip(frames, per_frame) if len(w.windows)]
         t1 = time.perf_counter()
-        embeds = self._batched(self.classifier.backend.encode_images, np.concatenate(pixels)) if pixels else None
+        embeds = batched(self.classifier.encode, np.concatenate(pixels), self.max_batch) if pixels else None
         t2 = time.perf_counter()
-        labels, scores = self._window_labels(embeds) if embeds is not None else ([], np.zeros(0))
+        labels, scores = self.labeller.window_labels(embeds, self.max_batch) if embeds is not None else ([], np.zeros(0))
         sims = self._similarities(embeds, labels) if embeds is not None else np.zeros(0)
         out, start = [], 0
         for f, w in zip(frames, per_frame):
@@ -196,74 +198,18 @@ class ObjectFinder:
 
     # --- what is there ---
 
-    def _batched(self, fn, x: np.ndarray):
-        if self.max_batch is None or len(x) <= self.max_batch:
-            return fn(x)
-        return np.concatenate([fn(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
-
-    def _window_labels(self, embeds: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """One (label, score) per window embedding; see the module docstring."""
-        clf = self.classifier
-        opts = clf.options
-        if opts.mode == 'prompted':
-            probs = self._clip_probs(embeds, clf.text_cache(opts.labels))
-            best = probs.argmax(axis=1)
-            return [opts.labels[i] for i in best], probs[np.arange(len(best)), best]
-        max_tokens = opts.max_tokens or None
-        if opts.mode == 'generate':
-            seqs = self._generate(lambda e: greedy(clf.backend.runner, e, max_tokens), embeds)
-            labels = [clf.vocab.decode(t[0]) if f[0] else '' for t, f in zip(seqs[0], seqs[2])]
-            return labels, np.exp(seqs[1][:, 0]).astype(np.float64)
-        seqs = self._generate(lambda e: beam_search(clf.backend.runner, e, opts.beam_width, max_tokens), embeds)
-        return self._rerank(embeds, *seqs)
-
     def _similarities(self, embeds: np.ndarray, labels: list[str]) -> np.ndarray:
         """Cosine similarity of each window with its label's prompt (0 without a label, or without CLIP's
         text encoder, or when no CLIP check is asked for: then nothing is embedded)."""
-        names = sorted({l for l in labels if l})
-        if not names or self.classifier.text_cache is None or self.options.min_similarity <= 0 and not self.always_similarity:
+        if not self.labeller.embeds_text or self.options.min_similarity <= 0 and not self.always_similarity:
             return np.zeros(len(labels))
-        text = self.classifier.text_cache(names)
-        row = {n: i for i, n in enumerate(names)}
-        sims = np.einsum('ne,ne->n', np.asarray(embeds, np.float32),
-                         np.asarray(text, np.float32)[[row.get(l, 0) for l in labels]])
-        return np.where([bool(l) for l in labels], sims, 0.0)
+        return self.labeller.similarities(embeds, labels)
 
     def _checked(self, w: 'WindowLabels') -> tuple[str, ...]:
         """The window labels, '' where CLIP finds the window too unlike its label's prompt."""
         if self.options.min_similarity <= 0:
             return w.labels
         return tuple(l if s >= self.options.min_similarity else '' for l, s in zip(w.labels, w.similarities))
-
-    def _generate(self, fn, embeds: np.ndarray):
-        """(tokens, log_probs, finished) for every row, max_batch rows per call."""
-        step = self.max_batch or len(embeds)
-        parts = [fn(embeds[i:i + step]) for i in range(0, len(embeds), step)]
-        return tuple(np.concatenate([getattr(p, k) for p in parts]) for k in ('tokens', 'log_probs', 'finished'))
-
-    def _rerank(self, embeds, tokens, log_probs, finished) -> tuple[list[str], np.ndarray]:
-        """Hybrid: CLIP picks among each window's finished beam candidates; the score stays the decoder's."""
-        clf = self.classifier
-        labels, scores = [], np.zeros(len(embeds))
-        for i, (toks, lps, fin) in enumerate(zip(tokens, log_probs, finished)):
-            cands: dict[str, float] = {}
-            for t, lp, f in zip(toks, lps, fin):
-                text = clf.vocab.decode(t) if f else ''
-                if text and text not in cands:           # beams are best first: keep each label's best
-                    cands[text] = float(np.exp(lp))
-            if not cands:
-                labels.append('')
-                continue
-            names = list(cands)
-            pick = int(self._clip_probs(embeds[i:i + 1], clf.text_cache(names))[0].argmax())
-            labels.append(names[pick])
-            scores[i] = cands[names[pick]]
-        return labels, scores
-
-    def _clip_probs(self, embeds: np.ndarray, text_embs: np.ndarray) -> np.ndarray:
-        logits = self.classifier.logit_scale * (np.asarray(embeds, np.float32) @ np.asarray(text_embs, np.float32).T)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -152,14 +152,30 @@ def validate_frame(frame, index: int | None = None) -> np.ndarray:
     return frame
 
 
+class InputNormalizer:
+    """The model's resampling filter and its normalisation, set up once for everything that makes
+    encoder input (Preprocessor for whole frames, windows.WindowCropper for the object windows)."""
+
+    def __init__(self, cfg: PreprocessConfig):
+        self.filter = _PIL_FILTERS[cfg.interpolation]
+        self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
+        self._std = np.asarray(cfg.std, np.float32).reshape(3, 1, 1)
+
+    def __call__(self, pixels: np.ndarray, out: np.ndarray) -> None:
+        """H x W x 3 uint8 pixels -> `out` (3 x H x W float32): ToTensor then Normalize, as torchvision
+        computes them (x / 255, - mean, / std, in float32), so the result matches open_clip's to the bit."""
+        np.divide(pixels.transpose(2, 0, 1), np.float32(255), out=out, dtype=np.float32)
+        out -= self._mean
+        out /= self._std
+
+
 class Preprocessor:
     """Callable: a frame or a sequence of frames (any sizes) -> normalised float32 array B x 3 x H x W."""
 
     def __init__(self, cfg: PreprocessConfig):
         self.cfg = cfg
-        self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
-        self._std = np.asarray(cfg.std, np.float32).reshape(3, 1, 1)
-        self._filter = _PIL_FILTERS[cfg.interpolation]
+        self._normalize = InputNormalizer(cfg)
+        self._filter = self._normalize.filter
 
     def __call__(self, frames) -> np.ndarray:
         if isinstance(frames, np.ndarray) or (hasattr(frames, 'ndim') and hasattr(frames, 'shape')):
@@ -182,11 +198,7 @@ class Preprocessor:
     def _transform(self, frame: np.ndarray, out: np.ndarray) -> None:
         g = _geometry(*frame.shape[:2], self.cfg)
         x = self._crop_then_resize(frame, g) if crops_first(g, self.cfg) else self._resize_then_crop(frame, g)
-        x = x.transpose(2, 0, 1)                                              # 3 x H x W uint8 view
-        # ToTensor then Normalize, as torchvision computes them: x / 255, - mean, / std, in float32.
-        np.divide(x, np.float32(255), out=out, dtype=np.float32)
-        out -= self._mean
-        out /= self._std
+        self._normalize(x, out)
 
     def _resize_then_crop(self, frame: np.ndarray, g: _Geometry) -> np.ndarray:
         """open_clip's order: th x tw x 3 uint8 (a view where no padding is needed)."""

@@ -46,6 +46,15 @@ class ModelVariant:
     description: str = ''
     bundle: Path | None = None           # or an exported bundle (runtime backends only)
 
+    def describe_loaded(self, decoder_loaded: bool) -> str:
+        """The variant and the models it was loaded from, in words (VisionInfo.method says this)."""
+        if self.bundle is not None:          # an exported bundle (a runtime without torch)
+            models = f"bundle {self.bundle}" + ('' if decoder_loaded else ', no decoder (prompted mode only)')
+        else:
+            decoder = str(self.decoder) if decoder_loaded else 'none (prompted mode only)'
+            models = f"CLIP {self.clip.describe()}, decoder {decoder}"
+        return f"variant {self.name}, {models}"
+
 
 def _resolve(value: str, base: Path) -> str:
     value = os.path.expanduser(os.path.expandvars(value))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .preprocess import _PIL_FILTERS, PreprocessConfig, validate_frame
+from .preprocess import InputNormalizer, PreprocessConfig, validate_frame
 
 # A window is cut from the smallest pyramid level on which it still spans this many encoder inputs.
 MIN_OVERSAMPLING = 1.0
@@ -69,13 +69,11 @@ def square_windows(boxes: np.ndarray, margin: float, h: int, w: int) -> np.ndarr
 
 class WindowCropper:
     """Callable: (HxWx3 uint8 frame, N x 4 windows in frame pixels) -> N x 3 x H x W float32 encoder
-    input, normalised like Preprocessor (x / 255 - mean) / std."""
+    input, normalised as Preprocessor does (the same InputNormalizer)."""
 
     def __init__(self, cfg: PreprocessConfig):
         self.cfg = cfg
-        self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
-        self._std = np.asarray(cfg.std, np.float32).reshape(3, 1, 1)
-        self._filter = _PIL_FILTERS[cfg.interpolation]
+        self._normalize = InputNormalizer(cfg)
 
     def __call__(self, frame: np.ndarray, windows: np.ndarray) -> np.ndarray:
         frame = validate_frame(frame)
@@ -90,8 +88,6 @@ class WindowCropper:
                 if level == len(pyramid):
                     pyramid.append(pyramid[-1].reduce(2))
             f = 2 ** level
-            crop = pyramid[level].resize((tw, th), self._filter, box=(x0 / f, y0 / f, x1 / f, y1 / f))
-            np.divide(np.asarray(crop).transpose(2, 0, 1), np.float32(255), out=out[i], dtype=np.float32)
-        out -= self._mean
-        out /= self._std
+            crop = pyramid[level].resize((tw, th), self._normalize.filter, box=(x0 / f, y0 / f, x1 / f, y1 / f))
+            self._normalize(np.asarray(crop), out[i])
         return out

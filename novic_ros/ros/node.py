@@ -56,7 +56,6 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
-from ..core.variants import get_variant
 from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier
 from . import exit_signals, vision_info
@@ -191,7 +190,6 @@ class NovicNode(LifecycleNode):
             classifier = build_classifier(params.model, decoder_for_all_modes=True)
             if params.warmup:
                 classifier.classify(np.zeros((64, 64, 3), np.uint8))
-            variant = get_variant(params.model.model, params.model.models_file or None)
             label_outputs = LabelOutputs(self, params, lifecycle=True)    # WordNet; a bad category fails here
             finder = object_finder(classifier, params)      # bad object_* settings fail configure
         except Exception as e:  # noqa: BLE001 -- any load error is a FAILURE with its reason, never a crash
@@ -199,7 +197,7 @@ class NovicNode(LifecycleNode):
             return FAILURE
         with self._live_lock:
             self.live = LiveSettings(params, classifier, finder)
-        self.method = vision_info.method(variant, classifier.vocab is not None, classifier.backend.name)
+        self.method = vision_info.method(classifier)
         self.vocabulary.update(classifier.options)
         self.outputs = Publishers(
             labels=self.create_lifecycle_publisher(Classification, params.labels_topic, 10),

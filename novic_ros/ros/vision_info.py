@@ -8,17 +8,13 @@ import threading
 
 from ..core.label_files import summary
 from ..core.options import ClassifierOptions
-from ..core.variants import ModelVariant
+from ..core.classifier import NovicClassifier
 
 
 
-def method(variant: ModelVariant, decoder_loaded: bool, backend: str) -> str:
-    if variant.bundle is not None:          # an exported bundle (a runtime without torch)
-        models = f"bundle {variant.bundle}" + ('' if decoder_loaded else ', no decoder (prompted mode only)')
-    else:
-        decoder = str(variant.decoder) if decoder_loaded else 'none (prompted mode only)'
-        models = f"CLIP {variant.clip.describe()}, decoder {decoder}"
-    return f"novic_ros NOVIC open-vocabulary classifier: variant {variant.name}, {models}, backend {backend}"
+def method(classifier: NovicClassifier) -> str:
+    """VisionInfo.method: what the classifier was loaded from (pipeline.build_classifier says) and its backend."""
+    return f"novic_ros NOVIC open-vocabulary classifier: {classifier.source}, backend {classifier.backend.name}"
 
 
 def database_location(options: ClassifierOptions, node: str, labels_file: str = '') -> str:
