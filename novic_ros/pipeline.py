@@ -3,7 +3,7 @@ that feeds it (decode, reject, batch, zip back).
 
 It sits above novic_ros.core (ROS-free inference) and novic_ros.backends, which know nothing of
 each other's construction; the node, the CLIs, evaluation and the benchmarks build classifiers
-here and nowhere else. The runtime backends (onnxruntime, tensorrt) run a bundle; this module
+here and nowhere else. The runtime backends (onnxruntime, openvino, tensorrt) run a bundle; this module
 imports no torch, so a runtime install without it runs a bundle end to end. A variant given as
 an open_clip model and a decoder checkpoint is loaded (torch backend) or exported to a bundle
 first (runtime backends) by novic_ros.torch_pipeline, where torch is installed.
