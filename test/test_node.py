@@ -380,3 +380,19 @@ def test_live_settings_are_swapped_whole_between_frames(ros, tmp_path):
         assert len(out.items[-1].results) == 3        # the refused changes left the last good settings
     finally:
         node.stop()
+
+
+def test_start_is_quiet_and_logs_under_one_name(raw_node):
+    """The node's start (done: the tests above got labels): one INFO line naming the categories (their
+    WordNet synsets and glosses at DEBUG only), every line under the node's own logger name, Python
+    logging (model loading) included."""
+    import re
+    lines = [line for line in raw_node.log().splitlines() if line.startswith('[')]
+    names = {line.split('] [')[2].split(']')[0] for line in lines if line.count('] [') >= 2}
+    assert names == {'novic.novic_node'}, raw_node.log()
+    categories = [line.split(']: ', 1)[1] for line in lines if 'categories' in line]
+    assert len(categories) == 1, raw_node.log()
+    count, names = re.fullmatch(r'categories \((\d+)\): (.+)', categories[0]).groups()
+    assert int(count) == len(names.split(', ')) > 1 and 'animal' in names.split(', ')
+    assert '.n.0' not in raw_node.log()                      # no synset names, no glosses
+    assert any('novic_ros.' in line for line in lines)

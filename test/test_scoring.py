@@ -345,9 +345,24 @@ def test_match_single_topic_by_index_and_stamp():
             ann('', 9, None, 4), ann('/cam', None, 5, 5)]
     matched, warnings = match_annotations(rows, frames)
     assert matched == {1: rows[0], 3: rows[1]}
-    assert len(warnings) == 2
-    assert 'line 4' in warnings[0] and 'frame 9' in warnings[0] and '4 frames' in warnings[0]
-    assert 'line 5' in warnings[1] and '0.000000005' in warnings[1] and '4 frames' in warnings[1]
+    assert len(warnings) == 1       # the rows naming frames the bag does not hold: one line per topic
+    assert '2 rows (lines 4..5)' in warnings[0] and "'/cam'" in warnings[0] and '4 frames were' in warnings[0]
+    one, [warning] = match_annotations(rows[:3], frames)      # a single such row keeps its own detail
+    assert one == {1: rows[0], 3: rows[1]}
+    assert 'line 4' in warning and 'frame 9' in warning and '4 frames' in warning
+    _, [warning] = match_annotations([rows[3]], frames)
+    assert 'line 5' in warning and '0.000000005' in warning and '4 frames' in warning
+
+
+def test_a_truncated_bag_gives_one_summary_line():
+    """85 annotations of frames a truncated bag lost: one warning naming the count, lines and span."""
+    frames = bag(('/cam', 15))
+    rows = [ann('/cam', i, None, i + 2) for i in range(100)]
+    matched, warnings = match_annotations(rows, frames)
+    assert sorted(matched) == list(range(15))
+    assert warnings == ["85 rows (lines 17..101) name frames of topic '/cam' that were not read from the bag "
+                        "(15 frames were, indices 0..14): a truncated bag, or annotations of another recording; "
+                        "those rows are not scored"]
 
 
 def test_match_several_topics():
@@ -358,9 +373,9 @@ def test_match_several_topics():
     assert matched == {3: rows[1], 4: rows[2]}
     assert len(warnings) == 4
     assert 'line 2' in warnings[0] and 'empty' in warnings[0] and '/left' in warnings[0]
-    assert 'line 5' in warnings[1] and 'frame 2' in warnings[1] and '2 frames' in warnings[1]
-    assert 'line 6' in warnings[2] and '/nope' in warnings[2]
-    assert 'line 7' in warnings[3] and 'line 4' in warnings[3]  # duplicate: first row wins
+    assert 'line 6' in warnings[1] and '/nope' in warnings[1]
+    assert 'line 7' in warnings[2] and 'line 4' in warnings[2]  # duplicate: first row wins
+    assert 'line 5' in warnings[3] and 'frame 2' in warnings[3] and '2 frames' in warnings[3]   # frames not read, last
 
 
 def test_write_load_round_trip(tmp_path):

@@ -41,15 +41,19 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
-def _main(argv) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-bench', description=__doc__)
     p.add_argument('--sections', default=','.join(DEFAULT_SECTIONS),
                    help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all but training)")
     p.add_argument('--backends', default='torch,onnxruntime', help='backends for the stages section')
     p.add_argument('--repeat', type=int, default=10, help='timed repetitions per candidate (median reported)')
     p.add_argument('--out', default=None, help='also write the report (markdown) to this file')
-    p.add_argument('-v', '--verbose', action='store_true')
-    args = p.parse_args(argv)
+    p.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
+    return p
+
+
+def _main(argv) -> int:
+    args = parser().parse_args(argv)
     setup_logging(args.verbose)
     chosen = [x.strip() for x in args.sections.split(',') if x.strip()]
     unknown = set(chosen) - set(SECTIONS)

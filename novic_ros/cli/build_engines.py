@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     # The same flags, defaults and meaning as the node's parameters: engines built here are the ones
     # the node finds (batch_size and beam_width set the engines' largest batch).
     add_model_arguments(p, FLAGS)
-    p.add_argument('-v', '--verbose', action='store_true')
+    p.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
     return p
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from functools import partial
 
-from ..frames.image_files import read_image
+from ..frames.image_files import image_inputs, read_image
 from ..lexicon.categories import CategoryMap
 from ..params import add_model_arguments, model_params_from_args
 from ..pipeline import build_classifier, build_object_finder, classify_in_batches
@@ -16,7 +16,9 @@ from .common import run, setup_logging
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-classify', description=__doc__)
-    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (any format Pillow reads)')
+    p.add_argument('images', nargs='+', metavar='IMAGE',
+                   help='image files (any format Pillow reads), folders (their images) or quoted patterns '
+                        "('shots/*.jpg'); every one is checked before the model loads")
     p.add_argument('--json', action='store_true', help='print one JSON list: [{"image", "labels": [{"label", "score", '
                    '"category", "sense", "hypernyms"}], "categories": [{"category", "score"}]}] (with --objects: '
                    '[{"image", "objects": [{"label", "score", "box": [x0, y0, x1, y1]}]}])')
@@ -31,19 +33,26 @@ def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
     params = model_params_from_args(args)
+    key = 'objects' if args.objects else 'labels'
     # A bad category fails before the model loads; objects carry no categories (label, score, box only).
     cats = category_map(params.categories) if args.json and not args.objects else None
-    clf = build_classifier(params)
-    key = 'objects' if args.objects else 'labels'
-    results = []
-    for c in classify_in_batches(build_object_finder(clf, params) if args.objects else clf, args.images,
-                                 partial(read_image, max_pixels=params.max_pixels),
-                                 params.batch_size):
-        if c.error is not None:
-            print(f"error: {c.error}", file=sys.stderr)
-            results.append({'image': c.item, 'error': str(c.error), key: []})
-        else:
-            results.append({'image': c.item, key: c.labels.to_json()})
+    inputs = image_inputs(args.images)
+    for _, why in inputs.errors:     # each once, on stderr; stdout holds results only
+        print(f"error: {why}", file=sys.stderr)
+    found: dict[str, dict] = {}
+    if not inputs.files:
+        print("error: no image to classify; the model was not loaded", file=sys.stderr)
+    else:
+        clf = build_classifier(params)
+        for c in classify_in_batches(build_object_finder(clf, params) if args.objects else clf, inputs.files,
+                                     partial(read_image, max_pixels=params.max_pixels), params.batch_size):
+            if c.error is not None:
+                print(f"error: {c.error}", file=sys.stderr)
+                found[c.item] = {'image': c.item, 'error': str(c.error), key: []}
+            else:
+                found[c.item] = {'image': c.item, key: c.labels.to_json()}
+    # In the order given (a file named twice is listed twice).
+    results = [found[name] if why is None else {'image': name, 'error': why, key: []} for name, why in inputs.items]
     failed = sum('error' in r for r in results)
     if args.json:
         if cats is not None:
@@ -51,8 +60,9 @@ def _main(argv) -> int:
         print(json.dumps(results, indent=1))
     else:
         for r in results:
-            print(f"{r['image']}: {_describe(r[key], key) if 'error' not in r else 'ERROR ' + r['error']}")
-    return 2 if failed == len(args.images) else (1 if failed else 0)
+            if 'error' not in r:
+                print(f"{r['image']}: {_describe(r[key], key)}")
+    return 1 if failed else 0
 
 
 def category_map(categories) -> CategoryMap | None:

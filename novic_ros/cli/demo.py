@@ -46,8 +46,9 @@ def _images(args) -> list[tuple[str, np.ndarray, str | None]]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='novic-demo', description=__doc__)
     p.add_argument('--images', default=None, help='folder of images to play (default: see above)')
-    p.add_argument('--count', type=int, default=12)
-    p.add_argument('--seed', type=int, default=int(time.time()) % 1000)
+    p.add_argument('--count', type=int, default=12, help='how many images to label (default 12)')
+    p.add_argument('--seed', type=int, default=int(time.time()) % 1000,
+                   help='random seed of the scenes drawn (default: from the clock, new pictures each run)')
     add_model_arguments(p, names=('model', 'backend'))
     return p
 

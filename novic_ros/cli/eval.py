@@ -48,10 +48,12 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser('make-bag', help='images folder or video -> bag')
     m.add_argument('source', help='folder of images (sorted by name; labels.json is turned into annotations) or a video file')
     m.add_argument('out', help='output bag folder (must not exist)')
-    m.add_argument('--topic', default='/camera/image_raw')
+    m.add_argument('--topic', default='/camera/image_raw',
+                   help='image topic of the bag (default /camera/image_raw; /compressed, /foxglove or /ffmpeg is added for '
+                        'those transports)')
     m.add_argument('--rate', type=float, default=10.0, help='frames per second of bag time (default 10)')
-    m.add_argument('--frame-id', default='camera')
-    m.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    m.add_argument('--frame-id', default='camera', help='header.frame_id of every frame (default camera)')
+    m.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'), help='bag storage format (default mcap)')
     m.add_argument('--transport', default='raw', choices=('raw', 'compressed', 'h264', 'h265'),
                    help='raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage on TOPIC/compressed; '
                         'h264, h265: a video stream (see --video-msg) on TOPIC/foxglove or TOPIC/ffmpeg')
@@ -61,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument('--keyframe-interval', type=int, default=10, help='h264/h265: pictures from one keyframe to the next')
     m.add_argument('--encoding', default='rgb8', help='raw encoding (rgb8, bgr8, mono8, yuv422, ...)')
     m.add_argument('--format', default='jpeg', choices=('jpeg', 'png'), help='compressed format')
-    m.add_argument('--no-progress', action='store_true')
+    m.add_argument('--no-progress', action='store_true', help='no progress bar')
     for name, help_ in (('offline', 'classify every frame with the core library'),
                         ('live', 'play into the running novic_node and record its labels')):
         s = sub.add_parser(name, help=help_)
@@ -69,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument('--out', default=None, help='report folder (default: reports/<bag name>-<mode>)')
         s.add_argument('--annotations', default=None, help='ground truth CSV (topic,frame,nouns); default: BAG.annotations.csv if present')
         s.add_argument('--topics', nargs='*', default=None, help='image topics to evaluate (default: all)')
-        s.add_argument('--no-progress', action='store_true')
+        s.add_argument('--no-progress', action='store_true', help='no progress bar')
     off = sub.choices['offline']
     off.add_argument('--labels-bag', default=None,
                      help=f'also write a copy of the bag with {DEFAULT_LABELS_TOPIC} added (a new path)')
@@ -78,9 +80,12 @@ def parser() -> argparse.ArgumentParser:
                           'annotations as sets of objects present: set-level precision, recall, F1, per class')
     add_model_arguments(off)
     live = sub.choices['live']
-    live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC)
+    live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC,
+                      help=f'the node\'s labels topic to record (default {DEFAULT_LABELS_TOPIC})')
     live.add_argument('--speed', type=float, default=1.0, help='playback speed factor (default 1: recorded timing)')
-    live.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'))
+    live.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'),
+                      help='QoS of the played image topics: reliable (every frame delivered, the default) or sensor_data '
+                           '(best effort, depth 5, as most camera drivers)')
     live.add_argument('--drain', type=float, default=5.0, help='seconds to wait for late labels after the last frame')
     live.add_argument('--top-k', type=int, default=3, help='k for top-k accuracy')
     add_model_arguments(live, ('categories',))
@@ -90,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                       help='with --start-node: extra node parameter (repeatable)')
     for sp in sub.choices.values():
-        sp.add_argument('-v', '--verbose', action='store_true')
+        sp.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
     return p
 
 

@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
                    help="leave CLIP's text tower out: generate mode only (prompted and hybrid modes then need torch); "
                         "saves its export time and size (ViT-H-14: 1.4 GB of fp32 weights)")
     p.add_argument('--force', action='store_true', help='export again even when an up-to-date bundle exists')
-    p.add_argument('-v', '--verbose', action='store_true')
+    p.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
     return p
 
 

@@ -31,15 +31,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--out', default=None, help='output folder (default: <share>/models/toy)')
     b.add_argument('--config', default=None, help='decoder training config (default: config/train/toy.yaml)')
     b.add_argument('--force', action='store_true', help='retrain even when the cached models are up to date')
-    b.add_argument('--no-progress', action='store_true')
+    b.add_argument('--no-progress', action='store_true', help='no progress bar')
     r = sub.add_parser('render', help='render labelled toy-world images')
     r.add_argument('out', help='output folder')
     r.add_argument('--per-class', type=int, default=1, help='images per noun (default 1)')
     r.add_argument('--size', default='240x320', help='HEIGHTxWIDTH (default 240x320)')
-    r.add_argument('--seed', type=int, default=0)
+    r.add_argument('--seed', type=int, default=0, help='random seed of the scenes (default 0: the same pictures every time)')
     r.add_argument('--nouns', nargs='*', default=None, help='only these nouns (default: all)')
     for sp in (b, r):
-        sp.add_argument('-v', '--verbose', action='store_true')
+        sp.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
     return p
 
 

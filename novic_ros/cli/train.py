@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
                    help='unlabelled images whose embedding centroid sets the mean-shift (modality gap) correction')
     p.add_argument('--cache-dir', default=None, help='text-embedding cache (default: ~/.cache/novic_ros/text-embeddings)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
-    p.add_argument('-v', '--verbose', action='store_true')
+    p.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
     return p
 
 

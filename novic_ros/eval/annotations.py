@@ -191,16 +191,18 @@ def match_annotations(annotations: Iterable[Annotation],
                       frames: Sequence[FrameRef]) -> tuple[dict[int, Annotation], list[str]]:
     """Attach annotations to frames: {position in `frames`: annotation} and warnings.
 
-    A warning (never an exception) for each row naming a topic or frame the bag does not
-    have, for an empty topic when the bag has several, for a stamp shared by several frames
+    A warning (never an exception) for each row naming a topic the bag does not have, one per
+    topic for the rows naming frames that were not read (a truncated bag: one line, not one per
+    row), for an empty topic when the bag has several, for a stamp shared by several frames
     (the first is used) and for a second row on an already annotated frame (the first row
     wins). Frames without a row simply have no annotation."""
     topics = _index_frames(frames)
     matched: dict[int, Annotation] = {}
     lines: dict[int, int] = {}
     warnings: list[str] = []
+    missing: dict[str, list[tuple[int, str]]] = {}      # topic -> (line, warning) for frames not read
     for annotation in annotations:
-        position = _locate(annotation, topics, warnings)
+        position = _locate(annotation, topics, warnings, missing)
         if position is None:
             continue
         if position in matched:
@@ -209,13 +211,28 @@ def match_annotations(annotations: Iterable[Annotation],
             continue
         matched[position] = annotation
         lines[position] = annotation.line
+    warnings += [_missing_summary(topic, rows, topics[topic]) for topic, rows in missing.items()]
     for warning in warnings:
         log.debug("annotations: %s", warning)       # returned to the caller, who reports them once
     return matched, warnings
 
 
-def _locate(annotation: Annotation, topics: dict[str, _TopicFrames], warnings: list[str]) -> int | None:
-    """Position of the frame an annotation names, or None after appending a warning."""
+def _missing_summary(topic: str, rows: list[tuple[int, str]], entry: _TopicFrames) -> str:
+    """One warning for the rows of `topic` that name frames not read: the row's own for one row."""
+    if len(rows) == 1:
+        return rows[0][1]
+    first, last = rows[0][0], rows[-1][0]
+    known = sorted(entry.by_index)
+    span = f", indices {known[0]}..{known[-1]}" if known else ''
+    return (f"{len(rows)} rows (lines {first}..{last}) name frames of topic {topic!r} that were not read from the "
+            f"bag ({entry.count} frames were{span}): a truncated bag, or annotations of another recording; "
+            f"those rows are not scored")
+
+
+def _locate(annotation: Annotation, topics: dict[str, _TopicFrames], warnings: list[str],
+            missing: dict[str, list[tuple[int, str]]]) -> int | None:
+    """Position of the frame an annotation names, or None after appending a warning (to `missing`,
+    by topic, for a frame the bag's topic does not hold)."""
     key, line = annotation.key, annotation.line
     topic = _resolve_topic(key.topic, topics, line, warnings)
     if topic is None:
@@ -225,9 +242,12 @@ def _locate(annotation: Annotation, topics: dict[str, _TopicFrames], warnings: l
         known = ', '.join(sorted(topics)) or 'none'
         warnings.append(f"line {line}: topic {topic!r} is not in the bag (image topics: {known})")
         return None
-    if key.index is not None:
-        return _by_index(key, entry, topic, line, warnings)
-    return _by_stamp(key, entry, topic, line, warnings)
+    lost = missing.setdefault(topic, [])
+    found = _by_index(key, entry, topic, line, lost) if key.index is not None else \
+        _by_stamp(key, entry, topic, line, lost, warnings)
+    if not lost:
+        del missing[topic]
+    return found
 
 
 def _resolve_topic(topic: str, topics: dict[str, _TopicFrames], line: int, warnings: list[str]) -> str | None:
@@ -243,23 +263,24 @@ def _resolve_topic(topic: str, topics: dict[str, _TopicFrames], line: int, warni
     return None
 
 
-def _by_index(key: FrameKey, entry: _TopicFrames, topic: str, line: int, warnings: list[str]) -> int | None:
+def _by_index(key: FrameKey, entry: _TopicFrames, topic: str, line: int, lost: list[tuple[int, str]]) -> int | None:
     position = entry.by_index.get(key.index)
     if position is None:
         known = sorted(entry.by_index)
         span = f"indices {known[0]}..{known[-1]}" if known else "no frame of known index"
-        warnings.append(f"line {line}: frame {key.index} of topic {topic!r} was not read from the bag "
-                        f"({entry.count} frames were, {span})")
+        lost.append((line, f"line {line}: frame {key.index} of topic {topic!r} was not read from the bag "
+                           f"({entry.count} frames were, {span})"))
     return position
 
 
-def _by_stamp(key: FrameKey, entry: _TopicFrames, topic: str, line: int, warnings: list[str]) -> int | None:
+def _by_stamp(key: FrameKey, entry: _TopicFrames, topic: str, line: int, lost: list[tuple[int, str]],
+              warnings: list[str]) -> int | None:
     positions = entry.by_stamp.get(key.stamp_ns)
     if not positions:
         stamps = sorted(entry.by_stamp)
-        warnings.append(f"line {line}: no frame of topic {topic!r} has stamp {format_stamp(key.stamp_ns)} "
-                        f"(the topic has {entry.count} frames, stamps {format_stamp(stamps[0])} "
-                        f"to {format_stamp(stamps[-1])})")
+        lost.append((line, f"line {line}: no frame of topic {topic!r} has stamp {format_stamp(key.stamp_ns)} "
+                           f"(the topic has {entry.count} frames, stamps {format_stamp(stamps[0])} "
+                           f"to {format_stamp(stamps[-1])})"))
         return None
     if len(positions) > 1:
         warnings.append(f"line {line}: stamp {format_stamp(key.stamp_ns)} matches {len(positions)} "

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..atomic_file import atomic_write_text
 from ..core.errors import FrameError
-from ..frames.image_files import IMAGE_SUFFIXES, list_images, read_image
+from ..frames.image_files import IMAGE_SUFFIXES, list_images, not_images, read_image
 from ..frames.conversion import SUPPORTED_ENCODINGS, encode_compressed, rgb_to_raw
 from .annotations import format_annotations
 from ..frames.video import VideoEncoder, is_keyframe
@@ -40,7 +40,7 @@ class MakeBagResult:
     bag: Path
     frames: int
     annotations: Path | None
-    warnings: tuple[str, ...] = ()      # images that could not be read (skipped)
+    warnings: tuple[str, ...] = ()      # files left out (not images) and images that could not be read (skipped)
 
 
 def load_labels(folder: Path) -> dict[str, tuple[str, ...]]:
@@ -72,20 +72,39 @@ def load_labels(folder: Path) -> dict[str, tuple[str, ...]]:
     return labels
 
 
-def _folder_frames(folder: Path, skipped: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+def _folder_frames(folder: Path, skipped: list[str], bar: tqdm) -> Iterator[tuple[str, np.ndarray]]:
+    """The folder's images, in name order; a file that cannot be read is noted in `skipped`. `bar`
+    counts files read, skipped ones included, so it reaches its total."""
     for p in list_images(folder):
         try:
-            yield p.name, read_image(p)
+            rgb = read_image(p)
         except FrameError as e:
             skipped.append(f"skipped {e}")
+            continue
+        finally:
+            bar.update(1)
+        yield p.name, rgb
 
 
-def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+def _counted(frames: Iterator[tuple[str, np.ndarray]], bar: tqdm) -> Iterator[tuple[str, np.ndarray]]:
+    for item in frames:
+        bar.update(1)
+        yield item
+
+
+def _video_frames(path: Path) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
+    """The video's frames and how many its stream header declares (None when it does not say)."""
     import av       # PyAV loads FFmpeg's libraries; only video input needs them
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as e:
         raise BagError(f"cannot open video {path}: {e}") from e
+    declared = container.streams.video[0].frames if container.streams.video else 0
+    return _decode(container), declared or None
+
+
+def _decode(container) -> Iterator[tuple[str, np.ndarray]]:
+    path = Path(container.name)
     with container:
         for i, frame in enumerate(container.decode(video=0)):
             yield f"{path.name}#{i}", frame.to_ndarray(format='rgb24')
@@ -178,14 +197,26 @@ def make_bag(source: str | Path, out: str | Path, *, topic: str = '/camera/image
     _check_source(source)
     labels = load_labels(source) if source.is_dir() else {}
     skipped: list[str] = []
-    frames = _folder_frames(source, skipped) if source.is_dir() else _video_frames(source)
+    left_out: list[str] = []
+    if source.is_dir():
+        bar = tqdm(desc='make-bag', unit='file', total=len(list_images(source)), disable=not progress)
+        frames = _folder_frames(source, skipped, bar)
+        # Files that are not images are left out, and said so: a user may expect them in the bag.
+        others = [p.name for p in not_images(source) if p.name != 'labels.json']
+        if others:
+            left_out.append(f"left out {len(others)} files that are not images ({', '.join(IMAGE_SUFFIXES)}): "
+                           f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}")
+    else:
+        frames, total = _video_frames(source)
+        bar = tqdm(desc='make-bag', unit='frame', total=total, disable=not progress)
+        frames = _counted(frames, bar)
     period_ns = int(round(1e9 / rate_hz))
     store = typestore()
     video = _VideoStream(transport, video_message, keyframe_interval, rate_hz) if transport in ('h264', 'h265') else None
     rows, count = [], 0
-    with new_bag(out, storage) as writer:
+    with bar, new_bag(out, storage) as writer:
         conn = None
-        for name, rgb in tqdm(frames, desc='make-bag', unit='frame', disable=not progress):
+        for name, rgb in frames:
             stamp = START_NS + count * period_ns
             msgtype, msg = _message(rgb, stamp, frame_id, transport, encoding, fmt, video, name)
             if conn is None:
@@ -201,4 +232,4 @@ def make_bag(source: str | Path, out: str | Path, *, topic: str = '/camera/image
     if ann_text is not None:
         ann = out.parent / f"{out.name}.annotations.csv"
         atomic_write_text(ann, ann_text)
-    return MakeBagResult(out, count, ann, tuple(skipped))
+    return MakeBagResult(out, count, ann, tuple(left_out + skipped))

@@ -403,7 +403,27 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     if img.mode == 'L':
         grey = np.asarray(img)
         return _interleave(grey, grey, grey)
+    if img.mode == 'F':
+        return _float_to_rgb(img)
     return np.asarray(img if img.mode == 'RGB' else img.convert('RGB'))
+
+
+def _float_to_rgb(img: Image.Image) -> np.ndarray:
+    """A 32-bit float image (mode F, e.g. a float TIFF) converted as Pillow documents F -> L (values
+    rounded and clipped to 0..255), when its values lie in that range; otherwise refused with the
+    range, because the conversion would clip it to a black (values 0..1) or saturated frame that the
+    model labels with confidence."""
+    values = np.asarray(img)
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (float('nan'), float('nan'))
+    if finite.size != values.size or lo < 0 or hi > 255 or hi <= 1:
+        what = 'NaN or infinite values' if finite.size != values.size else f'values {lo:.3g}..{hi:.3g}'
+        raise ImageConversionError(
+            f'a 32-bit float image ({what}): its 8-bit conversion (Pillow clips to 0..255) would not show '
+            'the picture; scale it to 0..255 and save it as 8-bit (e.g. numpy: (a / a.max() * 255).astype'
+            "('uint8'))", reason='float image')
+    grey = np.asarray(img.convert('L'))
+    return _interleave(grey, grey, grey)
 
 
 def pillow_to_rgb(source: Union[str, os.PathLike, IO[bytes]], max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -46,7 +46,9 @@ class LabelOutputs:
         self.categories = self._category_map(params.model.categories)   # ValueError names a bad category
         self._specs = tuple(params.model.categories)
         if self.categories is not None:
-            self._logger.info("categories:\n" + self.categories.describe())
+            names = [c.name for c in self.categories.categories]
+            self._logger.info(f"categories ({len(names)}): {', '.join(names)}")
+            self._logger.debug("categories and their WordNet synsets:\n" + self.categories.describe())
         create_publisher = node.create_lifecycle_publisher if lifecycle else node.create_publisher
         self.stable_pub = create_publisher(Classification, STABLE_TOPIC, 10)
         self.categories_pub = create_publisher(Classification, CATEGORIES_TOPIC, 10)

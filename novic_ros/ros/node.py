@@ -48,6 +48,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.logging import LoggingSeverity
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
@@ -97,8 +98,18 @@ class RosLogHandler(logging.Handler):
             self.ros_logger.error(text)
         elif record.levelno >= logging.WARNING:
             self.ros_logger.warning(text)
-        else:
+        elif record.levelno >= logging.INFO:
             self.ros_logger.info(text)
+        else:
+            self.ros_logger.debug(text)
+
+    @staticmethod
+    def log_as(ros_logger) -> None:
+        """Send novic_ros's Python logging to `ros_logger` (the node's own, named namespace.node), so
+        that every line of the node's start carries one logger name."""
+        for handler in logging.getLogger('novic_ros').handlers:
+            if isinstance(handler, RosLogHandler):
+                handler.ros_logger = ros_logger
 
 
 class NovicNode(LifecycleNode):
@@ -108,6 +119,7 @@ class NovicNode(LifecycleNode):
         self.worker = None
         self._live = None
         super().__init__(NODE_NAME, namespace=kwargs.pop('namespace', DEFAULT_NAMESPACE), **kwargs)
+        RosLogHandler.log_as(self.get_logger())
         # What the worker reads once per batch, swapped whole (ValueError names a bad parameter).
         self.live = LiveSettings(NodeParams.from_mapping(declare_all(self)))
         self._live_lock = threading.Lock()      # one writer of `live` at a time (executor, settings thread)
@@ -505,17 +517,20 @@ def main(args=None) -> int:
     try:
         # rclpy's signal handlers would shut the context down before we stop (exit_signals.py).
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        logger = rclpy.logging.get_logger(NODE_NAME)
+        handler = RosLogHandler(rclpy.logging.get_logger(NODE_NAME))     # the node's own logger once it exists
         py_log = logging.getLogger('novic_ros')
-        py_log.addHandler(RosLogHandler(logger))
-        py_log.setLevel(logging.INFO)
+        py_log.addHandler(handler)
+        # DEBUG records reach the ROS logger, which drops them unless --log-level debug asks for them.
+        py_log.setLevel(logging.DEBUG if handler.ros_logger.get_effective_level() <= LoggingSeverity.DEBUG
+                        else logging.INFO)
         py_log.propagate = False        # open_clip's root-logger calls install a stderr handler there
         try:
             node = NovicNode()
         except (NovicError, ValueError, FileNotFoundError) as e:
-            logger.fatal(f"cannot start: {e}")
+            handler.ros_logger.fatal(f"cannot start: {e}")
             code = 1
             return code
+        logger = node.get_logger()
         # Single-threaded: rclpy's MultiThreadedExecutor kept its main thread at 100% CPU in its wait
         # loop while frames flowed (top -H), holding the GIL against the inference thread: some frames
         # waited 0.3-6 s. Inference runs in the node's own worker thread, so one executor thread loses
