@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from novic_ros.core.clip_bpe import EOT_TOKEN_ID, clip_bpe
 
 
-def noun_list(n_single: int = 220, n_pairs: int = 110) -> list[str]:
-    """Deterministic English words from CLIP's own vocabulary, and two-word compounds of them."""
+def noun_list(n_single: int = 220, n_pairs: int = 110, n_triples: int = 40) -> list[str]:
+    """Deterministic English words from CLIP's own vocabulary, and two- and three-word compounds."""
     bpe = clip_bpe()
     words = []
     for tid in range(300, 49000):
@@ -24,7 +24,9 @@ def noun_list(n_single: int = 220, n_pairs: int = 110) -> list[str]:
         if len(words) == n_single:
             break
     pairs = [f"{words[i]} {words[(7 * i + 3) % len(words)]}" for i in range(n_pairs)]
-    return words + pairs
+    triples = [f"{words[(3 * i + 1) % len(words)]} {words[(5 * i + 2) % len(words)]} {words[(11 * i) % len(words)]}"
+               for i in range(n_triples)]
+    return words + pairs + triples
 
 
 def write_checkpoint(path: Path, nouns: list[str], *, embed_dim=32, hidden=48, layers=2, heads=4, ff='1/2',
