@@ -23,6 +23,7 @@ from .backends.devices import resolve_device
 from .core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, read_bundle
 from .core.classifier import NOT_LOADED, NovicClassifier
 from .core.object_finder import ObjectFinder
+from .core.export_record import cached_bundle, remember_export
 from .core.errors import CheckpointMismatchError, FrameError, ModelLoadError
 from .core.frame_labels import FrameLabels
 from .core.text_cache import DiskTextEmbeddings, TextEmbeddingCache
@@ -72,6 +73,7 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
     precision = runtime_precision(backend_name, params.precision, device)
     missing_decoder = NOT_LOADED
     fp16 = backend_name == 'tensorrt' and precision == 'fp16'
+    bundle = None
     if variant.bundle is not None:
         bundle = read_bundle(variant.bundle)
         if bundle.decoder is None and want_decoder:
@@ -80,9 +82,13 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
                                      "use mode prompted, or export the variant with its decoder")
             missing_decoder = f"bundle {bundle.folder} has no decoder (exported for prompted mode only)"
     else:
+        # The variant's files unchanged since their export: run that bundle, torch never imported.
+        bundle = cached_bundle(variant, engine_dir, want_decoder, fp16, strict)
+    if bundle is None:
         torch_models = _torch_models(variant)
         try:
             bundle = torch_models.export_for(variant, engine_dir, want_decoder, fp16=fp16, strict=strict)
+            remember_export(variant, engine_dir, bundle, strict)
         except (ModelLoadError, CheckpointMismatchError) as e:
             if params.mode != 'prompted' or not want_decoder:
                 raise

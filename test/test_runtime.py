@@ -75,9 +75,10 @@ def test_classify_without_torch_gives_the_labels_of_torch(toy_bundle, env, pictu
     _assert_same_labels(json.loads(r.stdout), prompted.classify(frames), paths)
 
 
-def test_a_models_file_variant_without_torch_says_how_to_deploy(env, pictures):
+def test_a_models_file_variant_without_torch_says_how_to_deploy(env, pictures, tmp_path):
+    # An empty engine cache: with the variant's export cached, the start would run it without torch.
     r = run_module('novic_ros.cli.classify', [str(next(pictures.glob('*.png'))), '--model', 'toy',
-                                              '--backend', 'onnxruntime'], env)
+                                              '--backend', 'onnxruntime', '--engine-dir', str(tmp_path)], env)
     assert r.returncode == 1
     assert 'needs torch' in r.stderr and 'novic-export --model toy --out FOLDER' in r.stderr
 

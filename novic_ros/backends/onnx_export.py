@@ -96,6 +96,12 @@ class StepGraph(torch.nn.Module):
         return (logits, *cache.present())          # present: layers x B x H x (T+1) x Dh
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _version(package: str) -> str:
     try:
         return version(package)
@@ -183,6 +189,8 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + '.tmp-', dir=out_dir.parent))
+    # mkdtemp makes the folder private (0700): an rsync -a copy would be unreadable by another service user.
+    os.chmod(tmp, 0o777 & ~_umask())
     t0 = time.time()
     try:
         # Export copies: the live models may sit on a GPU in fp16 and must stay there.
