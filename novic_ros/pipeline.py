@@ -24,12 +24,11 @@ from .core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, read_bund
 from .core.classifier import NOT_LOADED, NovicClassifier
 from .core.object_finder import ObjectFinder
 from .core.export_record import cached_bundle, remember_export
-from .core.errors import CheckpointMismatchError, FrameError, ModelLoadError
+from .core.errors import FrameError, ModelLoadError
 from .core.frame_labels import FrameLabels
-from .core.text_cache import DiskTextEmbeddings, TextEmbeddingCache
 from .core.variants import ModelVariant, get_variant
+from .model_loading import load_decoder_or_not, text_cache_for
 from .params import ModelParams
-from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar('T')
@@ -42,7 +41,7 @@ TORCH_SIDE = ('torch', 'torchvision', 'open_clip', 'timm', 'safetensors', 'onnx'
 
 def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_all_modes: bool = False) -> NovicClassifier:
     """Load the variant named by params.model (a models-file entry or a bundle folder) and wrap it in
-    the chosen backend. Raises ModelLoadError (or CheckpointMismatchError) saying what was looked for
+    the chosen backend. Raises ModelLoadError (DecoderLoadError, CheckpointMismatchError for the decoder) saying what was looked for
     where; with strict=False a decoder trained for other CLIP weights only warns.
 
     Prompted mode needs no decoder and loads none, unless `decoder_for_all_modes` (the node: a live
@@ -86,15 +85,11 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
         bundle = cached_bundle(variant, engine_dir, want_decoder, fp16, strict)
     if bundle is None:
         torch_models = _torch_models(variant)
-        try:
-            bundle = torch_models.export_for(variant, engine_dir, want_decoder, fp16=fp16, strict=strict)
+        bundle, missing_decoder = load_decoder_or_not(
+            lambda with_decoder: torch_models.export_for(variant, engine_dir, with_decoder, fp16=fp16, strict=strict),
+            params.mode, want_decoder, f"variant {variant.name!r}")
+        if missing_decoder == NOT_LOADED:       # the export asked for: the next start runs it torch-free
             remember_export(variant, engine_dir, bundle, strict)
-        except (ModelLoadError, CheckpointMismatchError) as e:
-            if params.mode != 'prompted' or not want_decoder:
-                raise
-            missing_decoder = f"variant {variant.name!r} has no usable decoder ({e})"
-            log.warning("prompted mode without a decoder: %s", missing_decoder)
-            bundle = torch_models.export_for(variant, engine_dir, False, fp16=fp16, strict=strict)
     with_decoder = want_decoder and bundle.decoder is not None
     selection = None
     if _calibrate_auto(params, backend_name, device, precision):
@@ -151,16 +146,6 @@ def _runtime_backend(name: str, bundle, device: str, precision: str, params: Mod
     from .backends.trt_backend import TrtBackend     # tensorrt is optional: imported only when chosen
     return TrtBackend(bundle, engine_dir, device, precision, params.batch_size, params.beam_width,
                       with_decoder=with_decoder, threads=params.threads)
-
-
-def text_cache_for(backend, template: str, text_cache_dir: str) -> TextEmbeddingCache | None:
-    """Label embeddings that persist across runs, keyed by the CLIP weights and precision (and, inside,
-    by template); None when the backend has no text encoder."""
-    encoder = backend.text_encoder
-    if encoder is None:
-        return None
-    disk = DiskTextEmbeddings(text_cache_dir or cache_dir() / 'text_embeddings', encoder.cache_key)
-    return TextEmbeddingCache(encoder, template, disk=disk)
 
 
 def runtime_precision(backend: str, precision: str, device: str) -> str:

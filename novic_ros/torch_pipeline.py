@@ -12,12 +12,12 @@ from .backends.onnx_export import ensure_bundle, ensure_fp16_encoder, export_inf
 from .backends.torch_backend import TorchBackend
 from .core.bundle import Bundle
 from .models.checkpoint import check_pairing, load_decoder
-from .core.classifier import NOT_LOADED, NovicClassifier
+from .core.classifier import NovicClassifier
 from .models.clip_encoder import ClipEncoder, resolve_device, resolve_precision
 from .models.decoder import ObjectDecoder
-from .core.errors import CheckpointMismatchError, ModelLoadError
 from .core.label_tokens import LabelVocab
 from .core.variants import ModelVariant
+from .model_loading import load_decoder_or_not, text_cache_for
 from .params import ModelParams
 
 log = logging.getLogger(__name__)
@@ -44,20 +44,12 @@ def torch_classifier(variant: ModelVariant, params: ModelParams, strict: bool = 
         torch.set_num_threads(params.threads)
     device = resolve_device(params.device)
     precision = resolve_precision(params.precision, device)
-    missing_decoder = NOT_LOADED
-    try:
-        encoder, decoder, vocab = load_models(variant, device, precision,
-                                              params.mode != 'prompted' or decoder_for_all_modes, strict)
-    except (ModelLoadError, CheckpointMismatchError) as e:
-        if params.mode != 'prompted' or isinstance(e, ModelLoadError) and 'CLIP' in str(e):
-            raise
-        missing_decoder = f"variant {variant.name!r} has no usable decoder ({e})"
-        log.warning("prompted mode without a decoder: %s", missing_decoder)
-        encoder, decoder, vocab = load_models(variant, device, precision, False, strict)
+    (encoder, decoder, vocab), missing_decoder = load_decoder_or_not(
+        lambda with_decoder: load_models(variant, device, precision, with_decoder, strict),
+        params.mode, params.mode != 'prompted' or decoder_for_all_modes, f"variant {variant.name!r}")
     backend = TorchBackend(encoder, decoder, vocab.eot if vocab is not None else 0)
     log.info("backend torch: %s", backend.describe())
     options = params.to_options()
-    from .pipeline import text_cache_for       # one place makes the disk-backed label embeddings
     return NovicClassifier(backend, vocab, options, encoder.facts(), variant.name, missing_decoder=missing_decoder,
                            text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir),
                            source=variant.describe_loaded(vocab is not None))

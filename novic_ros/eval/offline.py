@@ -26,7 +26,7 @@ def classify_frames(frames: Iterable[BagFrame], classifier, batch_size: int, pro
             f = c.item
             if c.error is not None:
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error),
-                                           reason=getattr(c.error, 'reason', 'invalid frame')))
+                                           reason=c.error.reason))
             else:
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns,
                                            tuple((l.text, l.score) for l in c.labels.labels),

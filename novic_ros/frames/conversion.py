@@ -68,10 +68,6 @@ class ImageConversionError(FrameError, ValueError):
     category (diagnostics count rejected frames by it; logs are throttled per reason).
     """
 
-    def __init__(self, message: str, reason: str = 'invalid frame'):
-        super().__init__(message)
-        self.reason = reason
-
 
 # Canonical name -> (bytes per pixel, kind). Aliases map onto canonical names below.
 _LAYOUTS: dict[str, tuple[int, str]] = {

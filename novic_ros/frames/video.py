@@ -53,10 +53,7 @@ H265_IRAP = range(16, 24)
 
 class VideoError(FrameError):
     """A packet or stream that cannot be decoded; `reason` is a short category for counting."""
-
-    def __init__(self, message: str, reason: str = 'cannot be decoded'):
-        super().__init__(message)
-        self.reason = reason
+    default_reason = 'cannot be decoded'
 
 
 def codec_of(name: str) -> str:

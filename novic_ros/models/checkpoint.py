@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save
 
 from ..atomic_file import atomic_write, atomic_write_text
 from .decoder import DecoderConfig, ObjectDecoder
-from ..core.errors import CheckpointMismatchError, ModelLoadError
+from ..core.errors import CheckpointMismatchError, DecoderLoadError
 from ..core.label_tokens import TOKENIZER_NAME, LabelVocab
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,15 @@ class DecoderMeta:
     @classmethod
     def from_json(cls, d: dict, where: str) -> 'DecoderMeta':
         if d.get('format') != FORMAT:
-            raise ModelLoadError(f"{where}: format {d.get('format')!r} is not {FORMAT!r}; "
+            raise DecoderLoadError(f"{where}: format {d.get('format')!r} is not {FORMAT!r}; "
                                  "is this a novic_ros decoder checkpoint?")
         if d.get('tokenizer') != TOKENIZER_NAME:
-            raise ModelLoadError(f"{where}: tokenizer {d.get('tokenizer')!r} is not supported (only {TOKENIZER_NAME})")
+            raise DecoderLoadError(f"{where}: tokenizer {d.get('tokenizer')!r} is not supported (only {TOKENIZER_NAME})")
         try:
             return cls(decoder=DecoderConfig.from_dict(d['decoder']), clip=ClipInfo(**d['clip']),
                        tokenizer=d['tokenizer'], training=d.get('training', {}))
         except (KeyError, TypeError, ValueError) as e:
-            raise ModelLoadError(f"{where}: invalid decoder config: {e}") from e
+            raise DecoderLoadError(f"{where}: invalid decoder config: {e}") from e
 
 
 def clip_fingerprint(model: torch.nn.Module) -> str:
@@ -92,12 +92,12 @@ def read_meta(path: str | os.PathLike) -> DecoderMeta:
     path = Path(path)
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
-        raise ModelLoadError(f"decoder checkpoint not found: {cfg_file} does not exist "
+        raise DecoderLoadError(f"decoder checkpoint not found: {cfg_file} does not exist "
                              f"(expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}; train one with novic-train)")
     try:
         return DecoderMeta.from_json(json.loads(cfg_file.read_text()), str(cfg_file))
     except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{cfg_file} is not valid JSON: {e}") from e
+        raise DecoderLoadError(f"{cfg_file} is not valid JSON: {e}") from e
 
 
 def load_decoder(path: str | os.PathLike, device='cpu') -> tuple[ObjectDecoder, LabelVocab, DecoderMeta]:
@@ -105,21 +105,21 @@ def load_decoder(path: str | os.PathLike, device='cpu') -> tuple[ObjectDecoder, 
     meta = read_meta(path)
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
-        raise ModelLoadError(f"decoder weights not found: {weights}")
+        raise DecoderLoadError(f"decoder weights not found: {weights}")
     try:
         tensors = load_file(str(weights))
     except Exception as e:
-        raise ModelLoadError(f"cannot read decoder weights {weights}: {e}") from e
+        raise DecoderLoadError(f"cannot read decoder weights {weights}: {e}") from e
     if VOCAB_KEY not in tensors:
-        raise ModelLoadError(f"{weights} has no vocabulary tensor {VOCAB_KEY!r}")
+        raise DecoderLoadError(f"{weights} has no vocabulary tensor {VOCAB_KEY!r}")
     vocab = LabelVocab(tensors.pop(VOCAB_KEY).tolist())
     if len(vocab) != meta.decoder.vocab_size:
-        raise ModelLoadError(f"{path}: vocabulary has {len(vocab)} tokens but the config says {meta.decoder.vocab_size}")
+        raise DecoderLoadError(f"{path}: vocabulary has {len(vocab)} tokens but the config says {meta.decoder.vocab_size}")
     decoder = ObjectDecoder(meta.decoder)
     try:
         decoder.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise ModelLoadError(f"{weights} does not fit its config.json: {e}") from e
+        raise DecoderLoadError(f"{weights} does not fit its config.json: {e}") from e
     return decoder.to(device).eval(), vocab, meta
 
 

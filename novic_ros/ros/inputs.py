@@ -202,7 +202,7 @@ class CameraInputs:
             try:
                 msg = video.packet(camera, msg)
             except FrameError as e:
-                reason = getattr(e, 'reason', 'invalid frame')
+                reason = e.reason
                 self._stats.rejected_one(reason)
                 self._log.warn_every(reason, f"video packet from {camera} rejected ({reason}): {e}")
                 return

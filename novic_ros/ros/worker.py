@@ -349,7 +349,7 @@ class InferenceWorker:
             return False
 
     def _reject(self, camera: str, error: Exception) -> None:
-        reason = getattr(error, 'reason', 'invalid frame')
+        reason = error.reason
         self._stats.rejected_one(reason)
         # Throttled per reason, so a flood of one problem cannot hide another.
         self._log.warn_every(reason, f"frame from {camera} rejected ({reason}): {error}")
