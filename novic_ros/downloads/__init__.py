@@ -2,5 +2,5 @@
 catalogue, a bounded resumable HTTP download with size and sha256 checks, a safe atomic zip unpack,
 and the cache that ties them together with the hashes recorded on first download.
 
-Imports the standard library and (optionally) tqdm only: no torch, no ROS, nothing above it, so a
+Imports the standard library, (optionally) tqdm and core.errors only: no torch, no ROS, nothing above it, so a
 robot with the runtime install can fetch a checkpoint."""
