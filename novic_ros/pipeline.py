@@ -41,7 +41,7 @@ TORCH_SIDE = ('torch', 'torchvision', 'open_clip', 'timm', 'safetensors', 'onnx'
 
 def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_all_modes: bool = False) -> NovicClassifier:
     """Load the variant named by params.model (a models-file entry or a bundle folder) and wrap it in
-    the chosen backend. Raises ModelLoadError (DecoderLoadError, CheckpointMismatchError for the decoder) saying what was looked for
+    the chosen backend. Raises ModelLoadError (DecoderLoadError for the decoder) saying what was looked for
     where; with strict=False a decoder trained for other CLIP weights only warns.
 
     Prompted mode needs no decoder and loads none, unless `decoder_for_all_modes` (the node: a live
