@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a development/demo environment from a fresh clone:
 #   1. Debian packages: cmake + g++ (build our interface package), wordnet-base (noun
-#      dictionary), fonts-noto-color-emoji (the toy world's pictograms);
+#      dictionary), fonts-noto-color-emoji (the toy world's pictograms), chromium (the browser test of report.html);
 #   2. .venv with the requirements at the versions of requirements-lock.txt (ROS 2 Kilted from PyPI wheels, torch, open_clip, ...);
 #   3. the message subsets in interfaces/ (vision_msgs, bond, foxglove_msgs, ffmpeg_image_transport_msgs:
 #      not on PyPI) built into .venv;
@@ -19,7 +19,7 @@ stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 quiet_pip() { "$VENV/bin/pip" "$@" 2>&1 | grep -v "is ignored" || true; }
 
 # 1. Debian packages -----------------------------------------------------------
-APT_PKGS=(cmake g++ wordnet-base fonts-noto-color-emoji)
+APT_PKGS=(cmake g++ wordnet-base fonts-noto-color-emoji chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

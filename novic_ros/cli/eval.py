@@ -6,7 +6,8 @@
 
 BAG: a ROS 2 bag folder (mcap or sqlite3; split, compressed per message or per file with zstd),
 a single .mcap or .db3 file, or a ROS 1 .bag file (or a folder of ROS 1 split files).
-offline and live write OUT/report.md with tables and PNG plots, labels.jsonl and labels.csv;
+offline and live write OUT/report.md with tables and PNG plots, OUT/report.html (one self-contained page:
+summary, confusions, per-category accuracy, a gallery of the worst frames, latency, lost frames), labels.jsonl and labels.csv;
 with --annotations FILE they also score top-1/top-k accuracy, the hierarchy-aware score and the
 category accuracy (--categories, as the node's parameter).
 offline --objects names every object of each frame instead (the multi-object mode); an annotation row
@@ -28,13 +29,14 @@ from ..eval.bagio import BagError, open_bag
 from ..eval.category_scoring import score_categories
 from ..eval.make_bag import make_bag
 from ..eval.object_scoring import report_lines, score_objects
-from ..eval.offline import run_offline, write_labels_bag
+from ..eval.offline import frames_at, run_offline, write_labels_bag
 from ..eval.report import write_report
+from ..eval.report_html import GALLERY_MAX, Miss, thumbnail_jpeg, write_html_report
 from ..eval.run_results import topic_summaries, write_csv, write_jsonl
-from ..eval.scoring import Scorer
+from ..eval.scoring import NONE, Scorer
 from ..lexicon.categories import CategoryMap
 from ..lexicon.wordnet import WordNet
-from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments, model_params_from_args
+from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_MAX_PIXELS, DEFAULT_NAMESPACE, add_model_arguments, model_params_from_args
 from ..pipeline import build_classifier, build_object_finder
 from ..ros.node_process import NodeProcess, ros_value
 from .common import fail, run, setup_logging
@@ -113,15 +115,16 @@ def _annotations_path(args, bag: Path) -> Path | None:
 
 def _score(path: Path | None, results, k: int, warnings: list[str], cats: CategoryMap | None = None,
            objects: bool = False):
-    """The fine score (set-level with `objects`), and the category score when `cats` is given (None
-    each without annotations)."""
+    """The fine score (set-level with `objects`), the category score when `cats` is given (None
+    each without annotations), and the misses: (position, truths) of each annotated frame whose
+    top-1 label matches no truth, the most confident first."""
     if path is None:
-        return None, None
+        return None, None, []
     matched, more = match_annotations(load_annotations(path), results)
     warnings += [f"{path.name} {w}" for w in more]
     if not matched:
         warnings.append(f"no frame of the bag matches an annotation in {path}")
-        return None, None
+        return None, None, []
     wn = cats.wn if cats is not None else None
     if wn is None:
         try:
@@ -131,10 +134,13 @@ def _score(path: Path | None, results, k: int, warnings: list[str], cats: Catego
     positions = sorted(matched)
     preds = [[t for t, _ in results[i].labels] for i in positions]
     truths = [list(matched[i].nouns) for i in positions]
+    scorer = Scorer(wn)
     if objects:
-        return score_objects(Scorer(wn), preds, truths), None
+        return score_objects(scorer, preds, truths), None, []
     category_score = None if cats is None else score_categories(cats, [results[i].labels for i in positions], truths)
-    return Scorer(wn).score(preds, truths, k), category_score
+    misses = [(i, tuple(t)) for i, p, t in zip(positions, preds, truths) if not p or scorer.match(p[0], t) == NONE]
+    misses.sort(key=lambda m: -(results[m[0]].labels[0][1] if results[m[0]].labels else 0.0))
+    return scorer.score(preds, truths, k), category_score, misses
 
 
 def _categories(args, annotations: Path | None) -> CategoryMap | None:
@@ -149,13 +155,15 @@ def _categories(args, annotations: Path | None) -> CategoryMap | None:
 
 
 def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, meta: dict, k: int,
-            annotations: Path | None, live=None, cats: CategoryMap | None = None) -> int:
+            annotations: Path | None, live=None, cats: CategoryMap | None = None, pictures=None) -> int:
+    """Write the reports; `pictures(keys)` returns the decoded frames of (topic, index) keys for the
+    gallery's thumbnails (None: the gallery shows no pictures)."""
     out = Path(args.out) if args.out else Path('reports') / f"{bag.name}-{mode}"
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(results, out / 'labels.jsonl')
     write_csv(results, out / 'labels.csv', k)
     objects = getattr(args, 'objects', False)
-    score, category_score = _score(annotations, results, k, warnings, cats, objects)
+    score, category_score, missed = _score(annotations, results, k, warnings, cats, objects)
     labelled = sum(bool(r.labels) for r in results)
     summary_json = {'mode': mode, **meta, 'frames': len(results), 'labelled': labelled,
                     'rejected': sum(bool(r.error) for r in results), 'warnings': warnings,
@@ -169,6 +177,13 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
     if objects and score is not None:
         with open(report, 'a') as f:
             f.write('\n'.join(report_lines(score)) + '\n')
+    shown = [(results[i], truths) for i, truths in missed[:GALLERY_MAX]]
+    rgb = pictures({(r.topic, r.index) for r, _ in shown}) if pictures is not None and shown else {}
+    misses = [Miss(r, t, thumbnail_jpeg(rgb[(r.topic, r.index)]) if (r.topic, r.index) in rgb else None)
+              for r, t in shown] + [Miss(results[i], t) for i, t in missed[GALLERY_MAX:]]
+    html_report = write_html_report(out, title=f"novic-eval {mode}: {meta.get('bag', '')}", meta=meta, results=results,
+                                    topics=list(topics), score=None if objects else score, k=k, live=live,
+                                    category_score=category_score, misses=misses, warnings=warnings)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for t in topics:
@@ -183,7 +198,7 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
         summary += f", top-1 {score.top1:.1%}, top-{k} {score.topk:.1%}, hierarchy {score.hierarchy:.3f}"
     if category_score is not None:
         summary += f", category {category_score.accuracy:.1%}"
-    print(f"{summary}\nreport: {report}")
+    print(f"{summary}\nreport: {report} and {html_report.name}")
     if not labelled:
         return fail(f"no frame of {bag} was labelled; the report says why: {report}")
     return 0
@@ -211,7 +226,8 @@ def _offline(args) -> int:
                 'backend': (clf.classifier if args.objects else clf).backend.describe()}
         if args.objects:
             meta['objects'] = clf.describe()
-    return _finish(args, 'offline', bag_path, results, warnings, topics, meta, params.top_k, annotations, cats=cats)
+    return _finish(args, 'offline', bag_path, results, warnings, topics, meta, params.top_k, annotations, cats=cats,
+                   pictures=lambda keys: frames_at(bag_path, args.topics, params.max_pixels, keys))
 
 
 def _node_starter(args):
@@ -238,7 +254,7 @@ def _live(args) -> int:
         meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'labels topic': args.labels_topic,
                 'speed': args.speed, 'qos': args.qos}
     return _finish(args, 'live', bag_path, results, warnings, topics, meta, args.top_k, annotations, live=stats,
-                   cats=cats)
+                   cats=cats, pictures=lambda keys: frames_at(bag_path, args.topics, DEFAULT_MAX_PIXELS, keys))
 
 
 def _make_bag(args) -> int:

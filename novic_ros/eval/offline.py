@@ -94,3 +94,29 @@ def write_labels_bag(bag: Bag, out: str | Path, results: list[FrameResult],
     if unreadable:
         warnings.append(f"labels bag: {unreadable} messages that cannot be read were not copied")
     return warnings
+
+
+def frames_at(bag_path: str | Path, topics, max_pixels: int, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], object]:
+    """The decoded pictures (HxWx3 uint8) of the frames `wanted` ((topic, index) keys), read again from
+    the bag: the report's thumbnails. Video packets are decoded in order up to the last one wanted
+    (a picture needs its references); image messages only when wanted. A frame that cannot be
+    decoded is left out."""
+    from .bagio import VIDEO_TYPES, open_bag
+    found: dict[tuple[str, int], object] = {}
+    if not wanted:
+        return found
+    decoder = FrameDecoder(max_pixels)
+    with open_bag(Path(bag_path), topics, max_pixels) as bag:
+        for f in bag.frames():
+            key = (f.topic, f.index)
+            if key not in wanted and f.msgtype not in VIDEO_TYPES:
+                continue
+            try:
+                rgb = decoder(f)
+            except Exception:   # noqa: BLE001 -- the run already counted why; the gallery shows no picture
+                continue
+            if key in wanted:
+                found[key] = rgb
+                if len(found) == len(wanted):
+                    break
+    return found
