@@ -1,6 +1,7 @@
 # novic_ros developer entry points. Each target sets up .venv first (idempotent, fast when nothing changed).
 #   make demo    set up, start novic_node, play images to it and print the labels it publishes
-#   make test    set up and run the test suite (what CI runs)
+#   make test    set up, lint (ruff) and run the test suite (what CI runs)
+#   make lint    set up and run ruff check (rules in ruff.toml)
 #   make bench   set up and run the benchmarks (ratios measured side by side in one run)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -10,15 +11,19 @@ MODEL ?= toy
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-232 -n 1)
 
-.PHONY: setup test demo bench toy clean check-requirements
+.PHONY: setup test lint demo bench toy clean check-requirements
 
 setup:
 	@bash scripts/setup.sh
 
 # Two workers, whole files to each: node tests keep their module fixtures, and CI's 2 cores both work.
 PYTEST_WORKERS ?= 2
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# ruff's rules are in ruff.toml (a second, not a test: it stops `make test` before pytest starts).
+lint: setup
+	$(VENV)/bin/ruff check .
 
 demo: setup
 	$(PY) -m novic_ros.cli.demo --model $(MODEL) $(DEMO_ARGS)

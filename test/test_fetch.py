@@ -18,7 +18,7 @@ from novic_ros.cli import fetch as fetch_cli
 from novic_ros.downloads import http_download, safe_unzip
 from novic_ros.downloads.catalog import RELEASES, find_release
 from novic_ros.downloads.http_download import DownloadError, DownloadLimits, OfflineError, download
-from novic_ros.downloads.release_cache import ChecksumError, fetch, plan, recorded_hashes, verify_fetched_file
+from novic_ros.downloads.release_cache import ChecksumError, plan, recorded_hashes, verify_fetched_file
 from novic_ros.downloads.safe_unzip import MANIFEST, UnpackError, unpack_zip
 
 FAST = DownloadLimits(timeout_s=5, retries=4, backoff_s=0)

@@ -131,7 +131,7 @@ def test_a_change_that_fails_while_being_built_leaves_the_old_settings_and_says_
         assert time.monotonic() < end, node.log()
         time.sleep(0.1)
     assert values(client, 'labels_file')['labels_file'].string_value == ''
-    assert f'failed while being built' in node.log() and line in node.log()
+    assert 'failed while being built' in node.log() and line in node.log()
     n = len(stream.labels)
     assert stream.labels.wait_for(lambda m: len(m) >= n + 3, 30)
     assert all(len(m.results) == 3 for m in stream.labels.items[n:])

@@ -5,7 +5,6 @@ reported and replaced; a guarded callback logs, counts and returns."""
 from __future__ import annotations
 
 import math
-import threading
 import time
 from types import SimpleNamespace
 

@@ -4,7 +4,6 @@ and the node's Detection2DArray output."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

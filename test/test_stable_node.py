@@ -19,7 +19,6 @@ from rcl_interfaces.srv import SetParameters  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from novic_ros.core.stable_labels import StabilityOptions  # noqa: E402
 from novic_ros.eval.make_bag import make_bag  # noqa: E402
 from novic_ros.params import NodeParams  # noqa: E402
 from novic_ros.training import toy_world  # noqa: E402
@@ -169,7 +168,7 @@ def test_stable_labels_flicker_less_and_follow_a_swap(ros, node, scene_bag):
 
     stable_after = [top['stable'][i] for i in after]
     runs = [(text, stamps[i] - stamps[0]) for i, text in enumerate(top['stable']) if i == 0 or text != top['stable'][i - 1]]
-    print(f"\n[stable labels] labels_stable: " + ', '.join(f"{t} from {s:.1f} s" for t, s in runs))
+    print("\n[stable labels] labels_stable: " + ', '.join(f"{t} from {s:.1f} s" for t, s in runs))
     print(f"\n[stable labels] {len(stamps)} of {len(scene_bag)} frames answered; static {SCENE} scene "
           f"({len(static)} frames): raw top-1 changed {raw_changes} times ({sorted(set(top['raw'][i] for i in static))}), "
           f"labels_stable {stable_changes} times, categories {changes(static_categories)} times; "

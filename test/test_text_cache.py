@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from novic_ros.backends.torch_backend import TorchTextEncoder
 from novic_ros.core.text_cache import PERSIST_MIN_LABELS, DiskTextEmbeddings, TextEmbeddingCache

@@ -14,7 +14,6 @@ from PIL import Image
 from novic_ros.cli.eval import main as eval_main
 from novic_ros.eval.bagio import (COMPRESSED_VIDEO, FFMPEG_PACKET, FrameDecoder, decode, new_bag, open_bag,
                                   typestore)
-from novic_ros.eval.make_bag import make_bag
 from novic_ros.frames.video import VideoEncoder, is_keyframe
 from novic_ros.training import toy_world
 from novic_ros.training.toy_sequences import Motion, render_sequence
