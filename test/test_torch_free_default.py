@@ -37,7 +37,7 @@ def _start(tmp_path, models_file, engine_dir, image) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def test_cached_variant_runs_without_torch_and_a_changed_file_exports_again(tmp_path):
+def test_cached_variant_runs_without_torch_and_a_changed_file_exports_again(tmp_path, monkeypatch):
     from novic_ros.core.export_record import cached_bundle, record_path
     from novic_ros.core.variants import get_variant
     shutil.copytree(REPO / 'models' / 'toy', tmp_path / 'toy', ignore=shutil.ignore_patterns('train_log.csv'))
@@ -62,6 +62,10 @@ def test_cached_variant_runs_without_torch_and_a_changed_file_exports_again(tmp_
     os.umask(umask)
     # Readable by other users unless the umask says otherwise (mkdtemp alone gives 0700).
     assert Path(bundle.folder).stat().st_mode & 0o777 == 0o777 & ~umask
+    # The bundle folder named as a user types it, with or without './'.
+    monkeypatch.chdir(Path(bundle.folder).parent)
+    for name in (Path(bundle.folder).name, './' + Path(bundle.folder).name):
+        assert get_variant(name, models_file).bundle == Path(bundle.folder).resolve()
     weights = tmp_path / 'toy' / 'decoder' / 'model.safetensors'
     st = weights.stat()
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))   # retrained: same size, newer

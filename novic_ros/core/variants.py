@@ -104,6 +104,10 @@ def get_variant(name: str, models_file: str | os.PathLike | None = None) -> Mode
         folder = Path(os.path.expanduser(name)).resolve()
         return ModelVariant(name=folder.name, bundle=folder)
     variants = load_variants(models_file)
+    if name not in variants and is_bundle(name):
+        # A bundle folder named without './' (toy-bundle): a variant of that name would come first.
+        folder = Path(name).resolve()
+        return ModelVariant(name=folder.name, bundle=folder)
     if name not in variants:
         raise ModelLoadError(f"unknown model variant {name!r}; known variants: {', '.join(sorted(variants))} "
                              f"(defined in {models_file or config_path('models.yaml')}), or give the path of "
