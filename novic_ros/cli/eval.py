@@ -80,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
     off.add_argument('--objects', action='store_true',
                      help='name every object of each frame (multi-object mode, object_* options) and score the '
                           'annotations as sets of objects present: set-level precision, recall, F1, per class')
+    off.add_argument('--overlay', default=None, metavar='DIR',
+                     help='also write the frames drawn with their labels (as the node\'s overlay topic): one H.264 '
+                          'DIR/<topic>.mp4 per image topic')
     add_model_arguments(off)
     live = sub.choices['live']
     live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC,
@@ -222,6 +225,11 @@ def _offline(args) -> int:
             warnings += write_labels_bag(bag, args.labels_bag, results)
             print(f"labels bag: {args.labels_bag}")
         topics = topic_summaries(bag.tallies, results)
+        if args.overlay:
+            from ..eval.overlay_video import write_overlays
+            for topic, (path, n) in write_overlays(bag_path, args.topics, params.max_pixels, results,
+                                                   args.overlay).items():
+                print(f"overlay: {path} ({n} frames of {topic})")
         meta = {'bag': str(bag_path), 'recorded as': bag.describe(), 'model': params.model, 'mode': params.mode,
                 'backend': (clf.classifier if args.objects else clf).backend.describe()}
         if args.objects:
