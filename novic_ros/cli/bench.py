@@ -18,6 +18,7 @@ from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
 from ..bench.object_cost import objects_cost
+from ..bench.novic_shapes import novic as novic_shapes
 from ..bench.openvino import openvino as openvino_cpu
 from ..bench.preprocess_candidates import candidates as preprocess_candidates
 from ..bench.video_tracks import tracks as tracks_cost
@@ -25,7 +26,7 @@ from ..bench.video_tracks import video as video_cost
 from .common import run, setup_logging
 
 SECTIONS = ('preprocess', 'preprocess_fast', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'openvino', 'frames',
-            'delivery', 'objects', 'video', 'tracks', 'training')
+            'delivery', 'objects', 'video', 'tracks', 'novic', 'training')
 DEFAULT_SECTIONS = tuple(x for x in SECTIONS if x != 'training')
 
 
@@ -91,6 +92,8 @@ def _main(argv) -> int:
                   lambda: video_cost(args.repeat)),
         'tracks': ('Object tracks: ObjectTracker per frame beside the toy finder, 640x480 toy sequence',
                    lambda: tracks_cost(args.repeat)),
+        'novic': ("The NOVIC authors' shapes: DFN5B ViT-H-14-378 at 378 px and the reference decoder config, "
+                  'random weights, batch 1', lambda: novic_shapes(args.repeat)),
         'training': ('Decoder training: host memory at two data set sizes, throughput before and after the fixes',
                      lambda: training_bench.training(args.repeat)),
     }
