@@ -6,7 +6,6 @@ the reference's default generation configuration (beam_k10_vnone_gp_t1_a0, guide
 dictionary's nouns) and with plain greedy decoding."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..core.clip_bpe import EOT_TOKEN_ID
@@ -48,7 +47,6 @@ def novic(repeat: int) -> str:
     pixels = torch.rand(1, 3, 378, 378)
     with torch.inference_mode():
         enc = interleaved({'enc': lambda: model(pixels)}, repeat=max(1, repeat // 3), warmup=1)
-    del model
     return _table([
         [f"ViT-H-14-378 image tower, 378 px, fp32 torch ({torch.get_num_threads()} threads)", enc['enc']],
         [f"decoder {DEFAULT_GENCFG}, guided by {len(guide)} nouns ({len(vocab)} tokens, {token_length - 1} steps max)",
