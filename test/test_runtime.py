@@ -144,3 +144,15 @@ def test_node_labels_frames_without_torch(toy_bundle, env, reference, tmp_path):
         node.stop()
         ros.close()
         rclpy.try_shutdown()
+
+
+def test_torch_tools_say_what_they_need_in_one_line(env):
+    """novic-toy, -train, -export, -bench where torch cannot be imported: one line naming the install
+    command (no traceback); --help exits 0, a run exits 1."""
+    for tool in ('toy', 'train', 'export', 'bench'):
+        code = f"import sys; from novic_ros.cli.torch_tools import {tool}; sys.exit({tool}(sys.argv[1:]))"
+        for args, rc in ((['--help'], 0), ([], 1)):
+            r = subprocess.run([sys.executable, '-c', code, *args], env=env, capture_output=True, text=True, timeout=120)
+            out = (r.stdout + r.stderr).strip()
+            assert r.returncode == rc and 'Traceback' not in out, (tool, args, out)
+            assert len(out.splitlines()) == 1 and 'needs torch' in out and 'requirements-core.txt' in out, out
