@@ -156,3 +156,15 @@ def test_torch_tools_say_what_they_need_in_one_line(env):
             out = (r.stdout + r.stderr).strip()
             assert r.returncode == rc and 'Traceback' not in out, (tool, args, out)
             assert len(out.splitlines()) == 1 and 'needs torch' in out and 'requirements-core.txt' in out, out
+
+
+def test_novic_node_help_prints_the_parameters_and_exits(env):
+    """novic_node --help lists every parameter of the one table and exits 0 without starting a node
+    (torch blocked: the help needs none)."""
+    from novic_ros.params import PARAMS
+    code = "import sys; from novic_ros.ros.node import main; sys.exit(main(['--help']))"
+    r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('usage: novic_node')
+    listed = {line.split()[0] for line in r.stdout.splitlines() if line.startswith('  ')}
+    assert listed == {p.name for p in PARAMS}

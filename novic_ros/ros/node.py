@@ -509,8 +509,27 @@ def _ros_parameter(name: str, value) -> Parameter:
     return Parameter(name, kind, list(value) if kind == Parameter.Type.STRING_ARRAY else value)
 
 
+def usage() -> str:
+    """novic_node --help: how to start it and every parameter, from the one table (params.PARAMS)."""
+    from ..params import PARAMS
+    lines = ['usage: novic_node [--help] [--ros-args -p NAME:=VALUE ... --params-file FILE -r image:=TOPIC]',
+             '', 'Names what the camera on ~/image sees; publishes vision_msgs on /novic/labels (README.md).',
+             '', 'parameters (live: changes apply while running; others need a restart):']
+    for p in PARAMS:
+        rng = ', '.join(map(str, p.choices)) if p.choices else (f"[{p.min}, {p.max}]" if p.min is not None else '')
+        lines.append(f"  {p.name} ({p.type.__name__}, default {p.default!r}{', ' + rng if rng else ''}"
+                     f"{', live' if p.live else ''}): {p.description}")
+    return '\n'.join(lines)
+
+
 def main(args=None) -> int:
-    """Run novic_node until SIGINT or SIGTERM (exit 0, see exit_signals.py); 1 when it cannot start."""
+    """Run novic_node until SIGINT or SIGTERM (exit 0, see exit_signals.py); 1 when it cannot start.
+    --help (before --ros-args) prints the parameters and exits 0."""
+    argv = sys.argv[1:] if args is None else list(args)
+    ours = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
+    if {'-h', '--help'} & set(ours):
+        print(usage())
+        return 0
     signals = exit_signals.install()
     node = executor = spinner = None
     code = 0
