@@ -56,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if os.environ.get('ROS_DISTRO') == 'humble':      # Humble knows only the older switch
+        os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
     os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
     # rclpy and the message packages come from ROS (apt or the PyPI wheels), not from our requirements.
     import rclpy

@@ -251,6 +251,8 @@ def _node_starter(args):
 def _live(args) -> int:
     from ..eval.live import run_live      # rclpy and the message packages: make-bag and offline run without ROS
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if os.environ.get('ROS_DISTRO') == 'humble':      # Humble knows only the older switch
+        os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
     bag_path = Path(args.bag)
     annotations = _annotations_path(args, bag_path)
     cats = _categories(args, annotations)

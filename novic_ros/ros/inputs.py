@@ -15,7 +15,10 @@ import threading
 import time
 
 import numpy as np
-from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+except ImportError:      # Humble (rclpy 3.x): the same classes lived in rclpy.qos_event until Iron
+    from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from sensor_msgs.msg import CompressedImage, Image
 
