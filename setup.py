@@ -66,7 +66,7 @@ setup(
             'novic-train = novic_ros.cli.torch_tools:train',
             'novic-export = novic_ros.cli.torch_tools:export',
             'novic-build-engines = novic_ros.cli.build_engines:main',
-            'novic-eval = novic_ros.cli.eval:main',
+            'novic-eval = novic_ros.cli.torch_tools:eval_tool',
             'novic-bench = novic_ros.cli.torch_tools:bench',
             'novic-fetch = novic_ros.cli.fetch:main',
         ],
