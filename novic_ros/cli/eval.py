@@ -75,6 +75,10 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument('--topics', nargs='*', default=None, help='image topics to evaluate (default: all)')
         s.add_argument('--no-progress', action='store_true', help='no progress bar')
     off = sub.choices['offline']
+    off.add_argument('more_bags', nargs='*', metavar='BAG',
+                     help='more bags: a fleet, each evaluated by its own process into OUT/<bag name>/, with one summary '
+                          'across them (OUT/fleet.json, OUT/fleet.md); a folder that is not a bag stands for the bags in it')
+    off.add_argument('--workers', type=int, default=1, help='fleet: bags evaluated at the same time (default 1)')
     off.add_argument('--labels-bag', default=None,
                      help=f'also write a copy of the bag with {DEFAULT_LABELS_TOPIC} added (a new path)')
     off.add_argument('--objects', action='store_true',
@@ -207,6 +211,43 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
     return 0
 
 
+def _fleet(args, argv) -> int | None:
+    """Many bags (or a folder of bags): the fleet run; None for a single bag."""
+    from ..eval.fleet import expand_bags, run_fleet
+    bags = expand_bags([args.bag, *args.more_bags])
+    if len(bags) == 1 and not args.more_bags and bags[0] == Path(args.bag):
+        return None
+    if args.annotations or args.labels_bag or args.overlay:
+        raise ValueError("--annotations, --labels-bag and --overlay name one bag's files; in a fleet each bag is "
+                         "scored against its own BAG.annotations.csv")
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers must be in 1..64, got {args.workers}")
+    missing = [str(b) for b in bags if not b.exists()]
+    if missing:
+        raise FileNotFoundError(f"no such bag: {', '.join(missing)}")
+    out = Path(args.out) if args.out else Path('reports') / 'fleet-offline'
+    drop = {args.bag, *args.more_bags, 'offline'}
+    passthrough, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ('--out', '--workers'):
+            skip = True
+        elif a.startswith(('--out=', '--workers=')) or a in drop or a == '--no-progress':
+            continue
+        else:
+            passthrough.append(a)
+    total, entries = run_fleet(bags, out, args.workers, passthrough)
+    for e in entries:
+        print(f"{e['bag']}: {e['status']}" + (f" ({e['error']})" if e['status'] != 'ok' else
+                                             f", {e['summary']['frames']} frames, {e['summary']['labelled']} labelled"))
+    text = f"fleet: {total['ok']} of {total['bags']} bags, {total['frames']} frames, {total['labelled']} labelled"
+    if 'top1' in total:
+        text += f", top-1 {total['top1']:.1%} over {total['annotated']} annotated frames"
+    print(f"{text}\nsummary: {out / 'fleet.md'}")
+    return 1 if total['failed'] else 0
+
+
 def _offline(args) -> int:
     bag_path = Path(args.bag)
     annotations = _annotations_path(args, bag_path)
@@ -285,6 +326,10 @@ def _main(argv) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
+        if args.cmd == 'offline':
+            code = _fleet(args, list(argv if argv is not None else sys.argv[1:]))
+            if code is not None:
+                return code
         return {'make-bag': _make_bag, 'offline': _offline, 'live': _live}[args.cmd](args)
     except BagError as e:
         for w in e.warnings:        # what was found wrong before the error (missing files, damage)
