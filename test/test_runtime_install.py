@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,3 +57,12 @@ def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
     expected = build_classifier(ModelParams(model=str(toy_bundle), backend='onnxruntime')).classify(frame)[0]
     assert [x['label'] for x in got['labels']] == [l.text for l in expected.labels]
     assert np.allclose([x['score'] for x in got['labels']], [l.score for l in expected.labels], atol=1e-5)
+    # Every tool answers --help here without a traceback: the torch-free ones with their flags.
+    scripts = re.findall(r"'([\w-]+) = novic_ros[\w.]*:\w+'", (src / 'setup.py').read_text())
+    assert 'novic_node' in scripts and 'novic-export' in scripts
+    for name in scripts:
+        r = subprocess.run([venv / 'bin' / name, '--help'], capture_output=True, text=True, timeout=120,
+                           env=env, cwd=tmp_path)
+        assert r.returncode == 0 and 'Traceback' not in r.stdout + r.stderr, f"{name} --help\n{r.stdout}\n{r.stderr}"
+        # A tool that needs torch answers with the one line that says what to install.
+        assert r.stdout.lower().startswith('usage') or 'pip install' in r.stdout, f"{name} --help\n{r.stdout}"

@@ -21,6 +21,7 @@ so a Ctrl-C within that first instant prints Python's KeyboardInterrupt. ROS-fre
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -116,8 +117,16 @@ def run_node() -> int:
     code = EXIT_CODE
     try:
         install()
-        from .node import main
-        code = main()
+        from .node_help import NO_RCLPY, usage, wants_help
+        if wants_help(sys.argv[1:]):            # before rclpy: a runtime install may not have ROS sourced yet
+            print(usage())
+            code = 0
+        elif importlib.util.find_spec('rclpy') is None:
+            print(NO_RCLPY, file=sys.stderr)
+            code = 1
+        else:
+            from .node import main
+            code = main()
     except Stop:
         pass
     EXIT.finished()

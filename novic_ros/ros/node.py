@@ -58,6 +58,7 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
 from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
+from .node_help import usage, wants_help
 from ..pipeline import build_classifier
 from . import exit_signals, vision_info
 from .bond import Bond
@@ -509,25 +510,10 @@ def _ros_parameter(name: str, value) -> Parameter:
     return Parameter(name, kind, list(value) if kind == Parameter.Type.STRING_ARRAY else value)
 
 
-def usage() -> str:
-    """novic_node --help: how to start it and every parameter, from the one table (params.PARAMS)."""
-    from ..params import PARAMS
-    lines = ['usage: novic_node [--help] [--ros-args -p NAME:=VALUE ... --params-file FILE -r image:=TOPIC]',
-             '', 'Names what the camera on ~/image sees; publishes vision_msgs on /novic/labels (README.md).',
-             '', 'parameters (live: changes apply while running; others need a restart):']
-    for p in PARAMS:
-        rng = ', '.join(map(str, p.choices)) if p.choices else (f"[{p.min}, {p.max}]" if p.min is not None else '')
-        lines.append(f"  {p.name} ({p.type.__name__}, default {p.default!r}{', ' + rng if rng else ''}"
-                     f"{', live' if p.live else ''}): {p.description}")
-    return '\n'.join(lines)
-
-
 def main(args=None) -> int:
     """Run novic_node until SIGINT or SIGTERM (exit 0, see exit_signals.py); 1 when it cannot start.
     --help (before --ros-args) prints the parameters and exits 0."""
-    argv = sys.argv[1:] if args is None else list(args)
-    ours = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
-    if {'-h', '--help'} & set(ours):
+    if wants_help(sys.argv[1:] if args is None else list(args)):
         print(usage())
         return 0
     signals = exit_signals.install()
