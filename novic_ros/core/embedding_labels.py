@@ -33,6 +33,11 @@ class EmbeddingLabeller:
                  text_cache: TextEmbeddingCache | None):
         """`runner` and `vocab` are the decoder's (None without one: prompted mode only); `text_cache`
         embeds label prompts (None without CLIP's text encoder: generate mode only)."""
+        # A max_tokens the table allows can still exceed what this decoder spells: refused when the settings
+        # are built (the change fails whole, the old settings stay), not by every batch afterwards.
+        if runner is not None and options.max_tokens and options.max_tokens > runner.max_tokens:
+            raise ValueError(f"max_tokens {options.max_tokens} exceeds this decoder's {runner.max_tokens} tokens "
+                             "per label: use 0 (the decoder's own maximum) or a value up to it")
         self.runner = runner
         self.vocab = vocab
         self.options = options

@@ -31,4 +31,9 @@ class ClassifierOptions:
             raise ValueError("mode 'prompted' needs a label list: set the `labels` or `labels_file` parameter")
         if '{}' not in self.prompt_template:
             raise ValueError(f"prompt_template {self.prompt_template!r} must contain {{}} where the label goes")
+        try:        # '{0!r:>{1}}' or '{x}' also hold '{}' but fail on every label: refuse them here, not per frame
+            self.prompt_template.format('label')
+        except (IndexError, KeyError, ValueError, AttributeError) as e:
+            raise ValueError(f"prompt_template {self.prompt_template[:80]!r} cannot be filled with a label ({e}): "
+                             "write it with one plain {} and no other braces (double them: {{ }})") from None
 
