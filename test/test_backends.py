@@ -18,6 +18,7 @@ from novic_ros.core import bundle as bundle_format
 from novic_ros.models.checkpoint import load_decoder
 from novic_ros.models.clip_encoder import ClipSpec
 from novic_ros.core.errors import ModelLoadError
+from novic_ros.core.export_record import RECORDS
 from novic_ros.core.generation import beam_search
 from novic_ros.core.variants import ModelVariant
 from novic_ros.pipeline import build_classifier
@@ -87,7 +88,7 @@ def test_text_graph_and_tokenizer_match_open_clip(torch_and_ort):
 
 
 def test_bundle_describes_itself_and_is_reused(torch_and_ort, engine_dir, monkeypatch):
-    (folder,) = list((engine_dir / 'onnx').iterdir())
+    (folder,) = _bundles(engine_dir / 'onnx')
     meta = json.loads((folder / bundle_format.BUNDLE_FILE).read_text())
     assert meta['format'] == bundle_format.FORMAT and meta['variant'] == 'toy'
     assert meta['clip']['preprocess']['size'] == [64, 64] and meta['clip']['embed_dim'] == 64
@@ -106,7 +107,7 @@ def test_bundle_describes_itself_and_is_reused(torch_and_ort, engine_dir, monkey
 
 def test_a_damaged_bundle_is_named_not_loaded(torch_and_ort, engine_dir, tmp_path):
     import shutil
-    (folder,) = list((engine_dir / 'onnx').iterdir())
+    (folder,) = _bundles(engine_dir / 'onnx')
     copy = tmp_path / 'copy'
     shutil.copytree(folder, copy)
     params = ModelParams(model=str(copy), backend='onnxruntime')
@@ -155,7 +156,7 @@ def test_a_failed_export_leaves_nothing_behind(tiny_encoder, tiny_decoder_dir, t
 def test_prompted_mode_on_onnxruntime_loads_no_decoder(tmp_path):
     clf = build_classifier(ModelParams(model='toy', backend='onnxruntime', mode='prompted', labels=['dog', 'cat'],
                                        engine_dir=str(tmp_path)))
-    (folder,) = (tmp_path / 'onnx').iterdir()
+    (folder,) = _bundles(tmp_path / 'onnx')
     assert set(json.loads((folder / bundle_format.BUNDLE_FILE).read_text())['graphs']) == {'image_encoder', 'text_encoder'}
     assert clf.backend.runner is None
     assert clf.classify(np.zeros((32, 32, 3), np.uint8))[0].top.text in ('dog', 'cat')
@@ -255,3 +256,8 @@ def test_tensorrt_matches_torch_and_reuses_its_engines(precision, tmp_path, test
     assert agree == 1.0 if precision == 'fp32' else agree >= 0.95
     again = build_classifier(ModelParams(backend='tensorrt', **common))
     assert again.backend.built == []
+
+
+def _bundles(onnx_dir):
+    """The bundle folders of an engine dir's onnx/ (beside them: the export records, export_record.RECORDS)."""
+    return [p for p in onnx_dir.iterdir() if p.name != RECORDS]

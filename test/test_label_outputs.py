@@ -34,6 +34,9 @@ class Logger:
     def warning(self, text):
         self.lines.append(('warning', text))
 
+    def debug(self, text):
+        self.lines.append(('debug', text))
+
 
 class FakeNode:
     """What LabelOutputs uses of a node: a logger, publishers and a timer."""
