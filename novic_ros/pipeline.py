@@ -77,8 +77,7 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
         bundle = read_bundle(variant.bundle)
         if bundle.decoder is None and want_decoder:
             if params.mode != 'prompted':
-                raise ModelLoadError(f"bundle {bundle.folder} has no decoder (it was exported for prompted mode only); "
-                                     "use mode prompted, or export the variant with its decoder")
+                bundle.require_decoder()
             missing_decoder = f"bundle {bundle.folder} has no decoder (exported for prompted mode only)"
     else:
         # The variant's files unchanged since their export: run that bundle, torch never imported.

@@ -100,10 +100,7 @@ class OrtBackend:
         self.encoder = load_session(bundle.graph(IMAGE_ENCODER, self.precision), threads, device)
         self.runner = None
         if with_decoder:
-            if bundle.decoder is None:
-                raise ModelLoadError(f"bundle {bundle.folder} has no decoder (it was exported for prompted mode "
-                                     "only); use mode prompted, or export the variant with its decoder")
-            d = bundle.decoder
+            d = bundle.require_decoder()
             self.runner = OrtDecoderRunner(load_session(bundle.graph(DECODER_PREFILL, self.precision), threads, device),
                                            load_session(bundle.graph(DECODER_STEP, self.precision), threads, device),
                                            d.vocab_size, d.eot, d.max_tokens)

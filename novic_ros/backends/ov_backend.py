@@ -166,10 +166,7 @@ class OvBackend:
         self.encoder = OvGraph(self.core, bundle.graph(IMAGE_ENCODER, graph_precision), self.ov_device, config)
         self.runner = None
         if with_decoder:
-            if bundle.decoder is None:
-                raise ModelLoadError(f"bundle {bundle.folder} has no decoder (it was exported for prompted mode "
-                                     "only); use mode prompted, or export the variant with its decoder")
-            d = bundle.decoder
+            d = bundle.require_decoder()
             self.runner = OvDecoderRunner(OvGraph(self.core, bundle.graph(DECODER_PREFILL, graph_precision), self.ov_device, config),
                                           OvGraph(self.core, bundle.graph(DECODER_STEP, graph_precision), self.ov_device, config),
                                           d.vocab_size, d.eot, d.max_tokens)

@@ -120,6 +120,13 @@ class Bundle:
                 f"`novic-export --model {self.variant} --precisions fp32,{precision}` where torch is installed")
         return self.folder / self.graphs[graph][precision]
 
+    def require_decoder(self) -> DecoderShape:
+        """The decoder's shape, or the refusal every backend gives for a prompted-only bundle."""
+        if self.decoder is None:
+            raise ModelLoadError(f"bundle {self.folder} has no decoder (it was exported for prompted mode only); "
+                                 "use mode prompted, or export the variant with its decoder")
+        return self.decoder
+
     def sha256(self, name: str) -> str:
         return self.files[name]['sha256']
 
