@@ -9,6 +9,10 @@ the ROS context is still valid (worker stopped, the bond ended with `active: fal
 rclpy.shutdown), so nothing publishes on a dead context. rclpy's own signal handlers are not
 installed (they shut the context down first, which made bond.close() raise RCLError, exit 1).
 
+A Stop that lands where Python cannot raise it (a weakref callback such as the import system's module
+locks, a __del__) is handed to sys.unraisablehook, which would print it as "Exception ignored ...
+Traceback" and carry on loading; our hook exits at once instead, with the same code, silently.
+
 The first signal also arms a deadline: if the shutdown has not finished HARD_EXIT_S later (a
 transition or a batch that does not return), the process says so on stderr and exits 0 at once
 (os._exit). Later signals are ignored: the shutdown is under way. A SIGINT the parent set to be
@@ -61,6 +65,8 @@ class ExitSignals:
             if signal.getsignal(sig) is not signal.SIG_IGN:
                 signal.signal(sig, self._handle)
         self._installed = True
+        self._unraisable_default = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         # A launcher that held the signals back while the interpreter started (block_in_child) lets them
         # through now: one that came meanwhile is handled at once (Stop).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, EXIT_SIGNALS)
@@ -75,6 +81,18 @@ class ExitSignals:
         if self._interrupt:
             self._interrupt = False
             raise Stop(signal.Signals(signum).name)
+
+    def _unraisable(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, Stop):
+            self._exit_now()
+        self._unraisable_default(unraisable)
+
+    def _exit_now(self) -> None:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(EXIT_CODE)
 
     def spinning(self) -> None:
         """From now on a signal only sets `requested` (the main thread waits for it)."""
@@ -95,10 +113,8 @@ class ExitSignals:
         try:
             sys.stderr.write(f"novic_node: shutdown not finished after {HARD_EXIT_S:.1f} s (while {self.doing}); "
                              "exiting now\n")
-            sys.stderr.flush()
-            sys.stdout.flush()
         finally:
-            os._exit(EXIT_CODE)
+            self._exit_now()
 
 
 EXIT = ExitSignals()        # one per process: signal handlers are process-wide
