@@ -19,6 +19,10 @@ class NodeProcess(novic_node_process.NodeProcess):
         super().__init__(list(overrides), params_file=params_file, namespace=namespace,
                          log_path=tmp_path / f"node-{time.time_ns()}.log", env=env)
 
+    def wait_exit(self, timeout: float = 90) -> int:
+        """The exit code once the node exits by itself (a start-up that fails)."""
+        return self.proc.wait(timeout)
+
 
 class Collector:
     """Thread-safe list of received messages with their arrival times."""

@@ -1,6 +1,7 @@
 """Text-only decoder training: the pieces, and the zero-shot transfer it exists for."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -18,7 +19,7 @@ from novic_ros.lexicon.nouns import NounEntry, save_dictionary
 from novic_ros.training import toy_world
 from novic_ros.training.batches import BatchPlan
 from novic_ros.training.distributed import SINGLE
-from novic_ros.training.prompt_rows import PromptRows, TextRows
+from novic_ros.training.prompt_rows import PromptRows
 from novic_ros.training.prompts import PromptGenerator, default_plural
 from novic_ros.training.text_embeddings import DONE_DIR, SHARD, TextEmbeddingStore
 from novic_ros.training.train_config import DecoderHParams, TrainConfig
@@ -28,6 +29,20 @@ from novic_ros.training.train_state import read_state
 from novic_ros.training.trainer import TrainingStopped, evaluate, prepare_data, train_decoder
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
+
+class TextRows:
+    """A fixed list of texts as the embedding store's rows (prompt_rows.Rows)."""
+
+    def __init__(self, texts):
+        self._texts = list(texts)
+        self.fingerprint = hashlib.sha256('\0'.join(self._texts).encode() + b'\0').hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def texts(self, start: int, stop: int) -> list[str]:
+        return self._texts[start:stop]
 
 FAST = dict(prompts_per_noun=100, steps=600, eval_every=600, checkpoint_every=300, log_every=100,
             decoder=DecoderHParams(width=128, layers=2, heads=4, prefix_len=4, max_tokens=6))

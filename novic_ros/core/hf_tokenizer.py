@@ -91,9 +91,6 @@ class HFTextTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
-    def token_text(self, token_id: int) -> str | None:
-        return self.tokenizer.id_to_token(int(token_id))
-
     def describe(self) -> dict:
         """The fields a bundle records (core/bundle.py TokenizerInfo.options)."""
         return {'clean': self.clean, 'pad_id': self.pad_id, 'strip_sep_token': self.strip_sep_token,

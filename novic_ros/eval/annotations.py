@@ -304,17 +304,6 @@ def format_annotations(rows: Iterable[tuple[str, int | str, Sequence[str]]]) -> 
     return buffer.getvalue()
 
 
-def write_annotations(path: str | os.PathLike,
-                      rows: Iterable[tuple[str, int | str, Sequence[str]]]) -> int:
-    """Write an annotation file from (topic, frame, nouns) rows (see format_annotations); returns
-    the row count."""
-    rows = list(rows)
-    text = format_annotations(rows)
-    with open(path, 'w', encoding='utf-8', newline='') as f:
-        f.write(text)
-    return len(rows)
-
-
 def _format_row(topic: str, frame: int | str, nouns: Sequence[str]) -> tuple[str, str, str]:
     if topic.lstrip().startswith(COMMENT):
         raise ValueError(f"topic {topic!r} would read back as a comment line")

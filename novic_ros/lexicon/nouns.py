@@ -66,7 +66,6 @@ GROUP_OFFSET = 31264  # 'group, grouping': taxa, fleets, sets; collections, not 
 TOPS_LEXNAME = 'noun.Tops'
 CONCRETE_TOPS_ROOTS = (2684, 20827)
 LEMMA_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz -'")
-NO_SYNSET = -1  # NounEntry.synset of a label that does not come from WordNet
 PERSON_LEXNAME = 'noun.person'
 
 
@@ -265,11 +264,6 @@ def _lookup_rank(wn: WordNet, synset: Synset, lemma: str, senses: list[Synset],
             -wn.tag_count(synset.offset, lemma),
             synset.lexname == PERSON_LEXNAME,
             senses.index(synset))
-
-
-def hypernym_chain(wn: WordNet, offset: int) -> list[str]:
-    """Names from the synset's first hypernym up to 'entity'."""
-    return [wn.synset(o).name for o in wn.hypernym_path(offset)[1:]]
 
 
 # -- files and summaries -----------------------------------------------------------------

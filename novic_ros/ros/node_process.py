@@ -61,9 +61,6 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_exit(self, timeout: float = 60) -> int:
-        return self.proc.wait(timeout)
-
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM (the node shuts down cleanly), SIGKILL if it does not exit within `timeout`."""
         if self.alive():

@@ -8,7 +8,7 @@ training order is random anyway (the trainer samples rows).
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -44,21 +44,3 @@ class PromptRows:
         out = [p.text for n in range(first, last + 1) for p in self.generator.noun_prompts(n, self.per_noun)]
         offset = first * self.per_noun
         return out[start - offset:stop - offset]
-
-
-class TextRows:
-    """A fixed list of texts (tests, benchmarks)."""
-
-    def __init__(self, texts: Sequence[str]):
-        self._texts = list(texts)
-        h = hashlib.sha256()
-        for t in self._texts:
-            h.update(t.encode())
-            h.update(b'\0')
-        self.fingerprint = h.hexdigest()[:16]
-
-    def __len__(self) -> int:
-        return len(self._texts)
-
-    def texts(self, start: int, stop: int) -> list[str]:
-        return self._texts[start:stop]
