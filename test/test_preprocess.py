@@ -1,11 +1,13 @@
-"""Preprocessing (numpy and Pillow) reproduces open_clip's PIL eval transform exactly, and bad frames are refused."""
+"""Preprocessing (numpy and Pillow): method exact reproduces open_clip's PIL eval transform to the bit, the fast
+default stays within FAST_TOLERANCE_LEVELS of it with the same labels, and bad frames are refused."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from novic_ros.core.errors import FrameError
-from novic_ros.core.preprocess import PreprocessConfig, Preprocessor, _geometry, crops_first, visible_window
+from novic_ros.core.preprocess import (FAST_OVERSHOOT_SHARE, FAST_TOLERANCE_LEVELS, PreprocessConfig, Preprocessor,
+                                      _geometry, crops_first, visible_window)
 from open_clip.transform import PreprocessCfg, image_transform_v2
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -30,7 +32,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize('cfg', CONFIGS, ids=lambda c: f"{c.size}-{c.resize_mode}-{c.interpolation}")
 def test_matches_open_clip_on_real_photos(photos, cfg):
-    pre = Preprocessor(cfg)
+    pre = Preprocessor(cfg, 'exact')
     for name, frame, _ in photos:
         ours = pre(frame)[0]
         ref = reference(frame, cfg)
@@ -46,19 +48,77 @@ def test_matches_open_clip_on_odd_sizes(shape):
     coarse = rng.integers(0, 256, (max(2, shape[0] // 8), max(2, shape[1] // 8), 3), dtype=np.uint8)
     frame = np.asarray(Image.fromarray(coarse).resize((shape[1], shape[0]), Image.BILINEAR))
     for cfg in CONFIGS[:4]:
-        ours = Preprocessor(cfg)(frame)[0]
+        ours = Preprocessor(cfg, 'exact')(frame)[0]
         assert np.array_equal(ours, reference(frame, cfg)), (shape, cfg.resize_mode)
 
 
+def _levels(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Differences of normalised pixels in 8-bit levels."""
+    return np.abs(ours - ref) * 255 * np.asarray(STD, np.float32)[:, None, None]
+
+
+def _smooth_frame(shape, seed=0, cell=8):
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (max(2, shape[0] // cell), max(2, shape[1] // cell), 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((shape[1], shape[0]), Image.BILINEAR))
+
+
+@pytest.mark.parametrize('cfg', CONFIGS, ids=lambda c: f"{c.size}-{c.resize_mode}-{c.interpolation}")
+def test_fast_default_is_within_tolerance_of_open_clip(photos, cfg):
+    """The default (banded matrix products) against open_clip's own transform, on photos, a toy render
+    with hard edges, odd sizes, frames of extreme aspect ratio (cropped first) and upscaled ones: all
+    but FAST_OVERSHOOT_SHARE of the values within 1.5 levels (bilinear, which never overshoots: all),
+    none beyond FAST_TOLERANCE_LEVELS, a third of a level on average."""
+    from novic_ros.training.toy_world import render_set
+    pre = Preprocessor(cfg)
+    assert pre.method == 'fast'
+    frames = [f for _, f, _ in photos] + [render_set(1, (480, 640), seed=0, classes=[0])[0].image]
+    frames += [_smooth_frame(s) for s in [(480, 640), (640, 480), (301, 97), (10, 7), (224, 224), (3, 500), (400, 10)]]
+    for frame in frames:
+        d = _levels(pre(frame)[0], reference(frame, cfg))
+        beyond = float((d > 1.5).mean())
+        assert d.max() <= FAST_TOLERANCE_LEVELS and d.mean() < 0.35, (frame.shape, float(d.max()), float(d.mean()))
+        assert beyond <= (0 if cfg.interpolation == 'bilinear' else FAST_OVERSHOOT_SHARE), (frame.shape, beyond)
+
+
+def test_fast_and_exact_differ_and_exact_is_open_clips():
+    """The two methods are really different code (the fast one is not silently the exact one)."""
+    frame = _smooth_frame((480, 640), seed=4)
+    fast, exact = Preprocessor(CONFIGS[0])(frame), Preprocessor(CONFIGS[0], 'exact')(frame)
+    assert not np.array_equal(fast, exact) and np.array_equal(exact[0], reference(frame, CONFIGS[0]))
+    assert _levels(fast[0], exact[0]).max() <= FAST_TOLERANCE_LEVELS
+    nearest = PreprocessConfig((224, 224), MEAN, STD, interpolation='nearest')
+    assert Preprocessor(nearest).method == 'exact'                  # Pillow's nearest is already fast
+    with pytest.raises(ValueError, match='method'):
+        Preprocessor(CONFIGS[0], 'quick')
+
+
+def test_fast_weights_follow_each_frame_size():
+    """Weights are kept per frame size: frames of other sizes in one batch each get their own."""
+    pre = Preprocessor(CONFIGS[0])
+    frames = [_smooth_frame(s, seed=i) for i, s in enumerate([(480, 640), (240, 320), (480, 640), (100, 90)])]
+    batch = pre(frames)
+    for i, f in enumerate(frames):
+        assert _levels(batch[i], reference(f, CONFIGS[0])).max() <= FAST_TOLERANCE_LEVELS
+    assert len(pre._resamplers) == 3
+
+
 def test_same_top1_as_pil_pipeline(toy_classifier, photos):
-    """Through the toy CLIP, PIL-preprocessed and our preprocessed frames give the same top-1 noun."""
+    """Through the toy CLIP, PIL-preprocessed and our (fast, default) preprocessed frames give embeddings
+    within 1e-4 of cosine and the same top-1 noun, except where open_clip's pixels themselves leave two
+    nouns within 1e-3 of similarity (a tie: one of the 47 frames here, margin 0.0004)."""
     from novic_ros.training.toy_world import NOUNS, render_set
     enc = toy_classifier.backend.encoder
     text = enc.encode_texts([f'a photo of a {n}.' for n in NOUNS])
     frames = [f for _, f, _ in photos] + [x.image for x in render_set(1, (240, 320), seed=5)][:40]
     ours = enc.encode_images(toy_classifier.preprocess(frames))
     ref = enc.encode_images(np.stack([reference(f, enc.preprocess_cfg) for f in frames]))
-    assert torch.equal((ours @ text.T).argmax(1), (ref @ text.T).argmax(1))
+    assert float(torch.nn.functional.cosine_similarity(ours, ref).min()) > 1 - 1e-4
+    sims = ref @ text.T
+    top2 = sims.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-3
+    assert clear.sum() >= len(frames) - 2
+    assert torch.equal((ours @ text.T).argmax(1)[clear], sims.argmax(1)[clear])
 
 
 def test_batch_of_mixed_sizes_equals_frames_one_by_one(photos):
@@ -120,7 +180,7 @@ def test_extreme_frames_match_open_clip_cropping_first(shape):
     frame = np.asarray(Image.fromarray(coarse).resize((shape[1], shape[0]), Image.BILINEAR))
     for cfg in (CONFIGS[0], CONFIGS[1], CONFIGS[4], CONFIGS[5]):
         assert crops_first(_geometry(*shape, cfg), cfg)
-        diff = np.abs(Preprocessor(cfg)(frame)[0] - reference(frame, cfg))
+        diff = np.abs(Preprocessor(cfg, 'exact')(frame)[0] - reference(frame, cfg))
         assert diff.mean() < 0.1 / 255 and diff.max() <= 2.5 / 255 / min(STD), (shape, cfg.size)
 
 

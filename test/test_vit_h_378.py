@@ -69,7 +69,7 @@ def test_378_preprocessing_is_open_clips_own(encoder, photos):
     assert np.allclose(pre.mean, OPENAI_MEAN) and np.allclose(pre.std, OPENAI_STD)
     tag = open_clip_tag_transform()
     _, _, hub_transform = open_clip.create_model_and_transforms('hf-hub:' + DFN_REPO)
-    ours = Preprocessor(pre)
+    ours = Preprocessor(pre, 'exact')
     for frame in camera_frames() + [f for _, f, _ in photos]:
         got = ours(frame)[0]
         for theirs in (tag, hub_transform):
@@ -116,7 +116,7 @@ def test_bundle_graphs_at_378_compute_the_embedding(encoder, bundle):
     again = read_bundle(bundle.folder)          # what a torch-free runtime reads back
     assert again.clip.preprocess == encoder.preprocess_cfg
     frames = camera_frames()[:3]
-    pixels = Preprocessor(again.clip.preprocess)(frames)
+    pixels = Preprocessor(again.clip.preprocess, 'exact')(frames)
     want = open_clip_tag_transform()
     assert np.array_equal(pixels[0], want(Image.fromarray(frames[0])).numpy())
     ref = encoder.encode_images(pixels).numpy()
