@@ -12,12 +12,15 @@ PARAMS_FILE = REPO / 'config' / 'novic.yaml'
 
 
 class NodeProcess(novic_node_process.NodeProcess):
-    """novic_node as its own process (the package's launcher), logging to a file under tmp_path."""
+    """novic_node as its own process (the package's launcher, as the demo, novic-eval and make bench start
+    it), `-p name:=value` overrides over config/novic.yaml, logging to a file under tmp_path. Every test
+    that runs the node starts it through this class."""
 
     def __init__(self, tmp_path: Path, *overrides: str, params_file: Path = PARAMS_FILE, namespace: str = '/novic',
-                 env: dict | None = None):
-        super().__init__(list(overrides), params_file=params_file, namespace=namespace,
-                         log_path=tmp_path / f"node-{time.time_ns()}.log", env=env)
+                 remaps: tuple[str, ...] | list[str] = (), env: dict | None = None):
+        log_name = f"node-{namespace.strip('/').replace('/', '-')}-{time.time_ns()}.log"
+        super().__init__(list(overrides), params_file=params_file, namespace=namespace, remaps=remaps,
+                         log_path=tmp_path / log_name, env=env)
 
     def wait_exit(self, timeout: float = 90) -> int:
         """The exit code once the node exits by itself (a start-up that fails)."""

@@ -22,9 +22,8 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 
 from novic_ros.frames.conversion import rgb_to_raw  # noqa: E402
-from novic_ros.ros.node_process import NodeProcess  # noqa: E402
 from novic_ros.ros.stock_camera import Stream, results, smooth_pattern, start_stock_camera  # noqa: E402
-from ros_helpers import RosClient  # noqa: E402
+from ros_helpers import NodeProcess, RosClient  # noqa: E402
 
 RAW_CAMERA = '/camera/image_raw'
 JPEG_CAMERA = '/camera_jpeg/image_raw'
@@ -48,11 +47,11 @@ def nodes(tmp_path_factory):
     # 30 Hz frames, and a keep-last queue then replaces the oldest with the newest before the node takes
     # them, which DDS does not count. These tests are about what the transport delivers; the node's own
     # newest-frame policy still drops, and counts, what the model cannot keep up with.
-    common = {'model': 'toy', 'backend': 'torch', 'threads': 1, 'qos_depth': 30}
+    common = ('model:=toy', 'backend:=torch', 'threads:=1', 'qos_depth:=30')
     started = {
-        'raw': NodeProcess(common, namespace='/raw_in', remaps=[f'image:={RAW_CAMERA}'], log_path=tmp / 'raw.log'),
-        'compressed': NodeProcess({**common, 'transport': 'compressed'}, namespace='/jpeg_in',
-                                  remaps=[f'image:={JPEG_CAMERA}'], log_path=tmp / 'compressed.log'),
+        'raw': NodeProcess(tmp, *common, namespace='/raw_in', remaps=[f'image:={RAW_CAMERA}']),
+        'compressed': NodeProcess(tmp, *common, 'transport:=compressed', namespace='/jpeg_in',
+                                  remaps=[f'image:={JPEG_CAMERA}']),
     }
     yield started
     for n in started.values():
