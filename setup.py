@@ -51,7 +51,8 @@ setup(
     extras_require={'runtime': requirements('requirements-runtime.txt'),
                     'eval': requirements('requirements-eval.txt'),
                     'export': requirements('requirements-core.txt'),
-                    'openvino': requirements('requirements-openvino.txt')},   # backend openvino (optional)
+                    'openvino': requirements('requirements-openvino.txt'),    # backend openvino (optional)
+                    'ray': requirements('requirements-ray.txt')},             # novic-eval offline --ray (optional)
     zip_safe=False,
     maintainer='novic_ros developers',
     maintainer_email='novic-ros@example.org',

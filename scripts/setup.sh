@@ -41,7 +41,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-req_stamp=$(stamp_of requirements-runtime.txt requirements-eval.txt requirements-core.txt requirements-ros.txt requirements.txt requirements-openvino.txt requirements-dev.txt requirements-lock.txt)
+req_stamp=$(stamp_of requirements-runtime.txt requirements-eval.txt requirements-core.txt requirements-ros.txt \
+  requirements.txt requirements-openvino.txt requirements-ray.txt requirements-dev.txt requirements-lock.txt)
 if [ "$(cat "$VENV/.novic-requirements" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing pinned requirements (first run: about 2 minutes)"
   # The requirement files hold ranges; the lock file picks the exact versions CI runs.

@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent.parent
 RANGE_FILES = ('requirements-runtime.txt', 'requirements-eval.txt', 'requirements-core.txt',
-               'requirements-ros.txt', 'requirements-openvino.txt', 'requirements-dev.txt')
+               'requirements-ros.txt', 'requirements-openvino.txt', 'requirements-ray.txt', 'requirements-dev.txt')
 AARCH64 = ('manylinux_2_35_aarch64', 'manylinux_2_28_aarch64', 'manylinux2014_aarch64')   # Jetson L4T r36: glibc 2.35
 
 

@@ -78,7 +78,13 @@ def parser() -> argparse.ArgumentParser:
     off.add_argument('more_bags', nargs='*', metavar='BAG',
                      help='more bags: a fleet, each evaluated by its own process into OUT/<bag name>/, with one summary '
                           'across them (OUT/fleet.json, OUT/fleet.md); a folder that is not a bag stands for the bags in it')
-    off.add_argument('--workers', type=int, default=1, help='fleet: bags evaluated at the same time (default 1)')
+    off.add_argument('--workers', type=int, default=None,
+                     help='fleet: bags evaluated at the same time (default 1; with --ray and no ADDRESS: the local '
+                          'cluster\'s CPUs, default all)')
+    off.add_argument('--ray', nargs='?', const='', default=None, metavar='ADDRESS',
+                     help='fleet: each bag a Ray task on the cluster at ADDRESS (ray.init(ADDRESS); auto: the one this '
+                          'machine is part of) or, without ADDRESS, on a new local one; the model is shipped to the '
+                          'workers once, the bags must be at paths they see (needs pip install novic_ros[ray])')
     off.add_argument('--labels-bag', default=None,
                      help=f'also write a copy of the bag with {DEFAULT_LABELS_TOPIC} added (a new path)')
     off.add_argument('--objects', action='store_true',
@@ -212,32 +218,40 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
 
 
 def _fleet(args, argv) -> int | None:
-    """Many bags (or a folder of bags): the fleet run; None for a single bag."""
-    from ..eval.fleet import expand_bags, run_fleet
+    """Many bags (or a folder of bags), or --ray: the fleet run; None for a single bag."""
+    from ..eval.fleet import expand_bags, run_fleet, run_processes
     bags = expand_bags([args.bag, *args.more_bags])
-    if len(bags) == 1 and not args.more_bags and bags[0] == Path(args.bag):
+    if args.ray is None and len(bags) == 1 and not args.more_bags and bags[0] == Path(args.bag):
         return None
     if args.annotations or args.labels_bag or args.overlay:
         raise ValueError("--annotations, --labels-bag and --overlay name one bag's files; in a fleet each bag is "
                          "scored against its own BAG.annotations.csv")
-    if not 1 <= args.workers <= 64:
+    if args.workers is not None and not 1 <= args.workers <= 64:
         raise ValueError(f"--workers must be in 1..64, got {args.workers}")
+    if args.ray is not None:
+        from .fleet_ray import require_ray
+        require_ray()                    # before anything runs: one line naming the extra
     missing = [str(b) for b in bags if not b.exists()]
     if missing:
         raise FileNotFoundError(f"no such bag: {', '.join(missing)}")
     out = Path(args.out) if args.out else Path('reports') / 'fleet-offline'
     drop = {args.bag, *args.more_bags, 'offline'}
-    passthrough, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ('--out', '--workers'):
-            skip = True
-        elif a.startswith(('--out=', '--workers=')) or a in drop or a == '--no-progress':
-            continue
-        else:
+    passthrough, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ('--out', '--workers') or a == '--ray' and args.ray and argv[i + 1:i + 2] == [args.ray]:
+            i += 1                      # and its value
+        elif not (a.startswith(('--out=', '--workers=', '--ray=')) or a in drop or a in ('--no-progress', '--ray')):
             passthrough.append(a)
-    total, entries = run_fleet(bags, out, args.workers, passthrough)
+        i += 1
+    if args.ray is not None:
+        from .fleet_ray import package_model, run_ray
+        params = model_params_from_args(args)
+        pkg = package_model(params)
+        total, entries = run_fleet(bags, out, lambda bs, outs: run_ray(bs, outs, passthrough, pkg, args.ray or None,
+                                                                       ray_bag_task, args.workers))
+    else:
+        total, entries = run_fleet(bags, out, lambda bs, outs: run_processes(bs, outs, passthrough, args.workers or 1))
     for e in entries:
         print(f"{e['bag']}: {e['status']}" + (f" ({e['error']})" if e['status'] != 'ok' else
                                              f", {e['summary']['frames']} frames, {e['summary']['labelled']} labelled"))
@@ -246,6 +260,12 @@ def _fleet(args, argv) -> int | None:
         text += f", top-1 {total['top1']:.1%} over {total['annotated']} annotated frames"
     print(f"{text}\nsummary: {out / 'fleet.md'}")
     return 1 if total['failed'] else 0
+
+
+def ray_bag_task(bag: str, passthrough: list[str], pkg) -> dict:
+    """--ray: one bag's run in a Ray worker (cli/fleet_ray.py), through this module's main."""
+    from .fleet_ray import evaluate_bag
+    return evaluate_bag(main, bag, passthrough, pkg)
 
 
 def _offline(args) -> int:
