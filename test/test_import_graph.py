@@ -26,8 +26,8 @@ ALLOWED: dict[str, set[str] | None] = {
     'torch_pipeline': {'core', 'models', 'backends', 'params', 'model_loading'} | LEAVES,
     'pipeline': {'core', 'backends', 'params', 'torch_pipeline', 'model_loading'} | LEAVES,
     'eval': {'core', 'pipeline', 'params', 'lexicon', 'frames'} | LEAVES,
-    # eval: video_camera plays bags (eval.bagio); label_outputs maps labels to categories (lexicon)
-    'ros': {'core', 'frames', 'pipeline', 'params', 'lexicon', 'eval'} | LEAVES,
+    # lexicon: label_outputs maps labels to categories
+    'ros': {'core', 'frames', 'pipeline', 'params', 'lexicon'} | LEAVES,
     'bench': None,
     'cli': None,
     'paths': set(),

@@ -20,9 +20,9 @@ from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionI
 from novic_ros.cli.eval import main as eval_main  # noqa: E402
 from novic_ros.ros.image_annotations import caption  # noqa: E402
 from novic_ros.ros.stock_camera import results  # noqa: E402
-from novic_ros.ros.video_camera import start_video_camera  # noqa: E402
 from ros_helpers import NodeProcess, RosClient  # noqa: E402
 from test_video_bags import FRAMES, NOUN, apple_shot  # noqa: E402
+from video_camera import start_video_camera  # noqa: E402
 
 NS = '/vid'
 LABELS = [NOUN, 'pear', 'banana', 'car', 'dog', 'tomato']

@@ -7,7 +7,8 @@ JPEG CompressedImage decode of the same pictures. Two kinds of picture: a smooth
 (stock_camera's pattern, moving) and toy scenes with sensor noise (noise costs bits: the heavier case).
 
 tracks: ObjectTracker.update on the toy sequence's detections (2-4 objects a frame, found by the toy
-finder once, before timing), beside the toy finder's own time per frame."""
+finder once, before timing), beside the toy finder's own time per frame; and what each setting buys,
+scored against the sequence's identities (eval/tracking.py: coverage, id switches, label flips)."""
 from __future__ import annotations
 
 import time
@@ -15,6 +16,7 @@ import time
 import numpy as np
 
 from ..core.tracks import ObjectTracker, TrackOptions
+from ..eval.tracking import ids_unique_across_objects, score_tracks
 from ..frames.video import VideoDecoder, VideoEncoder, picture_to_rgb
 from ..params import ModelParams, NodeParams
 from ..pipeline import build_classifier, build_object_finder
@@ -70,15 +72,22 @@ def tracks(repeat: int) -> str:
     finder_ms = (time.perf_counter() - t0) * 1e3 / len(sequence)
     stability = NodeParams().stability_options()
 
-    def run(weight: float):
+    def run(weight: float) -> list:
         tracker = ObjectTracker(TrackOptions(appearance_weight=weight), stability)
-        for f, r in zip(sequence, found):
-            tracker.update('camera', f.stamp, r.objects, f.stamp)
+        return [tracker.update('camera', f.stamp, r.objects, f.stamp) for f, r in zip(sequence, found)]
 
     t = interleaved({'tracks': lambda: run(0.5), 'boxes only': lambda: run(0.0)}, repeat)
     objects = sum(len(r.objects) for r in found) / len(found)
     per = {k: v / len(sequence) for k, v in t.items()}
-    return _table(['frames', 'objects / frame', 'toy finder ms / frame', 'tracking ms / frame',
+    cost = _table(['frames', 'objects / frame', 'toy finder ms / frame', 'tracking ms / frame',
                    'tracking, boxes only ms / frame', 'tracking / finder'],
                   [[len(sequence), round(objects, 2), finder_ms, per['tracks'], per['boxes only'],
                     f"{per['tracks'] / finder_ms * 100:.1f}%"]])
+    quality = []
+    for name, weight in (('tracks', 0.5), ('boxes only', 0.0)):
+        s = score_tracks(sequence, run(weight), TrackOptions().timeout_s)
+        quality.append([name, f"{s.coverage * 100:.1f}%", s.id_switches, s.reentries, s.kept_after_timeout,
+                        s.frame_label_flips, s.track_label_flips, 'yes' if ids_unique_across_objects(s) else 'NO'])
+    return cost + '\n\n' + _table(['scored (CLEAR MOT)', 'objects covered', 'id switches', 'new ids after a timeout',
+                                     'old ids after a timeout', 'label flips, frame', 'label flips, track',
+                                     'ids unique'], quality)

@@ -279,11 +279,6 @@ class VideoDecoder:
             where = self.device if getattr(self._ctx, 'is_hwaccel', False) else f"software ({self.device} fallback)"
         return f"{self.codec}, {where}"
 
-    @property
-    def waiting(self) -> bool:
-        """True while packets are skipped until a keyframe."""
-        return self._waiting
-
     def lost(self) -> None:
         """A packet of this stream is known to be lost: skip until the next keyframe."""
         if self._started and not self._waiting:

@@ -1,4 +1,4 @@
-"""A video camera as robots stream one, for tests and benchmarks: its own process, default middleware
+"""A video camera as robots stream one, for the tests (test_video_node): its own process, default middleware
 settings and QoS, publishing the H.264/H.265 packets of a bag's video topic (foxglove_msgs/
 CompressedVideo or ffmpeg_image_transport_msgs/FFMPEGPacket, as `novic-eval make-bag --transport h264`
 writes them) in order at `rate_hz`, with frame_id `tag` (one camera, as a driver sends it) and its publish time as
@@ -8,7 +8,7 @@ stamp; the stamps sent go to stdout, so a listener can match labels to packets b
 subscriber that joined late), and those listed in `lost` are skipped (lost on the way). One JSON
 line goes to stdout at the end: `sent`, [packet index, stamp in ns] of each packet sent.
 
-    python -m novic_ros.ros.video_camera --bag BAG --topic /novic/image/foxglove --start 3 --lost 13
+    python test/video_camera.py --bag BAG --topic /novic/image/foxglove --start 3 --lost 13
 """
 from __future__ import annotations
 
@@ -18,14 +18,17 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
-from .stock_camera import _wait_for_subscriber, camera_env
+# Run as a script (its own process): the tree the tests import comes first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from novic_ros.ros.stock_camera import _wait_for_subscriber, camera_env
 
 
 def _packets(bag: str):
     """(msgtype, message) of the bag's first video topic, in bag order, as rclpy messages."""
-    from ..eval.bagio import COMPRESSED_VIDEO, VIDEO_TYPES, open_bag, typestore
+    from novic_ros.eval.bagio import COMPRESSED_VIDEO, VIDEO_TYPES, open_bag, typestore
     from ffmpeg_image_transport_msgs.msg import FFMPEGPacket
     from foxglove_msgs.msg import CompressedVideo
     store = typestore()
@@ -46,7 +49,7 @@ def play(bag: str, topic: str, tag: str, rate_hz: float, start: int, lost: set[i
     import rclpy
     from rclpy.duration import Duration
 
-    from ..eval.bagio import COMPRESSED_VIDEO
+    from novic_ros.eval.bagio import COMPRESSED_VIDEO
     rclpy.init(args=[])
     node = rclpy.create_node(f'video_camera_{os.getpid()}')
     try:
@@ -79,7 +82,7 @@ def play(bag: str, topic: str, tag: str, rate_hz: float, start: int, lost: set[i
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog='python -m novic_ros.ros.video_camera', description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(prog='python test/video_camera.py', description=__doc__.split('\n\n')[0])
     p.add_argument('--bag', required=True)
     p.add_argument('--topic', required=True)
     p.add_argument('--tag', default='video')
@@ -96,7 +99,7 @@ def start_video_camera(bag, topic: str, *, tag: str = 'video', rate_hz: float = 
                        lost: Sequence[int] = (), wait_s: float = 60.0) -> subprocess.Popen:
     """Start the camera process (the caller's environment minus a Fast DDS profile); read its JSON line
     from .stdout (stock_camera.results)."""
-    cmd = [sys.executable, '-m', __name__, '--bag', str(bag), '--topic', topic, '--tag', tag, '--rate', str(rate_hz),
+    cmd = [sys.executable, __file__, '--bag', str(bag), '--topic', topic, '--tag', tag, '--rate', str(rate_hz),
            '--start', str(start), '--wait', str(wait_s), '--lost', *map(str, lost)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=camera_env())
 
