@@ -17,6 +17,7 @@ from .core.object_calibration import AUTO, resolve_thresholds
 from .core.object_finder import REGIONS, ObjectOptions
 from .core.proposals import SaliencyConfig
 from .core.label_files import MAX_LABEL_CHARS, MAX_LABELS, check_labels_path, read_labels_file
+from .core.novic_decoding import check_generation, is_guided_name
 from .core.options import MODES, ClassifierOptions
 from .core.stable_labels import StabilityOptions
 from .core.tracks import TrackOptions
@@ -144,6 +145,11 @@ PARAMS: tuple[Param, ...] = (
           live=True),
     Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64, live=True),
     Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64, live=True),
+    Param('generation', 'auto', "A NOVIC authors' checkpoint (model PATH.train): the reference's generation "
+          "configuration, e.g. beam_k10_vnone_gp_t1_a0 (auto: that default; README: The NOVIC authors' models). "
+          "Named and guided (gp / gr): `labels` / labels_file, when given in generate mode, are the guide nouns. "
+          "novic_ros's own decoders take auto (beam_width, max_tokens).", live=True, check=check_generation,
+          max_chars=80),
     Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0, live=True),
     Param('object_regions', 'salient', "Multi-object mode: where to look. salient: windows around salient-region "
           "proposals (about 9 per 640x480 frame, at most object_proposals); grid: a fixed multi-scale grid (74 windows, slower); both.",
@@ -287,6 +293,7 @@ class ModelParams(_Validated):
     top_k: int = _default('top_k')                            # labels per frame, best first
     beam_width: int = _default('beam_width')                  # beam search width; 1 = greedy
     max_tokens: int = _default('max_tokens')                  # most tokens per label; 0 = the decoder's maximum
+    generation: str = _default('generation')                  # NOVIC checkpoints: reference configuration or auto
     min_score: float = _default('min_score')                  # labels scoring below are dropped
     object_regions: str = _default('object_regions')          # salient | grid | both
     object_min_score: float = _default('object_min_score')    # objects scoring below are dropped; -1 = calibrated
@@ -326,15 +333,20 @@ class ModelParams(_Validated):
         return getattr(self, '_label_dirs', None)
 
     def _options(self, labels: tuple[str, ...]) -> ClassifierOptions:
-        # Only prompted mode uses the list: the others do not keep (or embed) it.
-        return ClassifierOptions(mode=self.mode, labels=labels if self.mode == 'prompted' else (),
+        # Only prompted mode and a named guided generation use the list: the others do not keep (or embed) it.
+        return ClassifierOptions(mode=self.mode, labels=labels if self._uses_labels else (),
                                  prompt_template=self.prompt_template, beam_width=self.beam_width,
-                                 max_tokens=self.max_tokens, top_k=self.top_k, min_score=self.min_score)
+                                 max_tokens=self.max_tokens, top_k=self.top_k, min_score=self.min_score,
+                                 generation=self.generation)
+
+    @property
+    def _uses_labels(self) -> bool:
+        return self.mode == 'prompted' or self.mode == 'generate' and is_guided_name(self.generation)
 
     def to_options(self) -> ClassifierOptions:
         """The core's options: the label list merges `labels` and `labels_file` (read now, in prompted
         mode only)."""
-        if self.mode != 'prompted':
+        if not self._uses_labels:
             return self._options(())
         try:
             labels = self.labels + read_labels_file(self.labels_file, self.label_dirs)

@@ -59,7 +59,7 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
         if params.precision == 'bf16':
             raise ModelLoadError("precision bf16 is the openvino backend's (CPUs with AMX or AVX512_BF16); torch runs "
                                  "fp32, or fp16 on a GPU")
-        if variant.clip is None:
+        if variant.bundle is not None:
             raise ModelLoadError(f"model {params.model} is a bundle of exported graphs; the torch backend runs the "
                                  "variant's CLIP model and decoder checkpoint: use backend onnxruntime or tensorrt")
         return _torch_models(variant).torch_classifier(variant, params, strict, decoder_for_all_modes)
@@ -108,7 +108,8 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
     options = params.to_options()
     return NovicClassifier(backend, vocab, options, bundle.clip, bundle.variant, missing_decoder=missing_decoder,
                            text_cache=text_cache_for(backend, options.prompt_template, params.text_cache_dir),
-                           source=variant.describe_loaded(vocab is not None))
+                           source=variant.describe_loaded(vocab is not None),
+                           novic=bundle.novic_decoding() if with_decoder else None)
 
 
 def build_object_finder(classifier: NovicClassifier, params: ModelParams) -> ObjectFinder:

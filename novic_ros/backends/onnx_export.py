@@ -25,12 +25,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
 
 from ..core.bundle import (BUNDLE_FILE, DECODER_PREFILL, DECODER_STEP, FORMAT, IMAGE_ENCODER, LABEL_VOCAB_FILE,
-                           PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
+                           NOVIC_TARGETS_FILE, PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
 from ..models.checkpoint import checkpoint_hash
 from ..core.clip_bpe import VOCAB_FILE, open_clip_vocab_file
 from ..models.clip_encoder import ClipEncoder, encode_tokens_at_length, supports_trimmed_text
@@ -38,6 +39,7 @@ from ..models.decoder import ObjectDecoder
 from ..core.errors import ModelLoadError
 from ..models.kv_cache import ConcatKVCache
 from ..core.label_tokens import LabelVocab
+from ..core.novic_decoding import NovicDecoding
 from .quantize import quantize_bundle
 from .tokenizer_export import bundle_tokenizer
 from .base import (ENCODER_INPUT, ENCODER_OUTPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, PRESENT_K, PRESENT_V,
@@ -180,9 +182,12 @@ def export_fp16_encoder(folder: Path, encoder: ClipEncoder) -> None:
 
 
 def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder | None, vocab: LabelVocab | None,
-                  out_dir: str | os.PathLike, precisions: Sequence[str] = ('fp32',), text_encoder: bool = True) -> Bundle:
+                  out_dir: str | os.PathLike, precisions: Sequence[str] = ('fp32',), text_encoder: bool = True,
+                  novic: NovicDecoding | None = None) -> Bundle:
     """Write the bundle for `info` into out_dir (replacing what is there), atomically. Without
-    `text_encoder` the bundle serves generate mode only (no CLIP text tower: ViT-H-14's is 1.4 GB)."""
+    `text_encoder` the bundle serves generate mode only (no CLIP text tower: ViT-H-14's is 1.4 GB).
+    With `novic` (a NOVIC checkpoint's decoder) its nouns' targets and default generation go along, so
+    the runtime decodes as the reference does."""
     unknown = set(precisions) - set(PRECISIONS)
     if unknown:
         raise ValueError(f"unknown precisions {sorted(unknown)}; choose from {', '.join(PRECISIONS)}")
@@ -222,6 +227,10 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
             dec_meta = {'vocab_size': c.vocab_size, 'layers': c.layers, 'heads': c.heads, 'head_dim': c.width // c.heads,
                         'prefix_len': c.prefix_len, 'max_positions': c.max_positions, 'eot': vocab.eot,
                         'checkpoint_hash': info.decoder_hash, 'config': c.to_dict()}
+            if novic is not None:
+                np.save(tmp / NOVIC_TARGETS_FILE, novic.targets.astype(np.int32))
+                dec_meta['novic'] = {'token_length': novic.token_length, 'targets_file': NOVIC_TARGETS_FILE,
+                                     'default_generation': novic.default_generation}
         files = sorted(p.name for p in tmp.iterdir())          # graphs with their external data, vocabularies
         meta = {
             'format': FORMAT, 'variant': info.variant, 'key': info.key, 'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
@@ -254,7 +263,7 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
 
 
 def ensure_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder | None, vocab: LabelVocab | None,
-                  engine_dir: str | os.PathLike) -> Bundle:
+                  engine_dir: str | os.PathLike, novic: NovicDecoding | None = None) -> Bundle:
     """The cached bundle for `info` under engine_dir/onnx, exporting first when missing or stale."""
     folder = Path(engine_dir) / 'onnx' / info.key
     try:
@@ -264,7 +273,7 @@ def ensure_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
     except ModelLoadError:
         pass
     log.info("exporting %s to ONNX (once; cached in %s)", info.variant, folder)
-    return export_bundle(info, encoder, decoder, vocab, folder)
+    return export_bundle(info, encoder, decoder, vocab, folder, novic=novic)
 
 
 def ensure_fp16_encoder(bundle: Bundle, encoder: ClipEncoder) -> Bundle:

@@ -46,16 +46,18 @@ def _main(argv) -> int:
         raise ValueError(f"--precisions: unknown {', '.join(sorted(asked - set(PRECISIONS)))}; choose from {', '.join(PRECISIONS)}")
     precisions = [p for p in PRECISIONS if p in asked]
     variant = get_variant(args.model, args.models_file or None)
-    if variant.clip is None:
-        raise ModelLoadError(f"{args.model} is a bundle already; novic-export exports a variant of a models file")
-    encoder, decoder, vocab = load_models(variant, 'cpu', 'fp32', with_decoder=variant.decoder.is_dir())
+    if variant.bundle is not None:
+        raise ModelLoadError(f"{args.model} is a bundle already; novic-export exports a variant of a models file "
+                             "or a NOVIC checkpoint")
+    encoder, decoder, vocab, novic = load_models(variant, 'cpu', 'fp32', with_decoder=variant.decoder.exists())
     if decoder is None:
         print(f"warning: {variant.decoder} does not exist: the bundle gets no decoder (prompted mode only)", file=sys.stderr)
     info = export_info(variant.name, encoder, variant.decoder if decoder is not None else None)
     out = args.out or resolve_engine_dir(args.engine_dir) / 'onnx' / info.key
     bundle = _current(out, info.key, precisions, not args.no_text_encoder) if not args.force else None
     if bundle is None:
-        bundle = export_bundle(info, encoder, decoder, vocab, out, precisions, text_encoder=not args.no_text_encoder)
+        bundle = export_bundle(info, encoder, decoder, vocab, out, precisions, text_encoder=not args.no_text_encoder,
+                               novic=novic)
     size = sum(f['bytes'] for f in bundle.files.values())
     print(json.dumps({'folder': str(bundle.folder), 'key': bundle.key, 'created': bundle.meta['created'],
                       'graphs': bundle.graphs, 'megabytes': round(size / 2**20, 1),

@@ -16,6 +16,7 @@ import torch
 
 from ..models.checkpoint import read_meta
 from ..models.clip_encoder import ClipEncoder
+from ..core.errors import ModelLoadError
 from ..core.variants import get_variant
 from ..params import BY_NAME, add_model_arguments
 from ..training import distributed
@@ -61,6 +62,10 @@ def _main(argv) -> int:
     config = find_config(args.config)
     cfg = TrainConfig.from_yaml(config, steps=args.steps)
     variant = get_variant(args.model, args.models_file or None)
+    if variant.bundle is not None or variant.is_novic:
+        raise ModelLoadError(f"--model {args.model} is {'a bundle' if variant.bundle else 'a NOVIC checkpoint'}: "
+                             "novic-train trains a decoder for a models-file variant's CLIP model (clip_model, "
+                             "pretrained), e.g. --model b32")
     out = Path(args.out) if args.out else Path('runs') / f"{variant.name}-{config.stem}"
     # Both fail before the CLIP model loads: a resume that cannot work, a run over a finished one.
     if args.resume:

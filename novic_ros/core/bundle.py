@@ -9,6 +9,9 @@
     decoder_step.onnx            one token + cache -> logits + cache (+ .int8.onnx, .ov_int8.xml)
     text_encoder.onnx            CLIP token ids -> unit text embeddings (prompted and hybrid modes)
     label_vocab.json             the decoder's compact vocabulary (CLIP token ids)
+    novic_targets.npy            a NOVIC authors' checkpoint's decoder: its nouns as compact ids (W x
+                                 token_length), the guide of its reference generation (bundle.json
+                                 decoder.novic: token_length, default_generation)
     bpe_simple_vocab_16e6.txt.gz CLIP's byte-pair vocabulary (the tokenizer's data)
     tokenizer.json               for a text tower with a Hugging Face tokenizer (SigLIP): that tokenizer,
                                  run with the `tokenizers` package (core/hf_tokenizer.py)
@@ -26,6 +29,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic_file import atomic_write_text
 from .clip_bpe import VOCAB_FILE, ClipBPE, clip_bpe
 from .clip_properties import ClipFacts
@@ -33,11 +38,13 @@ from .errors import ModelLoadError
 from .hf_tokenizer import NAME as HF_TOKENIZER
 from .hf_tokenizer import HFTextTokenizer
 from .label_tokens import TOKENIZER_NAME, LabelVocab
+from .novic_decoding import NovicDecoding
 from .preprocess import PreprocessConfig
 
 FORMAT = 'novic_ros.bundle/1'
 BUNDLE_FILE = 'bundle.json'
 LABEL_VOCAB_FILE = 'label_vocab.json'
+NOVIC_TARGETS_FILE = 'novic_targets.npy'
 IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP, TEXT_ENCODER = 'image_encoder', 'decoder_prefill', 'decoder_step', 'text_encoder'
 # Graph precisions a bundle may hold: fp16 for TensorRT, int8 for ONNX Runtime, ov_int8 for OpenVINO
 # (its own intermediate representation, an .xml graph with its .bin weights).
@@ -138,6 +145,24 @@ class Bundle:
         if len(vocab) != self.decoder.vocab_size or vocab.eot != self.decoder.eot:
             raise ModelLoadError(f"bundle {self.folder}: {LABEL_VOCAB_FILE} does not fit the decoder graphs")
         return vocab
+
+    def novic_decoding(self) -> NovicDecoding | None:
+        """A NOVIC checkpoint's decoding (its nouns' targets, token length, default generation), or None
+        for novic_ros's own decoders."""
+        novic = (self.meta.get('decoder') or {}).get('novic')
+        if not novic:
+            return None
+        try:
+            targets = np.load(self.folder / novic['targets_file'], allow_pickle=False)
+            decoding = NovicDecoding(int(novic['token_length']), targets.astype(np.int64),
+                                     str(novic['default_generation']))
+        except (OSError, KeyError, TypeError, ValueError) as e:
+            raise ModelLoadError(f"bundle {self.folder}: the NOVIC decoding it records cannot be read ({e}); export "
+                                 "it again") from None
+        if targets.ndim != 2 or targets.shape[1] != decoding.token_length or targets.size == 0 \
+                or targets.min() < 0 or targets.max() >= self.decoder.vocab_size:
+            raise ModelLoadError(f"bundle {self.folder}: {novic['targets_file']} does not fit its decoder; export it again")
+        return decoding
 
     def tokenizer_file(self) -> str:
         return self.meta['bpe_file']       # labels are spelled in CLIP BPE whether or not there is a text encoder

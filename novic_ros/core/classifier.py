@@ -19,6 +19,7 @@ from .errors import ModelLoadError
 from .embedding_labels import EmbeddingLabeller
 from .generation import Sequences
 from .label_tokens import LabelVocab
+from .novic_decoding import NovicDecoding
 from .options import ClassifierOptions
 from .preprocess import Preprocessor
 from .frame_labels import FrameLabels, Label, StageTimings
@@ -30,11 +31,12 @@ NOT_LOADED = "it was not loaded (prompted mode needs none); start with the new m
 class NovicClassifier:
     def __init__(self, backend, vocab: LabelVocab | None, options: ClassifierOptions, clip: ClipFacts,
                  model_name: str = '', *, text_cache: TextEmbeddingCache | None = None,
-                 missing_decoder: str = NOT_LOADED, source: str = ''):
+                 missing_decoder: str = NOT_LOADED, source: str = '', novic: NovicDecoding | None = None):
         """`clip` describes the variant's CLIP model (preprocessing, logit scale) whatever the backend;
         the backend's text encoder embeds prompts in prompted and hybrid modes. Arrays are numpy.
         `missing_decoder` says why there is no decoder (`vocab` None), for the refusal of other modes;
-        `source` what the models were loaded from, in words (ModelVariant.describe_loaded)."""
+        `source` what the models were loaded from, in words (ModelVariant.describe_loaded); `novic`: the
+        decoder is a NOVIC authors' checkpoint's, decoded as its reference does (core/novic_decoding.py)."""
         if vocab is None and options.mode != 'prompted':
             raise ValueError(f"mode {options.mode!r} needs the decoder; {missing_decoder}")
         self.backend = backend
@@ -44,6 +46,7 @@ class NovicClassifier:
         self.model_name = model_name
         self.missing_decoder = missing_decoder
         self.source = source or f"variant {model_name}"
+        self.novic = novic
         self.preprocess = Preprocessor(clip.preprocess)
         self.logit_scale = clip.logit_scale
         if text_cache is None and options.mode != 'generate':
@@ -51,7 +54,7 @@ class NovicClassifier:
         elif text_cache is not None and text_cache.template != options.prompt_template:
             text_cache = text_cache.for_template(options.prompt_template)
         self.text_cache = text_cache
-        self.labeller = EmbeddingLabeller(backend.runner, vocab, options, clip.logit_scale, text_cache)
+        self.labeller = EmbeddingLabeller(backend.runner, vocab, options, clip.logit_scale, text_cache, novic)
 
     def _text_encoder(self, mode: str):
         encoder = self.backend.text_encoder
@@ -64,7 +67,7 @@ class NovicClassifier:
     def with_options(self, options: ClassifierOptions) -> 'NovicClassifier':
         """A classifier with other settings over the same models (this one stays as it is)."""
         return NovicClassifier(self.backend, self.vocab, options, self.clip, self.model_name, text_cache=self.text_cache,
-                               missing_decoder=self.missing_decoder, source=self.source)
+                               missing_decoder=self.missing_decoder, source=self.source, novic=self.novic)
 
     @property
     def prompt_labels(self) -> tuple[str, ...]:

@@ -24,22 +24,34 @@ import numpy as np
 from .frame_labels import Label
 from .generation import Sequences, beam_search, greedy
 from .label_tokens import LabelVocab
+from .novic_decoding import AUTO, NovicDecoding, is_guided_name
 from .options import ClassifierOptions
 from .text_cache import TextEmbeddingCache
 
 
 class EmbeddingLabeller:
     def __init__(self, runner, vocab: LabelVocab | None, options: ClassifierOptions, logit_scale: float,
-                 text_cache: TextEmbeddingCache | None):
+                 text_cache: TextEmbeddingCache | None, novic: NovicDecoding | None = None):
         """`runner` and `vocab` are the decoder's (None without one: prompted mode only); `text_cache`
-        embeds label prompts (None without CLIP's text encoder: generate mode only)."""
+        embeds label prompts (None without CLIP's text encoder: generate mode only); `novic`: the decoder
+        is a NOVIC checkpoint's, decoded as the reference does (core/novic_decoding.py)."""
         # A max_tokens the table allows can still exceed what this decoder spells: refused when the settings
         # are built (the change fails whole, the old settings stay), not by every batch afterwards.
         if runner is not None and options.max_tokens and options.max_tokens > runner.max_tokens:
             raise ValueError(f"max_tokens {options.max_tokens} exceeds this decoder's {runner.max_tokens} tokens "
                              "per label: use 0 (the decoder's own maximum) or a value up to it")
+        if options.generation != AUTO and novic is None and runner is not None:
+            raise ValueError(f"generation {options.generation!r} is a NOVIC reference configuration, for the NOVIC "
+                             "authors' checkpoints; this decoder is novic_ros's own: use generation auto "
+                             "(beam_width and max_tokens set its search)")
         self.runner = runner
         self.vocab = vocab
+        self.novic = novic if runner is not None else None
+        self._novic_cfg = self._novic_guide = None
+        if self.novic is not None:
+            self._novic_cfg = self.novic.config(options.generation)
+            if options.mode == 'generate' and options.labels and is_guided_name(options.generation):
+                self._novic_guide = self.novic.guide_for(vocab, options.labels)
         self.options = options
         self.logit_scale = logit_scale
         self.text_cache = text_cache
@@ -57,6 +69,9 @@ class EmbeddingLabeller:
     def generate(self, embeds: np.ndarray, beam_width: int | None = None) -> Sequences:
         """The decoder's sequences: greedy for beam width 1, else beam search (default: the options')."""
         width = self.options.beam_width if beam_width is None else beam_width
+        if self.novic is not None:        # the reference's search; beam width 1 asks for its greedy form
+            cfg = self._novic_cfg if beam_width is None or beam_width > 1 else self.novic.greedy_of(self._novic_cfg)
+            return self.novic.generate(self.runner, embeds, cfg, self._novic_guide)
         max_tokens = self.options.max_tokens or None
         if width == 1:
             return greedy(self.runner, embeds, max_tokens)
@@ -98,7 +113,10 @@ class EmbeddingLabeller:
         return [self._finish(c) for c in candidates]
 
     def candidates(self, seqs: Sequences) -> list[dict[str, float]]:
-        """Per frame: label text -> probability (renormalised over the beam when it has several)."""
+        """Per frame: label text -> probability (renormalised over the beam when it has several; a NOVIC
+        checkpoint's: the reference's raw sequence probability, each label's best candidate)."""
+        if self.novic is not None:
+            return [_first_of_each(cands) for cands in self._texts(seqs)]
         out = []
         for cands in self._texts(seqs):
             any_finished = any(f for _, _, f in cands)          # prefer labels that ended properly
@@ -161,6 +179,15 @@ class EmbeddingLabeller:
         names = list(best)
         choice = names[int(self.clip_probs(embed[None], names)[0].argmax())]
         return choice, best[choice]
+
+
+def _first_of_each(cands) -> dict[str, float]:
+    """label -> probability of its first (best) candidate, in beam order (ties keep the reference's order)."""
+    out: dict[str, float] = {}
+    for text, lp, _ in cands:
+        if text and text not in out:
+            out[text] = float(np.exp(lp))
+    return out
 
 
 def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_batch: int | None) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .novic_decoding import AUTO, check_generation
+
 MODES = ('generate', 'prompted', 'hybrid')
 
 
@@ -20,11 +22,16 @@ class ClassifierOptions:
     max_tokens: int                 # most tokens per label; 0 = the decoder's own maximum
     top_k: int                      # labels per frame, best first
     min_score: float                # labels scoring below are dropped
+    # A NOVIC checkpoint's decoder: auto (the reference's default configuration) or a reference
+    # configuration name (core/novic_decoding.py); novic_ros's own decoders take auto only.
+    generation: str = 'auto'
 
     def __post_init__(self):
         object.__setattr__(self, 'labels', tuple(dict.fromkeys(self.labels)))
         # Each field's own range (mode's choices, top_k's bounds, ...) is the table's check (params.py).
-        if self.mode in ('generate', 'hybrid') and self.top_k > self.beam_width:
+        check_generation(self.generation)
+        # A named configuration has its own beam width (its k): beam_width is then not used.
+        if self.mode in ('generate', 'hybrid') and self.generation == AUTO and self.top_k > self.beam_width:
             raise ValueError(f"top_k ({self.top_k}) cannot exceed beam_width ({self.beam_width}) in {self.mode} mode: "
                              "the decoder only produces beam_width candidates; raise beam_width or lower top_k")
         if self.mode == 'prompted' and not self.labels:

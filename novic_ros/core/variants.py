@@ -1,7 +1,9 @@
 """Model variants are data: config/models.yaml maps a short name (toy, b32, ...) to an open_clip
 model with its pretrained tag or local weights and the decoder checkpoint trained for it (what
 torch loads and novic-export exports), or to an exported bundle (what a runtime without torch
-loads). The `model` parameter may also name a bundle folder directly."""
+loads), or to a NOVIC authors' checkpoint (`novic_checkpoint: PATH.train`, its own config naming
+the CLIP model; `clip_model`/`pretrained` may say where that CLIP's weights are). The `model`
+parameter may also name a bundle folder or a NOVIC checkpoint file directly."""
 from __future__ import annotations
 
 import os
@@ -16,6 +18,12 @@ from .errors import ModelLoadError
 
 LOCAL_DIR = 'local-dir:'      # open_clip's prefix for a folder with open_clip_config.json and weights
 HF_HUB = 'hf-hub:'            # open_clip's prefix for a Hugging Face repository (config, weights, tokenizer)
+NOVIC_SUFFIXES = ('.train', '.model')   # the NOVIC reference's checkpoint files (training state / model only)
+
+
+def is_novic_checkpoint(path) -> bool:
+    """Whether a path names a NOVIC authors' checkpoint file (by its suffix: `.train` or `.model`)."""
+    return str(path).endswith(NOVIC_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -40,16 +48,27 @@ class ClipSpec:
 
 @dataclass(frozen=True)
 class ModelVariant:
+    """A CLIP model and decoder (torch), a NOVIC checkpoint (torch; `clip` then only overrides where
+    its CLIP's weights come from: model '' keeps the checkpoint's embedder), or a bundle (runtime)."""
     name: str
     clip: ClipSpec | None = None         # with `decoder`: the torch models
-    decoder: Path | None = None
+    decoder: Path | None = None          # novic_ros decoder folder, or a NOVIC checkpoint file
     description: str = ''
     bundle: Path | None = None           # or an exported bundle (runtime backends only)
+
+    @property
+    def is_novic(self) -> bool:
+        return self.decoder is not None and is_novic_checkpoint(self.decoder)
 
     def describe_loaded(self, decoder_loaded: bool) -> str:
         """The variant and the models it was loaded from, in words (VisionInfo.method says this)."""
         if self.bundle is not None:          # an exported bundle (a runtime without torch)
             models = f"bundle {self.bundle}" + ('' if decoder_loaded else ', no decoder (prompted mode only)')
+        elif self.is_novic:
+            clip = f"CLIP {self.clip.describe()}" if self.clip is not None and self.clip.model else \
+                "the CLIP model its embedder names" + (f" ({self.clip.describe()})" if self.clip else '')
+            models = f"NOVIC checkpoint {self.decoder}" + ('' if decoder_loaded else ' (its decoder not loaded)') + \
+                f", {clip}"
         else:
             decoder = str(self.decoder) if decoder_loaded else 'none (prompted mode only)'
             models = f"CLIP {self.clip.describe()}, decoder {decoder}"
@@ -75,6 +94,18 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
     variants = {}
     for name, entry in data.items():
         try:
+            if 'novic_checkpoint' in entry:
+                clip_model = entry.get('clip_model') or ''
+                if clip_model.startswith(LOCAL_DIR):
+                    clip_model = LOCAL_DIR + _resolve(clip_model[len(LOCAL_DIR):], base)
+                pretrained = entry.get('pretrained')
+                pretrained = _resolve(pretrained, base) if pretrained and not clip_model.startswith(HF_HUB) \
+                    and ('/' in pretrained or '.' in pretrained) else pretrained
+                overrides = ClipSpec(clip_model, pretrained) if clip_model or pretrained else None
+                variants[name] = ModelVariant(name=name, clip=overrides,
+                                              decoder=Path(_resolve(entry['novic_checkpoint'], base)),
+                                              description=entry.get('description', ''))
+                continue
             if 'bundle' in entry:
                 variants[name] = ModelVariant(name=name, bundle=Path(_resolve(entry['bundle'], base)),
                                               description=entry.get('description', ''))
@@ -94,12 +125,20 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
                                           decoder=Path(_resolve(entry['decoder'], base)),
                                           description=entry.get('description', ''))
         except (KeyError, TypeError, AttributeError) as e:
-            raise ModelLoadError(f"models file {path}: entry {name!r} needs clip_model and decoder, or bundle ({e})") from e
+            raise ModelLoadError(f"models file {path}: entry {name!r} needs clip_model and decoder, bundle, or novic_checkpoint ({e})") from e
     return variants
 
 
 def get_variant(name: str, models_file: str | os.PathLike | None = None) -> ModelVariant:
-    """A variant of the models file by name, or a bundle folder given by its path."""
+    """A variant of the models file by name, a bundle folder given by its path, or a NOVIC checkpoint
+    file (PATH.train / PATH.model) given by its path."""
+    if is_novic_checkpoint(name):
+        path = Path(os.path.expanduser(name))
+        if not path.is_file():
+            raise ModelLoadError(f"NOVIC checkpoint {name} not found: download one with novic-fetch (e.g. `novic-fetch "
+                                 "ye2`, which prints its path), or give the path of a .train file you have")
+        path = path.resolve()
+        return ModelVariant(name=path.stem, decoder=path, description="a NOVIC authors' checkpoint")
     if ('/' in name or name.startswith(('.', '~'))) and is_bundle(os.path.expanduser(name)):
         folder = Path(os.path.expanduser(name)).resolve()
         return ModelVariant(name=folder.name, bundle=folder)

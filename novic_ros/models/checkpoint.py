@@ -141,10 +141,12 @@ def check_pairing(meta: DecoderMeta, embed_dim: int, fingerprint: str, encoder_d
 
 
 def checkpoint_hash(path: str | os.PathLike) -> str:
-    """Content hash of a decoder checkpoint folder (config + weights), for cache keys."""
+    """Content hash of a decoder checkpoint folder (config + weights), or of a NOVIC checkpoint file,
+    for cache keys."""
     h = hashlib.sha256()
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        with open(Path(path) / name, 'rb') as f:
+    path = Path(path)
+    for name in ((CONFIG_FILE, WEIGHTS_FILE) if path.is_dir() else ('',)):
+        with open(path / name if name else path, 'rb') as f:
             for chunk in iter(lambda: f.read(1 << 20), b''):
                 h.update(chunk)
     return h.hexdigest()[:16]

@@ -26,7 +26,6 @@ from .decoder import DecoderConfig, ObjectDecoder
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = ('.train', '.model')
 # cfg_flat values our decoder reproduces exactly; any other value of these keys is refused.
 REQUIRED = {
     'model': 'PrefixedIterDecoder', 'mlp_hidden_layer': 'none', 'weight_tying': True, 'layer_norm_first': True,
@@ -72,10 +71,6 @@ class NovicCheckpoint:
         if not kept:
             raise ValueError("no guide noun can be spelled by this checkpoint's tokens")
         return tuple(kept), target_matrix(rows, self.token_length)
-
-
-def is_novic_checkpoint(path) -> bool:
-    return str(path).endswith(SUFFIXES)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
