@@ -178,3 +178,16 @@ def test_the_node_runs_the_checkpoint(hf_cache, frames, tmp_path):
         ros.close()
         rclpy.try_shutdown()
         node.stop()
+
+
+def test_objects_mode_names_windows_with_the_checkpoints_guided_greedy(hf_cache, frames, tmp_path):
+    """Multi-object windows get one label each from the reference's greedy search with the default's
+    guiding: every label is one of the checkpoint's nouns (the unguided search would spell others)."""
+    from novic_ros.models.novic_checkpoint import load_novic_checkpoint
+    from novic_ros.pipeline import build_object_finder
+    params = _params(tmp_path, backend='onnxruntime', object_min_score=0.0, object_min_similarity=0.0)
+    finder = build_object_finder(build_classifier(params), params)
+    seen, _ = finder.look(frames)
+    labels = [l for w in seen for l in w.labels if l]
+    assert labels and set(labels) <= set(load_novic_checkpoint(CKPT).nouns)
+    assert all(f.objects for f in finder.classify(frames))
