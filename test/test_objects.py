@@ -1,9 +1,13 @@
 """Several objects per frame: the core's ObjectFinder on multi-object toy renders it never saw,
-novic-classify --objects --json, set-level scoring (hand-checked), novic-eval offline --objects,
-and the node's Detection2DArray output."""
+novic-classify --objects --json, set-level scoring (hand-checked), novic-eval offline --objects (its
+report.html gallery drawn with each object's box and label: draw_objects), and the node's
+Detection2DArray output."""
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +16,8 @@ from PIL import Image
 from novic_ros.cli.classify import main as classify_main
 from novic_ros.core.object_finder import FrameObjects, ObjectFinder, ObjectOptions, iou_matrix
 from novic_ros.eval.object_scoring import objects_of, set_scores
+from novic_ros.eval.report_html import thumbnail_jpeg
+from novic_ros.frames.overlay import OBJECT_COLOURS, draw_objects
 from novic_ros.params import ModelParams
 from novic_ros.pipeline import build_object_finder
 from novic_ros.training.toy_scenes import render_scenes
@@ -156,6 +162,35 @@ def test_eval_offline_objects_scores_sets(scenes, tmp_path, capsys):
     report = (out / 'report.md').read_text()
     assert '## Objects (set-level)' in report and f"| F1 | {score['f1']:.3f} |" in report
     assert 'objects: precision' in capsys.readouterr().out
+    # Every label comes with its box; report.html's gallery shows each frame whose set is wrong, drawn
+    # with its objects' boxes and labels (the thumbnail is the frame with draw_objects, not the bare frame).
+    assert all(len(l['box']) == 4 for r in rows for l in r['labels'])
+    wrong = [i for i, (p, s) in enumerate(zip(predicted, scenes)) if p != set(s.nouns)]
+    page = (out / 'report.html').read_text()
+    pictures = re.findall(r'<img alt="[^"]* #(\d+)" src="data:image/jpeg;base64,([^"]+)"', page)
+    assert sorted(int(i) for i, _ in pictures) == wrong and 'boxes drawn' in page
+    for i, data in pictures:
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert('RGB'), dtype=float)
+        objects = [(l['label'], l['score'], l['box']) for l in rows[int(i)]['labels']]
+        drawn = np.asarray(Image.open(io.BytesIO(thumbnail_jpeg(scenes[int(i)].image, objects=objects))), dtype=float)
+        bare = np.asarray(Image.open(io.BytesIO(thumbnail_jpeg(scenes[int(i)].image))), dtype=float)
+        assert np.abs(shown - drawn).mean() < np.abs(shown - bare).mean() / 4
+        for label, score, _ in objects:
+            assert f"{label} {score:.2f} [" in page
+
+
+def test_draw_objects_outlines_each_box_and_labels_it():
+    rgb = np.full((120, 160, 3), 40, np.uint8)
+    out = draw_objects(rgb, [('dog', 0.9, (10.0, 50.0, 70.0, 110.0)), ('cat', 0.8, (90.0, 0.0, 150.0, 60.0))])
+    assert out.shape == rgb.shape and (rgb == 40).all()                       # a copy; the frame is untouched
+    assert (out[80, 10] == OBJECT_COLOURS[0]).all() and (out[110, 40] == OBJECT_COLOURS[0]).all()   # dog's box edges
+    assert (out[30, 150] == OBJECT_COLOURS[1]).all()                          # cat's right edge
+    assert (out[80, 40] == 40).all() and (out[30, 120] == 40).all()           # inside the boxes: unchanged
+    above = out[30:50, 10:70]                                                 # dog's label: a band above its box
+    assert (above == OBJECT_COLOURS[0]).all(axis=2).mean() > 0.3 and (above.sum(axis=2) == 0).any()   # black text
+    inside_top = out[0:12, 90:150]                                            # cat's box touches the top: label inside
+    assert (inside_top == OBJECT_COLOURS[1]).all(axis=2).mean() > 0.3
+    assert (draw_objects(rgb, []) == rgb).all()
 
 
 def test_object_parameters_are_validated():

@@ -28,7 +28,7 @@ from ..eval.annotations import load_annotations, match_annotations
 from ..eval.bagio import BagError, open_bag
 from ..eval.category_scoring import score_categories
 from ..eval.make_bag import make_bag
-from ..eval.object_scoring import report_lines, score_objects
+from ..eval.object_scoring import frame_errors, report_lines, score_objects
 from ..eval.offline import frames_at, run_offline, write_labels_bag
 from ..eval.report import write_report
 from ..eval.report_html import GALLERY_MAX, Miss, thumbnail_jpeg, write_html_report
@@ -148,8 +148,10 @@ def _score(path: Path | None, results, k: int, warnings: list[str], cats: Catego
     preds = [[t for t, _ in results[i].labels] for i in positions]
     truths = [list(matched[i].nouns) for i in positions]
     scorer = Scorer(wn)
-    if objects:
-        return score_objects(scorer, preds, truths), None, []
+    if objects:     # misses: frames with an object unnamed or a label naming nothing present, most errors first
+        errors = frame_errors(scorer, preds, truths)
+        misses = [(i, tuple(t)) for i, t, e in sorted(zip(positions, truths, errors), key=lambda m: -m[2]) if e]
+        return score_objects(scorer, preds, truths), None, misses
     category_score = None if cats is None else score_categories(cats, [results[i].labels for i in positions], truths)
     misses = [(i, tuple(t)) for i, p, t in zip(positions, preds, truths) if not p or scorer.match(p[0], t) == NONE]
     misses.sort(key=lambda m: -(results[m[0]].labels[0][1] if results[m[0]].labels else 0.0))
@@ -192,11 +194,15 @@ def _finish(args, mode: str, bag: Path, results, warnings: list[str], topics, me
             f.write('\n'.join(report_lines(score)) + '\n')
     shown = [(results[i], truths) for i, truths in missed[:GALLERY_MAX]]
     rgb = pictures({(r.topic, r.index) for r, _ in shown}) if pictures is not None and shown else {}
-    misses = [Miss(r, t, thumbnail_jpeg(rgb[(r.topic, r.index)]) if (r.topic, r.index) in rgb else None)
-              for r, t in shown] + [Miss(results[i], t) for i, t in missed[GALLERY_MAX:]]
+    # --objects: each object's box and label drawn on its thumbnail
+    def thumb(r):
+        pic = rgb.get((r.topic, r.index))
+        return None if pic is None else thumbnail_jpeg(pic, objects=[(n, s, b) for (n, s), b in zip(r.labels, r.boxes)])
+    misses = [Miss(r, t, thumb(r)) for r, t in shown] + [Miss(results[i], t) for i, t in missed[GALLERY_MAX:]]
     html_report = write_html_report(out, title=f"novic-eval {mode}: {meta.get('bag', '')}", meta=meta, results=results,
                                     topics=list(topics), score=None if objects else score, k=k, live=live,
-                                    category_score=category_score, misses=misses, warnings=warnings)
+                                    category_score=category_score, misses=misses, warnings=warnings,
+                                    objects=objects)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for t in topics:

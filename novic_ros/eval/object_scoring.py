@@ -86,6 +86,33 @@ def _exact(pred: str, names: Sequence[str]) -> bool:
     return pred.strip().lower() in {n.strip().lower() for n in names}
 
 
+def _match_frame(preds: Iterable[str], truth: Sequence[str], matches: Callable[[str, Sequence[str]], bool],
+                 class_name: Callable[[str], str]) -> tuple[list[tuple[str, ...]], list[str], list[int | None]]:
+    """One frame's objects, its labels and, per label, the object it names (None: nothing present),
+    each object named at most once, labels taken best first."""
+    # A set: an object written twice (two dogs) is one class present, as a label predicted twice is one.
+    objects = list({tuple(class_name(n) for n in names): names for names in objects_of(truth)}.values())
+    labels = list(dict.fromkeys(p for p in preds if p))
+    unmatched, hits = list(range(len(objects))), []
+    for label in labels:
+        hit = next((i for i in unmatched if matches(label, objects[i])), None)
+        if hit is not None:
+            unmatched.remove(hit)
+        hits.append(hit)
+    return objects, labels, hits
+
+
+def frame_errors(scorer: Scorer, predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[str]]) -> list[int]:
+    """Per frame, with score_objects' matching: labels that name nothing present plus objects left
+    unnamed (0: the frame's set is right)."""
+    out = []
+    for preds, truth in zip(predictions, truths):
+        objects, labels, hits = _match_frame(preds, truth, lambda label, names: scorer.match(label, names) != NONE,
+                                             scorer.normalise)
+        out.append(sum(h is None for h in hits) + len(objects) - sum(h is not None for h in hits))
+    return out
+
+
 def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[str]],
                matches: Callable[[str, Sequence[str]], bool] | None = None,
                class_name: Callable[[str], str] | None = None) -> SetScores:
@@ -100,12 +127,9 @@ def set_scores(predictions: Iterable[Iterable[str]], truths: Iterable[Sequence[s
     written = Spellings()          # keys are normalised; reports show the words as written
     for preds, truth in zip(predictions, truths):
         n += 1
-        # A set: an object written twice (two dogs) is one class present, as a label predicted twice is one.
-        objects = list({tuple(class_name(n) for n in names): names for names in objects_of(truth)}.values())
-        labels = list(dict.fromkeys(p for p in preds if p))          # a label predicted twice counts once
+        objects, labels, hits = _match_frame(preds, truth, matches, class_name)
         unmatched = list(range(len(objects)))
-        for label in labels:
-            hit = next((i for i in unmatched if matches(label, objects[i])), None)
+        for label, hit in zip(labels, hits):
             key = (written.add(class_name(objects[hit][0]), objects[hit][0]) if hit is not None
                    else written.add(class_name(label), label))
             per.setdefault(key, [0, 0, 0, 0])[2] += 1

@@ -28,9 +28,11 @@ def classify_frames(frames: Iterable[BagFrame], classifier, batch_size: int, pro
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns, error=str(c.error),
                                            reason=c.error.reason))
             else:
+                objects = getattr(c.labels, 'objects', ())       # --objects: FrameObjects, a box per label
                 results.append(FrameResult(f.topic, f.index, f.stamp_ns, f.frame_id, f.timestamp_ns,
                                            tuple((l.text, l.score) for l in c.labels.labels),
-                                           latency_ms=c.labels.per_frame_ms))
+                                           latency_ms=c.labels.per_frame_ms,
+                                           boxes=tuple(tuple(map(float, o.box)) for o in objects)))
             bar.update(1)
     return results
 

@@ -28,10 +28,18 @@ class Miss:
     thumbnail: bytes | None = None
 
 
-def thumbnail_jpeg(rgb: np.ndarray, size: int = THUMB_PX) -> bytes:
+def thumbnail_jpeg(rgb: np.ndarray, size: int = THUMB_PX, objects=()) -> bytes:
+    """The frame within size x size, as JPEG; `objects` ((label, score, box in the frame's pixels), the
+    --objects results) drawn on the thumbnail itself (frames/overlay.draw_objects), so that outlines
+    and text keep a readable size whatever the frame's."""
     from PIL import Image
     img = Image.fromarray(np.ascontiguousarray(rgb))
     img.thumbnail((size, size))
+    if objects:
+        from ..frames.overlay import draw_objects
+        sx, sy = img.width / rgb.shape[1], img.height / rgb.shape[0]
+        img = Image.fromarray(draw_objects(np.asarray(img.convert('RGB')),
+                                           [(t, s, (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)) for t, s, b in objects]))
     buf = io.BytesIO()
     img.save(buf, 'JPEG', quality=80)
     return buf.getvalue()
@@ -118,7 +126,11 @@ def summary_rows(results: list[FrameResult], topics: list[TopicSummary], score, 
 
 def write_html_report(out: str | Path, *, title: str, meta: dict, results: list[FrameResult],
                       topics: list[TopicSummary], score=None, k: int = 3, live: LiveStats | None = None,
-                      category_score=None, misses: list[Miss] = (), warnings: list[str] = ()) -> Path:
+                      category_score=None, misses: list[Miss] = (), warnings: list[str] = (),
+                      objects: bool = False) -> Path:
+    """`misses`: the gallery's frames (with `objects`: frames with an object unnamed or a label naming
+    nothing present, their thumbnails drawn with each object's box and label, their labels listed with
+    the boxes)."""
     out = Path(out)
     parts = [f'<h1>{_e(title)}</h1>', _table(['', ''], [[a, b] for a, b in meta.items()], 'meta'),
              '<h2>Summary</h2>',
@@ -143,10 +155,14 @@ def write_html_report(out: str | Path, *, title: str, meta: dict, results: list[
             r = m.result
             img = (f'<img alt="{_e(r.topic)} #{r.index}" src="data:image/jpeg;base64,'
                    f'{base64.b64encode(m.thumbnail).decode()}">' if m.thumbnail else '<div class="noimg">no picture</div>')
-            labels = ''.join(f'<li>{_e(t)} {s:.2f}</li>' for t, s in r.labels)
+            boxes = [' [' + ', '.join(f'{v:.0f}' for v in b) + ']' for b in r.boxes] or [''] * len(r.labels)
+            labels = ''.join(f'<li>{_e(t)} {s:.2f}{b}</li>' for (t, s), b in zip(r.labels, boxes))
             cards.append(f'<figure class="miss">{img}<figcaption>{_e(r.topic)} #{_e(r.index)}<br>'
                          f'<b>true:</b> {_e(" / ".join(m.truths))}<ol>{labels}</ol></figcaption></figure>')
-        parts += [f'<h2>Worst frames ({min(len(misses), GALLERY_MAX)} of {len(misses)} misses, most confident first)</h2>',
+        shown = min(len(misses), GALLERY_MAX)
+        parts += [f'<h2>Worst frames ({shown} of {len(misses)} frames with an object missed or a label naming nothing '
+                  'present, most errors first; boxes drawn)</h2>' if objects else
+                  f'<h2>Worst frames ({shown} of {len(misses)} misses, most confident first)</h2>',
                   '<div class="gallery">' + ''.join(cards) + '</div>']
     if score is not None and score.per_class:
         # Classes of one frame each say nothing a confusion row does not: shown only with 2+ frames.

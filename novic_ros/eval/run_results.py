@@ -20,6 +20,7 @@ class FrameResult:
     reason: str | None = None   # short category of `error`, for counting
     latency_ms: float | None = None
     answered: bool = True       # live: a label message came back for this frame
+    boxes: tuple[tuple[float, float, float, float], ...] = ()   # --objects: each label's box (x0, y0, x1, y1 px)
 
     @property
     def top(self) -> str | None:
@@ -85,6 +86,10 @@ def write_jsonl(results: list[FrameResult], path: Path) -> None:
         for r in results:
             d = asdict(r)
             d['labels'] = [{'label': t, 'score': round(s, 6)} for t, s in r.labels]
+            if r.boxes:         # --objects: each label with its box; whole-frame rows keep their form
+                for label, box in zip(d['labels'], r.boxes):
+                    label['box'] = [round(v, 1) for v in box]
+            del d['boxes']
             f.write(json.dumps(d) + '\n')
 
 
