@@ -30,13 +30,16 @@ def noun_list(n_single: int = 220, n_pairs: int = 110, n_triples: int = 40) -> l
 
 
 def write_checkpoint(path: Path, nouns: list[str], *, embed_dim=32, hidden=48, layers=2, heads=4, ff='1/2',
-                     prefix=3, seed=0, vocab_quant=False, **cfg_over) -> Path:
-    bpe = clip_bpe()
-    ids = sorted({t for n in nouns for t in bpe.encode(n)})
-    unmap = [EOT_TOKEN_ID] + ids
+                     prefix=3, seed=0, vocab_quant=False, encode=None, end_id=EOT_TOKEN_ID, tokenizer_size=49408,
+                     **cfg_over) -> Path:
+    """`encode`: noun -> its tokenizer ids without the end token (default CLIP's BPE); `end_id` the
+    tokenizer's end (= pad) id, compact 0; `tokenizer_size` its vocabulary size (compact_map's length)."""
+    encode = encode or clip_bpe().encode
+    ids = sorted({t for n in nouns for t in encode(n)} - {end_id})
+    unmap = [end_id] + ids
     V = len(unmap)
     Q = -(-V // 64) * 64 if vocab_quant else V
-    token_length = max(len(bpe.encode(n)) for n in nouns) + 1
+    token_length = max(len(encode(n)) for n in nouns) + 1
     g = torch.Generator().manual_seed(seed)
     def rnd(*shape, std=0.2):
         return torch.randn(*shape, generator=g) * std
@@ -61,9 +64,9 @@ def write_checkpoint(path: Path, nouns: list[str], *, embed_dim=32, hidden=48, l
            'layer_activation': 'gelu', 'strictly_causal': False, 'vocab_quant': vocab_quant, 'num_end_loss': 1,
            'init_rezero_mode': 'none', 'input_dropout': 0.1, 'layer_dropout': 0.1, 'amp': True}
     cfg.update(cfg_over)
-    cmap = torch.full((49408,), -1, dtype=torch.int64)
+    cmap = torch.full((tokenizer_size,), -1, dtype=torch.int64)
     cmap[torch.tensor(ids)] = torch.arange(1, V)
-    cmap[EOT_TOKEN_ID] = 0
+    cmap[end_id] = 0
     tc = {'vocab_size': V, 'token_dtype': torch.int64, 'mask_dtype': torch.bool, 'start_token_id': None,
           'end_token_id': 0, 'pad_token_id': 0, 'compact_ids': True, 'compact_map': cmap,
           'compact_unmap': torch.tensor(unmap), 'fixed_token_length': False, 'token_length': token_length,

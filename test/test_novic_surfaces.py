@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,72 @@ def test_objects_mode_names_windows_with_the_checkpoints_guided_greedy(hf_cache,
     labels = [l for w in seen for l in w.labels if l]
     assert labels and set(labels) <= set(load_novic_checkpoint(CKPT).nouns)
     assert all(f.objects for f in finder.classify(frames))
+
+
+SIGLIP_NOUNS = ['dog', 'cat', 'red apple', 'hot air balloon', 'traffic light', 'coffee mug', 'fire truck', 'bicycle',
+                'golden retriever', 'tree', 'robot', 'clock', 'car', 'x ray', 'cafe']
+
+
+@pytest.fixture(scope='module')
+def siglip_ckpt(hf_cache, tmp_path_factory):
+    """A SigLIP-embedder checkpoint in the reference's format (test/novic_format.py), its targets spelled
+    by transformers' AutoTokenizer of the tiny SigLIP repo, cleaned as open_clip cleans SigLIP text:
+    what the reference's tokenize_target gives. Returns (checkpoint, that tokenizer)."""
+    from transformers import AutoTokenizer
+    from hf_models import SIGLIP_REPO, make_siglip_repo, snapshot
+    from novic_format import write_checkpoint
+    make_siglip_repo(Path(hf_cache['HF_HUB_CACHE']))
+    tok = AutoTokenizer.from_pretrained(str(snapshot(Path(hf_cache['HF_HUB_CACHE']), SIGLIP_REPO)))
+    end = tok.eos_token_id
+    assert tok.pad_token_id == end
+
+    def encode(noun):
+        ids = tok(noun)['input_ids']
+        assert ids[-1] == end
+        return ids[:-1]
+    path = write_checkpoint(tmp_path_factory.mktemp('siglip_ckpt') / 'ovod_chunk0001_siglip.train', SIGLIP_NOUNS,
+                            encode=encode, end_id=end, tokenizer_size=len(tok), seed=3,
+                            embedder_spec='openclip:' + SIGLIP_REPO)
+    return path, tok
+
+
+def test_a_siglip_checkpoint_spells_and_runs_torch_free(hf_cache, siglip_ckpt, tmp_path):
+    """The SigLIP checkpoints' targets are their tokenizer's ids: our vocabulary encodes each noun as the
+    reference does and decodes as transformers does; the pipeline's labels (torch, onnxruntime) are
+    transformers' decoding of the reference search's tokens; the exported bundle gives them torch-free."""
+    from novic_ros.core.novic_generation import NovicGenConfig, novic_generate
+    from novic_ros.models.novic_checkpoint import load_novic_checkpoint
+    from novic_ros.models.torch_runners import TorchCachedRunner
+    path, tok = siglip_ckpt
+    ck = load_novic_checkpoint(path)
+    unmap = ck.vocab.token_ids
+    for noun in SIGLIP_NOUNS:
+        ids = ck.vocab.encode(noun)
+        assert unmap[ids].tolist() == tok(noun)['input_ids']
+        assert ck.vocab.decode(ids) == tok.decode(unmap[ids].tolist(), skip_special_tokens=True) == noun
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (40, 52, 3), dtype=np.uint8) for _ in range(3)]
+    clf = build_classifier(_params(tmp_path, model=str(path), backend='torch'))
+    embeds = np.asarray(clf.encode(clf.preprocess(frames)), np.float32)
+    _, guide = ck.noun_targets()
+    res = novic_generate(TorchCachedRunner(ck.decoder, 0), embeds, NovicGenConfig.from_name(DEFAULT['gencfg']),
+                         ck.token_length, guide, guide)
+    expected = [[(tok.decode(unmap[t].tolist(), skip_special_tokens=True), float(np.exp(s))) for t, s in zip(ts, ss)]
+                for ts, ss in zip(res.tokens, res.scores)]
+    assert all(label in SIGLIP_NOUNS for row in expected for label, _ in row)      # guided to the nouns
+    _same(_labels(clf.classify(frames)), expected, TOL)
+    ort = build_classifier(_params(tmp_path, model=str(path), backend='onnxruntime'))
+    _same(_labels(ort.classify(frames)), expected, TOL)
+    bundle = tmp_path / 'siglip-bundle'
+    from novic_ros.cli.export import main as export_main       # in this process: the tiny timm tower is registered here
+    assert export_main(['--model', str(path), '--out', str(bundle), '--precisions', 'fp32', '--no-text-encoder',
+                        '--engine-dir', str(tmp_path / 'engines')]) == 0
+    pictures = []
+    for i, f in enumerate(frames):
+        pictures.append(str(tmp_path / f'{i}.png'))
+        Image.fromarray(f).save(pictures[-1])
+    free = {**torch_free_env(tmp_path / 'no_torch', hf_cache), 'HF_HUB_CACHE': str(tmp_path / 'empty_hub')}
+    ran = _cli('classify', ['--model', str(bundle), '--backend', 'onnxruntime', '--top-k', '10', '--beam-width', '10',
+                            '--json', *pictures], free)
+    assert ran.returncode == 0, ran.stderr
+    _same_rounded(_printed(ran.stdout), expected)

@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 
 from ..core.bundle import (BUNDLE_FILE, DECODER_PREFILL, DECODER_STEP, FORMAT, IMAGE_ENCODER, LABEL_VOCAB_FILE,
-                           NOVIC_TARGETS_FILE, PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
+                           LABEL_TOKENIZER_FILE, NOVIC_TARGETS_FILE, PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
 from ..models.checkpoint import checkpoint_hash
 from ..core.clip_bpe import VOCAB_FILE, open_clip_vocab_file
 from ..models.clip_encoder import ClipEncoder, encode_tokens_at_length, supports_trimmed_text
 from ..models.decoder import ObjectDecoder
 from ..core.errors import ModelLoadError
 from ..models.kv_cache import ConcatKVCache
-from ..core.label_tokens import LabelVocab
+from ..core.label_tokens import HfLabelVocab, LabelVocab
 from ..core.novic_decoding import NovicDecoding
 from .quantize import quantize_bundle
 from .tokenizer_export import bundle_tokenizer
@@ -221,8 +221,12 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
             _export_decoder(decoder, tmp)
             for g in (DECODER_PREFILL, DECODER_STEP):
                 graphs[g] = {'fp32': graph_file(g, 'fp32')}
-            (tmp / LABEL_VOCAB_FILE).write_text(json.dumps({'clip_token_ids': vocab.clip_ids.tolist(),
-                                                             'token_texts': vocab.token_texts()}) + '\n')
+            if isinstance(vocab, HfLabelVocab):     # a SigLIP checkpoint's labels: its tokenizer goes along
+                shutil.copyfile(vocab.tokenizer_file, tmp / LABEL_TOKENIZER_FILE)
+                (tmp / LABEL_VOCAB_FILE).write_text(json.dumps(vocab.to_json(LABEL_TOKENIZER_FILE)) + '\n')
+            else:
+                (tmp / LABEL_VOCAB_FILE).write_text(json.dumps({'clip_token_ids': vocab.clip_ids.tolist(),
+                                                                 'token_texts': vocab.token_texts()}) + '\n')
             c = decoder.cfg
             dec_meta = {'vocab_size': c.vocab_size, 'layers': c.layers, 'heads': c.heads, 'head_dim': c.width // c.heads,
                         'prefix_len': c.prefix_len, 'max_positions': c.max_positions, 'eot': vocab.eot,

@@ -8,7 +8,8 @@
     decoder_prefill.onnx         embeddings -> first logits + key/value cache (+ .int8.onnx, .ov_int8.xml)
     decoder_step.onnx            one token + cache -> logits + cache (+ .int8.onnx, .ov_int8.xml)
     text_encoder.onnx            CLIP token ids -> unit text embeddings (prompted and hybrid modes)
-    label_vocab.json             the decoder's compact vocabulary (CLIP token ids)
+    label_vocab.json             the decoder's compact vocabulary (CLIP token ids; or, for a SigLIP NOVIC
+                                 checkpoint, its tokenizer's ids with label_tokenizer.json, that tokenizer)
     novic_targets.npy            a NOVIC authors' checkpoint's decoder: its nouns as compact ids (W x
                                  token_length), the guide of its reference generation (bundle.json
                                  decoder.novic: token_length, default_generation)
@@ -37,7 +38,7 @@ from .clip_properties import ClipFacts
 from .errors import ModelLoadError
 from .hf_tokenizer import NAME as HF_TOKENIZER
 from .hf_tokenizer import HFTextTokenizer
-from .label_tokens import TOKENIZER_NAME, LabelVocab
+from .label_tokens import HF_LABEL_TOKENS, TOKENIZER_NAME, HfLabelVocab, LabelVocab
 from .novic_decoding import NovicDecoding
 from .preprocess import PreprocessConfig
 
@@ -45,6 +46,7 @@ FORMAT = 'novic_ros.bundle/1'
 BUNDLE_FILE = 'bundle.json'
 LABEL_VOCAB_FILE = 'label_vocab.json'
 NOVIC_TARGETS_FILE = 'novic_targets.npy'
+LABEL_TOKENIZER_FILE = 'label_tokenizer.json'
 IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP, TEXT_ENCODER = 'image_encoder', 'decoder_prefill', 'decoder_step', 'text_encoder'
 # Graph precisions a bundle may hold: fp16 for TensorRT, int8 for ONNX Runtime, ov_int8 for OpenVINO
 # (its own intermediate representation, an .xml graph with its .bin weights).
@@ -141,7 +143,10 @@ class Bundle:
         if self.decoder is None:
             raise ModelLoadError(f"bundle {self.folder} has no decoder (exported for prompted mode only)")
         data = json.loads((self.folder / LABEL_VOCAB_FILE).read_text())
-        vocab = LabelVocab(data['clip_token_ids'], self.folder / self.tokenizer_file(), data.get('token_texts'))
+        if data.get('kind') == HF_LABEL_TOKENS:
+            vocab = HfLabelVocab(data['token_ids'], self.folder / data['tokenizer_file'], data['clean'])
+        else:
+            vocab = LabelVocab(data['clip_token_ids'], self.folder / self.tokenizer_file(), data.get('token_texts'))
         if len(vocab) != self.decoder.vocab_size or vocab.eot != self.decoder.eot:
             raise ModelLoadError(f"bundle {self.folder}: {LABEL_VOCAB_FILE} does not fit the decoder graphs")
         return vocab

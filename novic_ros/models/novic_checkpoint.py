@@ -8,6 +8,7 @@ by name at load time (never a silently different model); see REQUIRED and _decod
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -20,7 +21,8 @@ import torch
 from ..core.clip_bpe import EOT_TOKEN_ID
 from ..core.embedder_specs import HUB_MODELS, OPENAI_MODELS, parse_embedder_spec
 from ..core.errors import ModelLoadError
-from ..core.label_tokens import LabelVocab
+from ..core.hf_hub_files import cache_root, hub_file, where_to_put
+from ..core.label_tokens import HfLabelVocab, LabelVocab
 from ..core.novic_generation import target_matrix
 from .decoder import DecoderConfig, ObjectDecoder
 
@@ -150,6 +152,27 @@ def _state_dict(sd: dict, cfg: DecoderConfig, quant: bool, where: str) -> dict:
     return {k: v.float() for k, v in out.items()}
 
 
+def _hf_label_vocab(repo_id: str, unmap: list[int], where: str) -> HfLabelVocab:
+    """The targets of a checkpoint whose embedder has a Hugging Face tokenizer (SigLIP): that tokenizer
+    (tokenizer.json of the repository its open_clip config names) with the config's text cleaning."""
+    config_file = hub_file(repo_id, 'open_clip_config.json')
+    if config_file is None:
+        raise ModelLoadError(f"{where}: its embedder {repo_id} spells labels with its own tokenizer, and "
+                             f"{repo_id}'s open_clip_config.json is not in the Hugging Face cache ({cache_root()}); "
+                             + where_to_put(repo_id, ['open_clip_config.json', 'tokenizer.json']))
+    text_cfg = json.loads(Path(config_file).read_text()).get('model_cfg', {}).get('text_cfg', {})
+    tok_repo = text_cfg.get('hf_tokenizer_name') or repo_id
+    clean = (text_cfg.get('tokenizer_kwargs') or {}).get('clean', 'whitespace')
+    tok_file = hub_file(tok_repo, 'tokenizer.json')
+    if tok_file is None:
+        raise ModelLoadError(f"{where}: the tokenizer of {repo_id} ({tok_repo}'s tokenizer.json) is not in the "
+                             f"Hugging Face cache ({cache_root()}); " + where_to_put(tok_repo, ['tokenizer.json']))
+    try:
+        return HfLabelVocab(unmap, tok_file, clean)
+    except ValueError as e:
+        raise ModelLoadError(f"{where}: compact_unmap is not a token map of {tok_repo}: {e}") from None
+
+
 def load_novic_checkpoint(path: str | os.PathLike) -> NovicCheckpoint:
     """Load a NOVIC `.train`/`.model` checkpoint as an ObjectDecoder (fp32, eval, CPU). Raises
     ModelLoadError naming the unsupported decoder type, embedder or config value."""
@@ -168,10 +191,6 @@ def load_novic_checkpoint(path: str | os.PathLike) -> NovicCheckpoint:
     if kind == 'openai' and name not in OPENAI_MODELS or kind == 'openclip' and hub is None or kind not in ('openai', 'openclip'):
         raise ModelLoadError(f"{where}: embedder {spec!r} is not supported (supported: "
                              f"{', '.join('openclip:' + r for r in HUB_MODELS)}, openai:{'/openai:'.join(OPENAI_MODELS)})")
-    if hub is not None and hub.tokenizer != 'clip_bpe':
-        raise ModelLoadError(f"{where}: embedder {spec!r} decodes with its own Hugging Face tokenizer "
-                             "(SigLIP's), whose target tokens novic_ros cannot spell yet; the CLIP-tokenizer "
-                             "checkpoints (apple/DFN5B-CLIP-ViT-H-14-378: ya2, ye2) run")
     missing = [k for k in TARGET_NEEDED if k not in tc]
     if missing:
         raise ModelLoadError(f"{where}: target_config lacks {', '.join(missing)}")
@@ -183,11 +202,14 @@ def load_novic_checkpoint(path: str | os.PathLike) -> NovicCheckpoint:
     unmap = [int(t) for t in torch.as_tensor(tc['compact_unmap']).tolist()]
     if len(unmap) != dcfg.vocab_size:
         raise ModelLoadError(f"{where}: compact_unmap has {len(unmap)} tokens, vocab_size says {dcfg.vocab_size}")
-    # Compact 0 is pad = end whatever the tokenizer's pad id: it decodes as CLIP's end-of-text.
-    try:
-        vocab = LabelVocab([EOT_TOKEN_ID] + unmap[1:])
-    except ValueError as e:
-        raise ModelLoadError(f"{where}: compact_unmap is not a CLIP token map: {e}") from None
+    if hub is not None and hub.tokenizer != 'clip_bpe':
+        vocab = _hf_label_vocab(name, unmap, where)
+    else:
+        # Compact 0 is pad = end whatever the tokenizer's pad id: it decodes as CLIP's end-of-text.
+        try:
+            vocab = LabelVocab([EOT_TOKEN_ID] + unmap[1:])
+        except ValueError as e:
+            raise ModelLoadError(f"{where}: compact_unmap is not a CLIP token map: {e}") from None
     decoder = ObjectDecoder(dcfg)
     try:
         decoder.load_state_dict(_state_dict(sd, dcfg, bool(cfg['vocab_quant']), where), strict=True)
