@@ -140,7 +140,8 @@ def _runtime_backend(name: str, bundle, device: str, precision: str, params: Mod
     if name == 'openvino':
         if precision == 'int8' and not all(bundle.has_graph(g, 'ov_int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
             from .backends.ov_quantize import ensure_ov_int8   # nncf: an export-side tool, only when graphs are missing
-            bundle = ensure_ov_int8(bundle)
+            from .int8_calibration import calibration_frames   # images to calibrate on: only when quantising
+            bundle = ensure_ov_int8(bundle, calibration_frames)
         return _openvino().OvBackend(bundle, device, params.threads, precision, with_decoder=with_decoder,
                                      cache_dir=engine_dir / 'openvino')
     from .backends.trt_backend import TrtBackend     # tensorrt is optional: imported only when chosen

@@ -42,6 +42,7 @@ from ..core.label_tokens import HfLabelVocab, LabelVocab
 from ..core.novic_decoding import NovicDecoding
 from .quantize import quantize_bundle
 from .tokenizer_export import bundle_tokenizer
+from .ov_quantize import CalibrationFrames, quantize_bundle_ov     # nncf and openvino: imported when used
 from .base import (ENCODER_INPUT, ENCODER_OUTPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, PRESENT_K, PRESENT_V,
                    STEP_TOKEN_INPUT, TEXT_INPUT, TEXT_OUTPUT)
 
@@ -183,14 +184,17 @@ def export_fp16_encoder(folder: Path, encoder: ClipEncoder) -> None:
 
 def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder | None, vocab: LabelVocab | None,
                   out_dir: str | os.PathLike, precisions: Sequence[str] = ('fp32',), text_encoder: bool = True,
-                  novic: NovicDecoding | None = None) -> Bundle:
+                  novic: NovicDecoding | None = None, calibration_frames: CalibrationFrames | None = None) -> Bundle:
     """Write the bundle for `info` into out_dir (replacing what is there), atomically. Without
     `text_encoder` the bundle serves generate mode only (no CLIP text tower: ViT-H-14's is 1.4 GB).
     With `novic` (a NOVIC checkpoint's decoder) its nouns' targets and default generation go along, so
-    the runtime decodes as the reference does."""
+    the runtime decodes as the reference does. ov_int8 graphs are calibrated on `calibration_frames`
+    (novic_ros.int8_calibration's)."""
     unknown = set(precisions) - set(PRECISIONS)
     if unknown:
         raise ValueError(f"unknown precisions {sorted(unknown)}; choose from {', '.join(PRECISIONS)}")
+    if 'ov_int8' in precisions and calibration_frames is None:
+        raise ValueError("precision ov_int8 needs calibration_frames (novic_ros.int8_calibration.calibration_frames)")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + '.tmp-', dir=out_dir.parent))
@@ -254,8 +258,7 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
         if 'int8' in precisions:
             quantize_bundle(tmp)
         if 'ov_int8' in precisions:
-            from .ov_quantize import quantize_bundle_ov     # nncf + openvino: optional, only when asked for
-            quantize_bundle_ov(tmp)
+            quantize_bundle_ov(tmp, calibration_frames)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

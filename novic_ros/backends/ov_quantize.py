@@ -7,8 +7,8 @@ norm, the attention's scaling) in float; OpenVINO runs the rest on its int8 kern
 The decoder's graphs get int8 weights only (data-free weight compression): at batch 1 a decoding
 step reads its weights once and does little arithmetic on them, so halving the bytes is what counts.
 
-Calibration images: toy renders (numpy + Pillow, always here) and the real photographs installed with
-scikit-image, when present, preprocessed as the bundle says. Before the graphs are kept, the int8
+Calibration images come from the caller (`frames(n, seed)`: novic_ros/int8_calibration.py's toy renders
+and installed photographs), preprocessed as the bundle says. Before the graphs are kept, the int8
 encoder is checked against fp32 on images it was not calibrated on: a cosine below MIN_COSINE is an
 error, not a quietly worse robot. The figures go into bundle.json (ov_int8).
 
@@ -21,6 +21,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -35,27 +36,7 @@ QUANTISED = (IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP)
 CALIBRATION_IMAGES = 48
 CHECK_IMAGES = 16
 MIN_COSINE = 0.98        # int8 against fp32 image embeddings, worst of the check images
-
-
-def calibration_frames(n: int, seed: int) -> list[np.ndarray]:
-    """n RGB frames: toy renders of varied sizes, plus the installed real photographs (random crops)."""
-    from ..frames.image_files import read_image
-    from ..frames.sample_images import sample_photos
-    from ..training import toy_world
-    rng = np.random.default_rng(seed)
-    photos = [read_image(path) for _, path, _ in sample_photos()]
-    frames = []
-    for i in range(n):
-        if photos and i % 2:
-            p = photos[rng.integers(len(photos))]
-            h, w = p.shape[:2]
-            ch, cw = int(h * rng.uniform(0.5, 1)), int(w * rng.uniform(0.5, 1))
-            y, x = rng.integers(h - ch + 1), rng.integers(w - cw + 1)
-            frames.append(np.ascontiguousarray(p[y:y + ch, x:x + cw]))
-        else:
-            size = (int(rng.integers(120, 480)), int(rng.integers(160, 640)))
-            frames.append(toy_world.render(int(rng.integers(len(toy_world.OBJECTS))), size, rng))
-    return frames
+CalibrationFrames = Callable[[int, int], list[np.ndarray]]     # (n, seed) -> n RGB frames, the same for a seed
 
 
 def _import_nncf():
@@ -66,8 +47,9 @@ def _import_nncf():
     return nncf
 
 
-def quantize_bundle_ov(folder: str | os.PathLike) -> Bundle:
-    """Add the OpenVINO int8 graph of every quantisable fp32 graph the bundle in `folder` has."""
+def quantize_bundle_ov(folder: str | os.PathLike, frames: CalibrationFrames) -> Bundle:
+    """Add the OpenVINO int8 graph of every quantisable fp32 graph the bundle in `folder` has; the image
+    encoder is calibrated on frames(CALIBRATION_IMAGES, 0) and checked on frames(CHECK_IMAGES, 1)."""
     nncf = _import_nncf()
     import openvino as ov
     folder = Path(folder)
@@ -80,10 +62,10 @@ def quantize_bundle_ov(folder: str | os.PathLike) -> Bundle:
             continue
         model = core.read_model(str(bundle.graph(graph)))
         if graph == IMAGE_ENCODER:
-            pixels = pre(calibration_frames(CALIBRATION_IMAGES, seed=0))
+            pixels = pre(frames(CALIBRATION_IMAGES, 0))
             data = nncf.Dataset([pixels[i:i + 1] for i in range(len(pixels))])
             q = nncf.quantize(model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(pixels))
-            report['encoder_min_cosine'] = _check_encoder(core, model, q, pre)
+            report['encoder_min_cosine'] = _check_encoder(core, model, q, pre(frames(CHECK_IMAGES, 1)))
         else:
             q = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         name = graph_file(graph, 'ov_int8')
@@ -109,10 +91,9 @@ def quantize_bundle_ov(folder: str | os.PathLike) -> Bundle:
     return bundle
 
 
-def _check_encoder(core, fp32_model, int8_model, pre: Preprocessor) -> float:
-    """The worst cosine between int8 and fp32 embeddings of images not used for calibration; an error
-    below MIN_COSINE (the quantised graph is then not kept)."""
-    pixels = pre(calibration_frames(CHECK_IMAGES, seed=1))
+def _check_encoder(core, fp32_model, int8_model, pixels: np.ndarray) -> float:
+    """The worst cosine between int8 and fp32 embeddings of `pixels` (images not used for calibration);
+    an error below MIN_COSINE (the quantised graph is then not kept)."""
     ref = core.compile_model(fp32_model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})(pixels)[0]
     got = core.compile_model(int8_model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})(pixels)[0]
     cos = float(np.min(np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))))
@@ -122,9 +103,9 @@ def _check_encoder(core, fp32_model, int8_model, pre: Preprocessor) -> float:
     return round(cos, 5)
 
 
-def ensure_ov_int8(bundle: Bundle) -> Bundle:
-    """The bundle with its OpenVINO int8 graphs, quantised now where they are missing (once: they are
-    kept in the bundle). A bundle in a folder we cannot write, or no nncf, is an error naming the fix."""
+def ensure_ov_int8(bundle: Bundle, frames: CalibrationFrames) -> Bundle:
+    """The bundle with its OpenVINO int8 graphs, quantised now on `frames` where they are missing (once:
+    they are kept in the bundle). A bundle in a folder we cannot write, or no nncf, is an error naming the fix."""
     if all(bundle.has_graph(g, 'ov_int8') for g in QUANTISED if bundle.has_graph(g)):
         return bundle
     if not os.access(bundle.folder, os.W_OK):
@@ -137,4 +118,4 @@ def ensure_ov_int8(bundle: Bundle) -> Bundle:
                              "`pip install novic_ros[openvino]`, or export the bundle with --precisions fp32,ov_int8 "
                              "where it is installed") from None
     log.info("quantising %s to OpenVINO int8 (once; kept in the bundle)", bundle.folder)
-    return quantize_bundle_ov(bundle.folder)
+    return quantize_bundle_ov(bundle.folder, frames)

@@ -14,6 +14,7 @@ from ..backends.onnx_export import export_bundle, export_info
 from ..core.bundle import IMAGE_ENCODER, PRECISIONS, read_bundle
 from ..core.errors import ModelLoadError
 from ..core.variants import get_variant
+from ..int8_calibration import calibration_frames
 from ..params import add_model_arguments
 from ..torch_pipeline import load_models
 from .common import run, setup_logging
@@ -57,7 +58,7 @@ def _main(argv) -> int:
     bundle = _current(out, info.key, precisions, not args.no_text_encoder) if not args.force else None
     if bundle is None:
         bundle = export_bundle(info, encoder, decoder, vocab, out, precisions, text_encoder=not args.no_text_encoder,
-                               novic=novic)
+                               novic=novic, calibration_frames=calibration_frames)
     size = sum(f['bytes'] for f in bundle.files.values())
     print(json.dumps({'folder': str(bundle.folder), 'key': bundle.key, 'created': bundle.meta['created'],
                       'graphs': bundle.graphs, 'megabytes': round(size / 2**20, 1),
