@@ -19,6 +19,15 @@ def test_two_workers_equal_single_runs_and_a_failed_and_a_killed_bag_stay_apart(
     assert entries['doomed']['exit'] == -9
 
 
+@pytest.mark.skipif(__import__('importlib').util.find_spec('ray') is None, reason="ray is not installed")
+def test_ray_at_an_address_without_a_cluster_is_one_line(fleet, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv('RAY_ADDRESS', raising=False)
+    monkeypatch.setenv('RAY_TMPDIR', str(tmp_path / 'ray'))     # no cluster this machine ran before is found
+    code = eval_main(['offline', str(fleet.bags / 'a'), '--ray=auto', '--out', str(tmp_path / 'out'), *FLAGS])
+    err = capsys.readouterr().err
+    assert code == 1 and 'error: --ray auto: ' in err and 'ray start --head' in err, err
+
+
 def test_ray_without_ray_names_the_extra(fleet, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(__import__('sys').modules, 'ray', None)      # import ray fails, as where it is absent
     code = eval_main(['offline', str(fleet.bags / 'a'), '--ray', '--out', str(tmp_path / 'out'), *FLAGS])

@@ -136,7 +136,11 @@ def run_ray(bags: list[Path], outs: list[Path], passthrough: list[str], pkg: Mod
     started = not ray.is_initialized()
     if started:
         local = {'num_cpus': num_cpus, 'include_dashboard': False} if not address else {}
-        ray.init(address=address or 'local', log_to_driver=False, configure_logging=False, **local)
+        try:
+            ray.init(address=address or 'local', log_to_driver=False, configure_logging=False, **local)
+        except ConnectionError as e:         # no cluster at that address (one line, exit 1)
+            raise ValueError(f"--ray {address}: {e} (start one with `ray start --head`, or leave out ADDRESS "
+                             "for a local cluster of this run)") from e
     try:
         model_ref = ray.put(pkg)        # shipped once: each node fetches it from the object store once
         task = ray.remote(num_cpus=1, max_retries=0)(task_fn)
