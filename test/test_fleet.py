@@ -28,6 +28,12 @@ def test_ray_at_an_address_without_a_cluster_is_one_line(fleet, tmp_path, monkey
     assert code == 1 and 'error: --ray auto: ' in err and 'ray start --head' in err, err
 
 
+def test_ray_before_the_bags_is_not_taken_for_an_address(fleet, tmp_path, capsys):
+    code = eval_main(['offline', '--ray', str(fleet.bags / 'a'), str(fleet.bags / 'b'), '--out', str(tmp_path / 'o')])
+    err = capsys.readouterr().err
+    assert code == 1 and "put --ray after the bags, or write --ray=ADDRESS" in err and not (tmp_path / 'o').exists()
+
+
 def test_ray_without_ray_names_the_extra(fleet, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(__import__('sys').modules, 'ray', None)      # import ray fails, as where it is absent
     code = eval_main(['offline', str(fleet.bags / 'a'), '--ray', '--out', str(tmp_path / 'out'), *FLAGS])

@@ -234,6 +234,9 @@ def _fleet(args, argv) -> int | None:
                          "scored against its own BAG.annotations.csv")
     if args.workers is not None and not 1 <= args.workers <= 64:
         raise ValueError(f"--workers must be in 1..64, got {args.workers}")
+    if args.ray and Path(args.ray).exists():     # `--ray BAG ...`: argparse took the first bag for ADDRESS
+        raise ValueError(f"--ray took {args.ray} for the cluster's address; put --ray after the bags, or write "
+                         "--ray=ADDRESS")
     if args.ray is not None:
         from .fleet_ray import require_ray
         require_ray()                    # before anything runs: one line naming the extra
