@@ -10,7 +10,8 @@ import onnxruntime as ort
 
 from ..core.bundle import DECODER_PREFILL, DECODER_STEP, IMAGE_ENCODER, TEXT_ENCODER, Bundle
 from ..core.errors import ModelLoadError
-from .base import ENCODER_INPUT, PAST_K, PAST_V, PREFILL_INPUT, STEP_TOKEN_INPUT, TEXT_INPUT
+from .base import (ENCODER_INPUT, LOGITS, PAST_K, PAST_V, PREFILL_INPUT, PRESENT_K, PRESENT_V, STEP_TOKEN_INPUT,
+                   TEXT_INPUT)
 from .devices import cpu_int8_dot
 from .text_graph import GraphTextEncoder
 
@@ -43,18 +44,61 @@ def load_session(path, threads: int = 0, device: str = 'cpu') -> ort.InferenceSe
 
 
 class _OrtSession:
-    """Decoder state between steps: the past keys/values as numpy arrays."""
+    """Decoder state between steps: the past keys/values as numpy arrays. On the CPU each step runs
+    through an IO binding into buffers allocated once per decode (two for the cache, used in turn, each
+    large enough for the longest sequence, and one for the logits), so ONNX Runtime neither allocates
+    outputs nor copies them into new arrays; beam reordering writes into the other buffer as well. The
+    logits returned by a step are overwritten by the next one (generation.py reads them before)."""
 
-    def __init__(self, step, k, v):
+    def __init__(self, step, k, v, vocab_size: int, max_tokens: int):
         self.step_sess, self.k, self.v = step, k, v
+        self.binding = None
+        if step.get_providers()[0] == 'CPUExecutionProvider':
+            self.binding = step.io_binding()
+            layers, rows, heads, length, dim = k.shape
+            size = layers * rows * heads * (length + max_tokens) * dim
+            self._cache = [(np.empty(size, np.float32), np.empty(size, np.float32)) for _ in range(2)]
+            self._turn = 0
+            self._logits = np.empty((rows, vocab_size), np.float32)
+
+    def _next_cache(self, shape) -> tuple[np.ndarray, np.ndarray]:
+        """Views of shape `shape` into the cache buffers the current keys/values are not in."""
+        self._turn ^= 1
+        n = int(np.prod(shape))
+        k, v = self._cache[self._turn]
+        if n > k.size:              # longer than max_tokens: grow (not reached by generation.py)
+            k, v = self._cache[self._turn] = np.empty(n, np.float32), np.empty(n, np.float32)
+        return k[:n].reshape(shape), v[:n].reshape(shape)
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
-        logits, self.k, self.v = self.step_sess.run(None, {STEP_TOKEN_INPUT: np.asarray(tokens, np.int64),
-                                                          PAST_K: self.k, PAST_V: self.v})
-        return logits
+        tokens = np.ascontiguousarray(tokens, np.int64)
+        if self.binding is None:
+            feeds = {STEP_TOKEN_INPUT: tokens, PAST_K: self.k, PAST_V: self.v}
+            logits, self.k, self.v = self.step_sess.run(None, feeds)
+            return logits
+        layers, rows, heads, length, dim = self.k.shape
+        if self._logits.shape[0] != rows:
+            self._logits = np.empty((rows, self._logits.shape[1]), np.float32)
+        k, v = self._next_cache((layers, rows, heads, length + 1, dim))
+        b = self.binding
+        b.bind_cpu_input(STEP_TOKEN_INPUT, tokens)
+        b.bind_cpu_input(PAST_K, np.ascontiguousarray(self.k))
+        b.bind_cpu_input(PAST_V, np.ascontiguousarray(self.v))
+        for name, out in ((LOGITS, self._logits), (PRESENT_K, k), (PRESENT_V, v)):
+            b.bind_output(name, 'cpu', 0, np.float32, out.shape, out.ctypes.data)
+        self.step_sess.run_with_iobinding(b)
+        self.k, self.v = k, v
+        return self._logits
 
     def reorder(self, index: np.ndarray) -> None:
-        self.k, self.v = np.take(self.k, index, axis=1), np.take(self.v, index, axis=1)
+        if self.binding is None:
+            self.k, self.v = np.take(self.k, index, axis=1), np.take(self.v, index, axis=1)
+            return
+        layers, _, heads, length, dim = self.k.shape
+        k, v = self._next_cache((layers, len(index), heads, length, dim))
+        np.take(self.k, index, axis=1, out=k)
+        np.take(self.v, index, axis=1, out=v)
+        self.k, self.v = k, v
 
 
 class OrtDecoderRunner:
@@ -64,7 +108,7 @@ class OrtDecoderRunner:
 
     def start(self, embeds: np.ndarray):
         logits, k, v = self.prefill.run(None, {PREFILL_INPUT: np.asarray(embeds, np.float32)})
-        return logits, _OrtSession(self.step, k, v)
+        return logits, _OrtSession(self.step, k, v, self.vocab_size, self.max_tokens)
 
 
 class OrtTextEncoder(GraphTextEncoder):

@@ -108,6 +108,13 @@ class OvGraph:
             r = self._local.request = self.compiled.create_infer_request()
         return r
 
+    def request_pair(self) -> tuple[ov.InferRequest, ov.InferRequest]:
+        """Two requests of this thread, used in turn by the decoder's steps (_OvSession)."""
+        pair = getattr(self._local, 'pair', None)
+        if pair is None:
+            pair = self._local.pair = (self.compiled.create_infer_request(), self.compiled.create_infer_request())
+        return pair
+
     def run(self, feeds: dict) -> list[np.ndarray]:
         """The graph's outputs, in order, as numpy arrays the caller owns."""
         result = self.request().infer(feeds, share_inputs=True, share_outputs=False)
@@ -115,12 +122,23 @@ class OvGraph:
 
 
 class _OvSession:
+    """Decoder state between steps. Steps alternate between two infer requests whose outputs are not
+    copied (share_outputs): one step's keys/values are the next step's inputs in the other request,
+    read in place, and stay intact until the step after, when their request runs again. The logits
+    returned by a step are valid until the step after next (generation.py reads them at once); the
+pair is the thread's, so a thread runs one decode at a time (generation.py does)."""
+
     def __init__(self, step: OvGraph, k, v):
         self.step_graph, self.k, self.v = step, k, v
+        self.requests, self._turn = step.request_pair(), 0
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
-        logits, self.k, self.v = self.step_graph.run({STEP_TOKEN_INPUT: np.asarray(tokens, np.int64),
-                                                      PAST_K: self.k, PAST_V: self.v})
+        request = self.requests[self._turn]
+        self._turn ^= 1
+        result = request.infer({STEP_TOKEN_INPUT: np.ascontiguousarray(tokens, np.int64),
+                                PAST_K: np.ascontiguousarray(self.k), PAST_V: np.ascontiguousarray(self.v)},
+                               share_inputs=True, share_outputs=True)
+        logits, self.k, self.v = result.values()
         return logits
 
     def reorder(self, index: np.ndarray) -> None:

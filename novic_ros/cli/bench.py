@@ -17,6 +17,7 @@ from ..bench import training as training_bench
 from ..bench.delivery import delivery
 from ..bench.frame_cost import frame_cost
 from ..bench.lifecycle import lifecycle
+from ..bench.decoder_steps import decoder_steps
 from ..bench.object_cost import objects_cost
 from ..bench.novic_shapes import novic as novic_shapes
 from ..bench.openvino import openvino as openvino_cpu
@@ -25,8 +26,8 @@ from ..bench.video_tracks import tracks as tracks_cost
 from ..bench.video_tracks import video as video_cost
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'preprocess_fast', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime', 'int8', 'openvino', 'frames',
-            'delivery', 'objects', 'video', 'tracks', 'novic', 'training')
+SECTIONS = ('preprocess', 'preprocess_fast', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime',
+            'int8', 'openvino', 'decoder_steps', 'frames', 'delivery', 'objects', 'video', 'tracks', 'novic', 'training')
 DEFAULT_SECTIONS = tuple(x for x in SECTIONS if x != 'training')
 
 
@@ -83,6 +84,8 @@ def _main(argv) -> int:
                  lambda: rt.int8(args.repeat)),
         'openvino': ('CPU backends side by side: ONNX Runtime fp32 / int8, OpenVINO fp32 / bf16 / int8 (ViT-B/32 + '
                      'decoder latency; agreement on toy renders)', lambda: openvino_cpu(args.repeat)),
+        'decoder_steps': ('Decoder at batch 1: per-step cost before / now (IO binding, preallocated outputs), call '
+                          'overhead, numpy, weights', lambda: decoder_steps(max(20, 2 * args.repeat))),
         'frames': ('One frame: decode + preprocess, camera frames beside extreme ones', lambda: frame_cost(args.repeat)),
         'delivery': ('Delivery from a stock camera process to novic_node (toy model, node defaults)',
                      lambda: delivery(max(60, 6 * args.repeat))),

@@ -2,7 +2,9 @@
 
 A backend supplies a *decoder runner*: `start(embeds)` returns the first-token logits (B x V
 float32) and a session; `session.step(tokens)` feeds one int64 token per row and returns the next
-logits; `session.reorder(index)` moves rows (beam search). The runners of ONNX Runtime and
+logits; `session.reorder(index)` moves rows (beam search). A step's logits may live in a buffer the
+session reuses (ONNX Runtime's and OpenVINO's do, to skip allocations and copies): they are read
+before the next step, and a thread runs one decode at a time. The runners of ONNX Runtime and
 TensorRT live in novic_ros.backends; those of the torch decoder (with and without a key/value
 cache) in torch_runners.py, which converts at its boundary. This module needs no torch, so a
 runtime without it decodes with the same code.
