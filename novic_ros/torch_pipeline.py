@@ -21,6 +21,7 @@ from .core.embedder_specs import clip_spec_for_embedder
 from .core.errors import CheckpointMismatchError
 from .core.novic_decoding import NovicDecoding
 from .core.variants import ModelVariant
+from .downloads.release_cache import verify_fetched_file
 from .models.novic_checkpoint import load_novic_checkpoint
 from .model_loading import load_decoder_or_not, text_cache_for
 from .params import ModelParams
@@ -51,7 +52,9 @@ def load_models(variant: ModelVariant, device, precision: str, with_decoder: boo
 
 def _load_novic(variant: ModelVariant, device, precision: str, with_decoder: bool) -> LoadedModels:
     """A NOVIC checkpoint: its embedder spec names the CLIP model (the variant's clip may say where the
-    weights are), its config the decoder; read even in prompted mode, since it names the CLIP model."""
+    weights are), its config the decoder; read even in prompted mode, since it names the CLIP model. A
+    checkpoint novic-fetch unpacked must still be the file it recorded (ChecksumError naming the fix)."""
+    verify_fetched_file(variant.decoder)
     ckpt = load_novic_checkpoint(variant.decoder)
     over = variant.clip
     spec = clip_spec_for_embedder(ckpt.embedder_spec, over.model or None if over else None,

@@ -177,6 +177,27 @@ def test_cut_connections_resume_and_the_hash_is_recorded(server, cache, capsys, 
     assert verify_fetched_file(p.checkpoint) is True
 
 
+def test_loading_a_fetched_checkpoint_checks_it_against_the_recorded_hash(server, cache):
+    """The loader (torch_pipeline, behind model:=PATH.train, novic-classify and novic-export) checks a
+    fetched checkpoint before reading it: changed on disk, it is refused naming the fix."""
+    pytest.importorskip('torch')
+    from novic_ros.core.errors import ModelLoadError
+    from novic_ros.core.variants import get_variant
+    from novic_ros.torch_pipeline import load_models
+    serve_release(server)
+    assert fetch_cli.main(['ye2', '-q']) == 0
+    checkpoint = plan(YE2).checkpoint
+    variant = get_variant(str(checkpoint))
+    # Unchanged, the check passes and the stand-in bytes reach the checkpoint reader, which refuses them.
+    with pytest.raises(ModelLoadError) as unchanged:
+        load_models(variant, 'cpu', 'fp32', with_decoder=True)
+    assert not isinstance(unchanged.value, ChecksumError)
+    with open(checkpoint, 'r+b') as f:
+        f.write(b'X')
+    with pytest.raises(ChecksumError, match='novic-fetch ye2 --force'):
+        load_models(variant, 'cpu', 'fp32', with_decoder=True)
+
+
 def test_a_changed_file_on_the_server_is_refused_against_the_recorded_hash(server, cache, capsys):
     serve_release(server)
     assert fetch_cli.main(['ye2', '-q']) == 0

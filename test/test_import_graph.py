@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str] | None] = {
     'training': {'core', 'models', 'lexicon', 'frames'} | LEAVES,
     'params': {'core', 'lexicon'} | LEAVES,
     'model_loading': {'core'} | LEAVES,
-    'torch_pipeline': {'core', 'models', 'backends', 'params', 'model_loading'} | LEAVES,
+    'torch_pipeline': {'core', 'models', 'backends', 'params', 'model_loading', 'downloads'} | LEAVES,
     'int8_calibration': {'core', 'frames', 'training'} | LEAVES,     # toy renders and installed photographs
     'pipeline': {'core', 'backends', 'params', 'torch_pipeline', 'model_loading', 'int8_calibration'} | LEAVES,
     'eval': {'core', 'pipeline', 'params', 'lexicon', 'frames'} | LEAVES,
