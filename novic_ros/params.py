@@ -145,6 +145,10 @@ PARAMS: tuple[Param, ...] = (
           live=True),
     Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64, live=True),
     Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64, live=True),
+    Param('preprocessing', 'fast', "How frames become the encoder's input: fast = open_clip's resize filter as "
+          "matrix products (about 1 ms for 640x480, within a few 8-bit levels of open_clip's pixels at hard edges, "
+          "labels unchanged in the README's measurement); exact = Pillow's resize, open_clip's pixels to the bit "
+          "(2-3x slower; to reproduce published figures).", choices=('fast', 'exact')),
     Param('generation', 'auto', "A NOVIC authors' checkpoint (model PATH.train): the reference's generation "
           "configuration, e.g. beam_k10_vnone_gp_t1_a0 (auto: that default; README: The NOVIC authors' models). "
           "Named and guided (gp / gr): `labels` / labels_file, when given in generate mode, are the guide nouns. "
@@ -293,6 +297,7 @@ class ModelParams(_Validated):
     top_k: int = _default('top_k')                            # labels per frame, best first
     beam_width: int = _default('beam_width')                  # beam search width; 1 = greedy
     max_tokens: int = _default('max_tokens')                  # most tokens per label; 0 = the decoder's maximum
+    preprocessing: str = _default('preprocessing')            # fast | exact (core/preprocess.py)
     generation: str = _default('generation')                  # NOVIC checkpoints: reference configuration or auto
     min_score: float = _default('min_score')                  # labels scoring below are dropped
     object_regions: str = _default('object_regions')          # salient | grid | both
@@ -337,7 +342,7 @@ class ModelParams(_Validated):
         return ClassifierOptions(mode=self.mode, labels=labels if self._uses_labels else (),
                                  prompt_template=self.prompt_template, beam_width=self.beam_width,
                                  max_tokens=self.max_tokens, top_k=self.top_k, min_score=self.min_score,
-                                 generation=self.generation)
+                                 generation=self.generation, preprocessing=self.preprocessing)
 
     @property
     def _uses_labels(self) -> bool:

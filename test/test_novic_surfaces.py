@@ -56,7 +56,7 @@ def _labels(results):
 
 def _params(tmp, **kw) -> ModelParams:
     base = dict(model=str(CKPT), device='cpu', engine_dir=str(tmp / 'engines'), text_cache_dir=str(tmp / 'text'),
-                top_k=10, beam_width=10)
+                top_k=10, beam_width=10, preprocessing='exact')    # the reference's own (open_clip's) pixels
     return ModelParams(**{**base, **kw})
 
 
@@ -117,7 +117,7 @@ def test_classify_cli_export_and_the_torch_free_bundle(hf_cache, tmp_path):
     """novic-classify --model PATH.train equals the reference; novic-export of the checkpoint gives a
     bundle that novic-classify runs with torch absent, with the same labels."""
     images = [str(p) for p in IMAGES]
-    top = ['--top-k', '10', '--beam-width', '10', '--json']
+    top = ['--top-k', '10', '--beam-width', '10', '--json', '--preprocessing', 'exact']
     engines = ['--engine-dir', str(tmp_path / 'engines')]
     ran = _cli('classify', ['--model', str(CKPT), '--backend', 'onnxruntime', *engines, *top, *images], hf_cache)
     assert ran.returncode == 0, ran.stderr
@@ -144,7 +144,7 @@ def test_eval_offline_runs_the_checkpoint(hf_cache, tmp_path):
     out = tmp_path / 'report'
     ran = _cli('eval', ['offline', str(bag), '--model', str(CKPT), '--backend', 'onnxruntime', '--out', str(out),
                         '--engine-dir', str(tmp_path / 'engines'), '--top-k', '10', '--beam-width', '10',
-                        '--no-progress'], hf_cache)
+                        '--preprocessing', 'exact', '--no-progress'], hf_cache)
     assert ran.returncode == 0, ran.stderr + ran.stdout
     rows = [json.loads(line) for line in (out / 'labels.jsonl').read_text().splitlines()]
     assert len(rows) == len(IMAGES)
@@ -158,7 +158,7 @@ def test_the_node_runs_the_checkpoint(hf_cache, frames, tmp_path):
     from vision_msgs.msg import Classification
     from novic_ros.frames.conversion import rgb_to_raw
     from ros_helpers import NodeProcess, RosClient
-    node = NodeProcess(tmp_path, f'model:={CKPT}', 'backend:=onnxruntime', 'qos:=reliable',
+    node = NodeProcess(tmp_path, f'model:={CKPT}', 'backend:=onnxruntime', 'qos:=reliable', 'preprocessing:=exact',
                        f'engine_dir:={tmp_path / "engines"}', namespace='/novicref', env=hf_cache)
     rclpy.init()
     ros = RosClient('novic_ref_client')
@@ -258,6 +258,6 @@ def test_a_siglip_checkpoint_spells_and_runs_torch_free(hf_cache, siglip_ckpt, t
         Image.fromarray(f).save(pictures[-1])
     free = {**torch_free_env(tmp_path / 'no_torch', hf_cache), 'HF_HUB_CACHE': str(tmp_path / 'empty_hub')}
     ran = _cli('classify', ['--model', str(bundle), '--backend', 'onnxruntime', '--top-k', '10', '--beam-width', '10',
-                            '--json', *pictures], free)
+                            '--preprocessing', 'exact', '--json', *pictures], free)
     assert ran.returncode == 0, ran.stderr
     _same_rounded(_printed(ran.stdout), expected)

@@ -47,7 +47,7 @@ class NovicClassifier:
         self.missing_decoder = missing_decoder
         self.source = source or f"variant {model_name}"
         self.novic = novic
-        self.preprocess = Preprocessor(clip.preprocess)
+        self.preprocess = Preprocessor(clip.preprocess, options.preprocessing)
         self.logit_scale = clip.logit_scale
         if text_cache is None and options.mode != 'generate':
             text_cache = TextEmbeddingCache(self._text_encoder(options.mode), options.prompt_template)

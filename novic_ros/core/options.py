@@ -25,6 +25,9 @@ class ClassifierOptions:
     # A NOVIC checkpoint's decoder: auto (the reference's default configuration) or a reference
     # configuration name (core/novic_decoding.py); novic_ros's own decoders take auto only.
     generation: str = 'auto'
+    # How frames become encoder input (core/preprocess.py): fast (banded matrix products, within a
+    # measured tolerance of open_clip's pixels) or exact (Pillow: open_clip's pixels to the bit).
+    preprocessing: str = 'fast'
 
     def __post_init__(self):
         object.__setattr__(self, 'labels', tuple(dict.fromkeys(self.labels)))
