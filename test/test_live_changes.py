@@ -25,6 +25,7 @@ from ros_helpers import NodeProcess, RosClient  # noqa: E402
 
 NS = '/live'
 N_LABELS = 8000             # toy's text tower: seconds to embed on 2 shared cores
+FRAME_PERIOD_S = 0.05       # frames offered at 20 Hz
 ANSWER_S = 1.0              # the callback waits 50 ms for a change being built; the rest is the service round trip
 
 
@@ -66,7 +67,7 @@ class Stream:
 
     def _run(self):
         i = 0
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(FRAME_PERIOD_S):
             self._msg.header.frame_id = f'f{i}'
             self.pub.publish(self._msg)
             i += 1
@@ -168,11 +169,15 @@ def test_a_slow_label_change_does_not_stop_frames_or_diagnostics(world):
     assert t_applied - t_set > 1.0, "the change was too quick to tell anything: raise N_LABELS"
     assert pending_seen
     # Frames kept being labelled with the old settings (generate mode: not from the new list), and
-    # diagnostics kept coming at 1 Hz. On 2 shared cores the text tower and the image encoder compete,
-    # so a gap is longer than a quiet machine's, but nothing stopped.
-    assert len(during) >= (t_applied - t_set) * 2, len(during)
+    # diagnostics kept coming at 1 Hz. The settings thread gives way to the worker (it embeds a few
+    # labels at a time and waits while a batch is computed; torch's text tower on one thread), so
+    # nearly every frame offered is labelled and no gap comes near the 0.23-0.5 s measured before it
+    # did (2 shared cores, load 5-8: 0.07-0.12 s). Loose bounds: CI's cores are shared too; the 100 ms
+    # figure is novic-bench's (section lifecycle).
+    offered = (t_applied - t_set) / FRAME_PERIOD_S
+    assert len(during) >= offered / 2, (len(during), offered)
     assert all(not {r.class_id for r in m.results} <= set(nouns) for _, m in during[:-3])
-    assert gap < 2.0 and diag_gap < 2.5, (gap, diag_gap)
+    assert gap < 0.3 and diag_gap < 1.5, (gap, diag_gap)
     # Then the new list is in use.
     n = len(stream.labels)
     assert stream.labels.wait_for(lambda m: len(m) >= n + 3, 30)

@@ -1,7 +1,7 @@
 """ros/worker.py, ros/throttled_log.py and ros/callback_guard.py without a running node: one failing
 output costs only itself, an unexpected exception's traceback is logged once and then throttled; the
 rate limit's sleep survives any rate and wakes on a change; a dead or stuck worker thread is
-reported and replaced; a guarded callback logs, counts and returns."""
+reported and replaced; wait_idle tells a batch in progress; a guarded callback logs, counts and returns."""
 from __future__ import annotations
 
 import math
@@ -315,3 +315,20 @@ def test_a_guarded_callback_logs_counts_and_returns_the_fallback():
     assert guarded('a') == ('refused', "'a'") and guarded('b') == ('refused', "'b'")
     assert errors.snapshot() == {'CameraInputs.watch': 2} and errors.last == 'CameraInputs.watch: KeyError'
     assert len(tracebacks(logger)) == 1 and 'CameraInputs.watch failed' in tracebacks(logger)[0]
+
+
+def test_wait_idle_waits_while_a_batch_is_computed():
+    # The settings thread gives way to the worker with wait_idle (NovicNode._give_way).
+    worker, node, frames, labels, logger = running_worker(fault=('worker_hangs_after', 1))
+    try:
+        assert worker.wait_idle(0.0)                 # waiting for frames is idle
+        frames.put('cam', frame_msg(1, 'a'))
+        assert wait_until(lambda: published(labels) == ['a'])
+        assert worker.wait_idle(0.0)
+        frames.put('cam', frame_msg(2, 'b'))         # batch 2 hangs
+        assert wait_until(lambda: worker.health().state.startswith('in a batch'))
+        start = time.monotonic()
+        assert not worker.wait_idle(0.2) and time.monotonic() - start >= 0.2
+    finally:
+        worker.stop(1.0)
+    assert worker.wait_idle(1.0)                     # the batch ended with the worker

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from novic_ros.backends.torch_backend import TorchTextEncoder
-from novic_ros.core.text_cache import PERSIST_MIN_LABELS, DiskTextEmbeddings, TextEmbeddingCache
+from novic_ros.core.text_cache import (PACED_STEP, PERSIST_MIN_LABELS, DiskTextEmbeddings, TextEmbeddingCache, paced,
+                                      pacing)
 from novic_ros.params import ModelParams
 from novic_ros.pipeline import build_classifier
 
@@ -36,6 +37,40 @@ def test_a_second_cache_reads_what_the_first_wrote(tiny_encoder, tmp_path):
     again = second(list(reversed(LABELS)))
     assert second.computed == 0
     assert np.array_equal(again, embs[::-1])           # the stored float32 rows, exactly
+
+
+def test_a_paced_thread_embeds_in_steps_with_the_same_result(tiny_encoder, tmp_path):
+    import threading
+    import torch
+    labels = [f"paced {i}" for i in range(3 * PACED_STEP + 5)]
+    threads_seen, pauses = [], []
+
+    class Watching:                 # the CLIP encoder, telling how many threads each call ran with
+        def __getattr__(self, name):
+            return getattr(tiny_encoder, name)
+
+        def encode_texts(self, texts):
+            threads_seen.append(torch.get_num_threads())
+            return tiny_encoder.encode_texts(texts)
+    c = TextEmbeddingCache(TorchTextEncoder(Watching()), TEMPLATE, disk=DiskTextEmbeddings(tmp_path, 'fp-fp32'))
+    others = []
+    before = torch.get_num_threads()
+    with paced(pauses.append):
+        assert pacing()
+        # Another thread is not paced: it embeds in one call, with its own thread count.
+        t = threading.Thread(target=lambda: others.append((pacing(), torch.get_num_threads())))
+        t.start()
+        t.join()
+        embs = c(labels)
+    assert not pacing() and others == [(False, before)]
+    assert np.allclose(embs, reference(tiny_encoder, labels), atol=1e-6)
+    assert threads_seen == [1] * 4 and len(pauses) == 3 and all(p >= 0 for p in pauses)
+    assert torch.get_num_threads() == before                    # one thread inside each step only
+    c2 = TextEmbeddingCache(TorchTextEncoder(Watching()), TEMPLATE)
+    threads_seen.clear()
+    c2(labels)                                                  # not paced: one call, torch's own count
+    assert threads_seen == [before]
+    assert len(list((tmp_path / 'fp-fp32').rglob('*.npy'))) == 1     # one chunk on disk, not one per step
 
 
 def test_only_new_labels_are_embedded(tiny_encoder, tmp_path):

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.text_cache import pacing
 from ..models.checkpoint import clip_fingerprint
 from ..models.clip_encoder import ClipEncoder
 from ..models.decoder import ObjectDecoder
@@ -22,7 +23,17 @@ class TorchTextEncoder:
         self.cache_key = f"{clip_fingerprint(encoder.model)}-{encoder.precision}"
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode_texts(list(texts)).numpy()
+        if not pacing():
+            return self.encoder.encode_texts(list(texts)).numpy()
+        # Beside inference (the node's settings thread): one OpenMP thread, so the image tower keeps
+        # its cores. torch's count is per thread, but set_num_threads also sets the default of threads
+        # that start meanwhile; it is put back at once (TorchBackend.encode_images checks its own).
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.encoder.encode_texts(list(texts)).numpy()
+        finally:
+            torch.set_num_threads(before)
 
 
 class TorchBackend:
@@ -34,8 +45,11 @@ class TorchBackend:
         # Prompted mode runs without a decoder.
         self.runner = TorchCachedRunner(decoder.to(encoder.device, torch.float32), eot) if decoder is not None else None
         self.text_encoder = TorchTextEncoder(encoder)
+        self.threads = torch.get_num_threads()
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        if torch.get_num_threads() != self.threads:     # a thread that started while text was encoded paced
+            torch.set_num_threads(self.threads)
         return self.encoder.encode_images(torch.from_numpy(np.ascontiguousarray(pixels))).cpu().numpy()
 
     def describe(self) -> str:

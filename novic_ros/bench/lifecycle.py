@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.devices import cpu_model
 from ..lexicon.nouns import build_dictionary, save_dictionary
 from ..lexicon.wordnet import WordNet
 from ..paths import config_path
@@ -109,9 +110,10 @@ def _stream(client: _Client, period: float, stop: threading.Event):
         time.sleep(period)
 
 
-def _switch_cost(client: _Client, period: float, **values) -> tuple[float, float, float, float]:
+def _switch_cost(client: _Client, period: float, **values) -> tuple[float, float, float, float, float]:
     """(seconds the parameter call took to answer, seconds until the change was in use, longest wait
-    between labels meanwhile, median wait before). Every change measured changes the vocabulary."""
+    between labels meanwhile, median and longest wait over the 10 labels before). Every change
+    measured changes the vocabulary."""
     stop = threading.Event()
     streamer = threading.Thread(target=_stream, args=(client, period, stop), daemon=True)
     streamer.start()
@@ -126,9 +128,10 @@ def _switch_cost(client: _Client, period: float, **values) -> tuple[float, float
     finally:
         stop.set()
         streamer.join()
-    gaps_before = np.diff(before[-10:]) if len(before) > 2 else np.array([float('nan')])
+    gaps_before = np.diff(before[-11:]) if len(before) > 2 else np.array([float('nan')])
     during = [t0] + [t for t in client.times if t0 <= t <= t1] + [next((t for t in client.times if t > t1), t1)]
-    return took, t1 - t0, float(np.max(np.diff(during))), float(np.median(gaps_before))
+    return (took, t1 - t0, float(np.max(np.diff(during))), float(np.median(gaps_before)),
+            float(np.max(gaps_before)))
 
 
 def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
@@ -171,8 +174,9 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
                                 (f'new template: {n_nouns} labels to embed', {'prompt_template': 'a picture of a {}.'}),
                                 ('template back: labels on disk', {'prompt_template': 'a photo of a {}.'})]
                         for what, values in rows:
-                            took, in_use, gap, usual = _switch_cost(client, period, **values)
-                            switches.append([model, what, took * 1e3, in_use, gap * 1e3, usual * 1e3])
+                            took, in_use, gap, usual, longest = _switch_cost(client, period, **values)
+                            switches.append([model, what, took * 1e3, in_use, gap * 1e3, longest * 1e3,
+                                             usual * 1e3])
                 finally:
                     proc.stop()
                     client.close()
@@ -182,6 +186,9 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
     return '\n\n'.join([
         _table(['model', 'labels', 'first start to first label s (empty cache)', 'second start s (cached)',
                 'speed-up (target >= 10)'], starts),
-        _table(['model', 'live change', 'parameter call answered ms', 'in use after s', 'longest wait between labels ms',
-                'usual wait ms (frames offered every 0.1 s toy / 0.25 s b32)'], switches),
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+        _table(['model', 'live change', 'parameter call answered ms', 'in use after s',
+                'longest wait between labels meanwhile ms (target: at most the longest without a change + 100)',
+                'longest wait before, without a change ms', 'usual wait ms (frames offered every 0.1 s toy / 0.25 s b32)'],
+               switches),
         _table(['model', 'VmRSS active MB', 'after cleanup MB', 'returned MB'], memory)])

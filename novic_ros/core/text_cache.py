@@ -8,6 +8,10 @@ labels, in row order; written last, so a chunk with a .json always has complete 
 Both are written atomically, so processes sharing the folder never read half a file; two writing
 the same labels at once write the same digest and the later rename wins. The encoder key names the
 CLIP weights (their fingerprint) and precision: other weights never read these embeddings.
+
+A thread that embeds labels beside other work (the node's settings thread, while the inference
+worker labels frames) paces itself with paced(): new labels are then tokenised and embedded
+PACED_STEP at a time, and the thread pauses between steps as its caller says.
 """
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -30,6 +36,46 @@ log = logging.getLogger(__name__)
 # Fewer new labels than this are not written to disk: hybrid mode meets a few new candidate labels on
 # most frames, which cost milliseconds to embed and would otherwise leave a file per frame.
 PERSIST_MIN_LABELS = 32
+
+# Labels per step of a paced thread: the tokenizer is Python and holds the interpreter lock, so a
+# step must be short (toy model, 2 cores: about 5 ms) for the threads it runs beside to get the
+# lock back soon; smaller steps cost the text tower's batching.
+PACED_STEP = 32
+
+_pacing = threading.local()
+
+
+@contextmanager
+def paced(pause: Callable[[float], object]) -> Iterator[None]:
+    """Within this block, the calling thread embeds new labels PACED_STEP at a time and calls
+    `pause(seconds the step took)` after each step but the last (other threads are not affected)."""
+    before = getattr(_pacing, 'pause', None)
+    _pacing.pause = pause
+    try:
+        yield
+    finally:
+        _pacing.pause = before
+
+
+def pacing() -> bool:
+    """True on a thread inside paced(): work beside inference, which a backend may run on fewer
+    threads (the torch text tower runs on one)."""
+    return getattr(_pacing, 'pause', None) is not None
+
+
+def _encode(encoder: 'TextEncoder', prompts: list[str]) -> np.ndarray:
+    """encoder.encode_texts(prompts), in paced steps on a thread inside paced()."""
+    pause = getattr(_pacing, 'pause', None)
+    if pause is None or len(prompts) <= PACED_STEP:
+        return encoder.encode_texts(prompts)
+    parts, took = [], 0.0
+    for start in range(0, len(prompts), PACED_STEP):
+        if parts:
+            pause(took)
+        t0 = time.monotonic()
+        parts.append(np.asarray(encoder.encode_texts(prompts[start:start + PACED_STEP]), np.float32))
+        took = time.monotonic() - t0
+    return np.concatenate(parts)
 
 
 class TextEncoder(Protocol):
@@ -165,7 +211,7 @@ class TextEmbeddingCache:
             found.update(from_disk)
             missing = [l for l in missing if l not in from_disk]
         if missing:
-            embs = self.encoder.encode_texts([self.template.format(l) for l in missing])
+            embs = _encode(self.encoder, [self.template.format(l) for l in missing])
             self.computed += len(missing)
             found.update(zip(missing, embs))
             if self.disk is not None and len(missing) >= PERSIST_MIN_LABELS:

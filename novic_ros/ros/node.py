@@ -21,7 +21,9 @@ transitions and parameter callbacks run one at a time on the executor thread; in
 worker thread beside it, and changes that read a labels file or embed a label list are built on the
 settings thread (live_settings.ChangeBuilder), so the executor never waits on them: frames keep
 coming and being labelled with the old settings, and diagnostics keep flowing, until the new
-settings are swapped in whole. The main thread waits for SIGINT or SIGTERM and then shuts the node
+settings are swapped in whole. The settings thread gives way to the worker: it embeds a label list
+a few labels at a time and waits while a batch is being computed (_give_way), so a long list does
+not slow frames down. The main thread waits for SIGINT or SIGTERM and then shuts the node
 down (exit_signals.py: exit 0 in under 2 s). Every callback is guarded (callback_guard.py): an
 exception is logged, counted in diagnostics, and the executor goes on. (The callback groups are kept
 for a multi-threaded container.)
@@ -57,6 +59,7 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
+from ..core.text_cache import paced
 from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from .node_help import usage, wants_help
 from ..pipeline import build_classifier
@@ -412,6 +415,16 @@ class NovicNode(LifecycleNode):
         """On the settings thread: prepare `change` over the settings in force and swap it in. When
         something else swapped settings in meanwhile (a quick change, a transition), prepare again over
         those (the label embeddings are in the text cache by then)."""
+        with paced(self._give_way):
+            self._build_and_swap(change)
+
+    def _give_way(self, step_s: float) -> None:
+        """Between two steps of embedding a label list on the settings thread: wait while the worker
+        computes a batch, at most as long as the step took. A batch then overlaps one step at most (a
+        few ms), and a worker that never rests still leaves the list half of the time."""
+        self.worker.wait_idle(step_s)
+
+    def _build_and_swap(self, change: Change) -> None:
         for attempt in range(4):
             base, pubs = self.live, self.outputs
             prepared = self._prepare(base, change.updates)

@@ -125,6 +125,8 @@ class InferenceWorker:
         self._batch_started: float | None = None
         self._received_at_batch = 0
         self._sleeping = False
+        self._idle = threading.Event()              # set while no batch is being computed
+        self._idle.set()
         self._slowest_s = 0.0
         self._batches = 0
         self._failures_in_a_row = 0
@@ -166,6 +168,11 @@ class InferenceWorker:
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=timeout)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no batch is being computed, at most `timeout` seconds (a thread doing work
+        beside the worker gives way to it: see NovicNode._build_change); True when idle."""
+        return self._idle.wait(timeout)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -196,6 +203,7 @@ class InferenceWorker:
                 continue
             last_start = time.monotonic()
             self._batch_started, self._received_at_batch = last_start, self._frames.received
+            self._idle.clear()
             try:
                 self._inject(generation)
                 self.process(items, generation)
@@ -205,6 +213,7 @@ class InferenceWorker:
                     self._log.unexpected('inference failed, batch skipped', e)
             finally:
                 took = time.monotonic() - last_start
+                self._idle.set()
                 if generation == self._generation:
                     self._batch_started = None
                     self._slowest_s = max(self._slowest_s, took)
