@@ -1,6 +1,7 @@
 """The classifier end to end: labels, scores, modes, batching, and novic-classify."""
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -128,9 +129,17 @@ def test_unknown_variant_and_missing_weights_fail_clearly(tmp_path):
         build_classifier(ModelParams(model='gone', models_file=str(models)))
 
 
-def test_bad_frames_are_refused_by_the_classifier(toy_classifier):
-    with pytest.raises(FrameError):
-        toy_classifier.classify(np.zeros((10, 10, 4), np.uint8))
+@pytest.mark.parametrize('frame, problem, fix', [
+    (np.zeros((10, 10, 4), np.uint8), r'\(10, 10, 4\)', 'RGBA images to RGB'),
+    (np.zeros((10, 10), np.uint8), r'\(10, 10\)', 'HxWx3'),
+    (np.zeros((10, 10, 3), np.float32), 'float32', 'astype'),
+    (np.zeros((0, 10, 3), np.uint8), 'empty frame', r'\(0, 10, 3\)')])
+def test_bad_frames_are_refused_by_the_classifier(toy_classifier, frame, problem, fix):
+    """Each bad frame is a FrameError (the node counts it by reason and goes on) whose message names
+    what is wrong and how to fix it."""
+    with pytest.raises(FrameError, match=problem) as refused:
+        toy_classifier.classify(frame)
+    assert refused.value.reason and re.search(fix, str(refused.value))
 
 
 def test_tiny_random_variant_runs_every_mode(tiny_models_file):
