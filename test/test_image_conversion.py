@@ -200,9 +200,9 @@ def test_odd_width_yuv_is_rejected():
 
 
 def test_errors_are_value_and_frame_errors():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unsupported encoding 'nope'; supported: rgb8"):
         raw_to_rgb('nope', 1, 1, 3, bytes(3))
-    with pytest.raises(FrameError):
+    with pytest.raises(FrameError, match='publish one of these, or convert upstream'):
         raw_to_rgb('nope', 1, 1, 3, bytes(3))
 
 
@@ -445,7 +445,7 @@ def test_draw_labels_tiny_frame_and_no_labels():
 
 
 def test_draw_labels_rejects_non_rgb():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'HxWx3 uint8 RGB array, got shape \(8, 8\).*raw_to_rgb first'):
         draw_labels(np.zeros((8, 8), dtype=np.uint8), [('x', 1.0)])
 
 

@@ -115,5 +115,5 @@ def test_hardware_that_is_not_there_falls_back_to_software(stream, caplog):
     decoder = VideoDecoder(codec, 'cuda')          # no GPU here: FFmpeg cannot open the device
     assert len(decoder.decode(packets[0])) == 1
     assert 'software' in decoder.describe()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="hardware 'quantum' is not one of auto, software"):
         VideoDecoder(codec, 'quantum')
