@@ -1,6 +1,7 @@
 # novic_ros developer entry points. Each target sets up .venv first (idempotent, fast when nothing changed).
 #   make demo    set up, start novic_node, play images to it and print the labels it publishes
 #   make test    set up, lint (ruff) and run the test suite (what CI runs)
+#   make test-jazzy  the node's tests on ROS 2 Jazzy's wheels, in a torch-free venv of their own
 #   make lint    set up and run ruff check (rules in ruff.toml)
 #   make bench   set up and run the benchmarks (ratios measured side by side in one run)
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ MODEL ?= toy
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-232 -n 1)
 
-.PHONY: setup test lint demo bench toy clean check-requirements
+.PHONY: setup test test-jazzy lint demo bench toy clean check-requirements
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +21,18 @@ setup:
 PYTEST_WORKERS ?= 2
 test: setup lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The node's tests on ROS 2 Jazzy too: .venv-jazzy (scripts/setup.sh with NOVIC_ROS_DISTRO=jazzy) holds
+# Jazzy's wheels and the runtime requirements, no torch; the node runs the toy variant there as .venv
+# exports it to a bundle (novic-export, skipped when up to date), on onnxruntime (test/ros_helpers.py).
+JAZZY_VENV := .venv-jazzy
+JAZZY_TESTS ?= test/test_node.py test/test_lifecycle.py test/test_live_changes.py test/test_node_exit.py \
+  test/test_node_inputs.py
+test-jazzy: setup
+	@NOVIC_ROS_DISTRO=jazzy bash scripts/setup.sh
+	@$(PY) -m novic_ros.cli.export --model toy --out $(JAZZY_VENV)/toy-bundle --precisions fp32 >/dev/null
+	NOVIC_TEST_BUNDLE=$(CURDIR)/$(JAZZY_VENV)/toy-bundle $(JAZZY_VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) \
+	  --dist loadfile $(JAZZY_TESTS) $(PYTEST_ARGS)
 
 # ruff's rules are in ruff.toml (a second, not a test: it stops `make test` before pytest starts).
 lint: setup
@@ -35,7 +48,7 @@ toy: setup
 	$(VENV)/bin/novic-toy build
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) $(JAZZY_VENV) build .pytest_cache
 
 # Ask pip whether the requirement ranges resolve where robots are (Python 3.10 and 3.12); the torch
 # side takes pip 1-3 min, so it is not in the suite (test_requirements.py resolves the runtime and eval).

@@ -40,6 +40,27 @@ def config_path(*parts: str) -> Path:
     return share_dir().joinpath('config', *parts)
 
 
+# The variable Fast DDS reads its default XML profile from: FASTDDS_DEFAULT_PROFILES_FILE since Fast
+# DDS 3 (ROS 2 Kilted), FASTRTPS_DEFAULT_PROFILES_FILE in Fast DDS 2 (Jazzy, Humble); each reads only
+# its own name. Whoever sets or clears a profile does it under both.
+FASTDDS_PROFILE_ENVS = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+
+
+def use_large_frames_profile(environ=os.environ) -> None:
+    """Give the processes started with `environ` the package's Fast DDS profile (a 16 MB shared-memory
+    segment, config/fastdds_large_frames.xml) under both names, unless it names a profile already:
+    then that one, under both names."""
+    chosen = next((environ[k] for k in FASTDDS_PROFILE_ENVS if environ.get(k)), None)
+    for key in FASTDDS_PROFILE_ENVS:
+        environ[key] = chosen or str(config_path('fastdds_large_frames.xml'))
+
+
+def without_fastdds_profile(environ=os.environ) -> None:
+    """Clear any Fast DDS profile from `environ` (both names): the middleware's defaults, as a robot has them."""
+    for key in FASTDDS_PROFILE_ENVS:
+        environ.pop(key, None)
+
+
 def cache_dir() -> Path:
     """User cache for derived files (toy renders, text-embedding caches, exported graphs)."""
     base = os.environ.get('NOVIC_ROS_CACHE') or os.path.join(

@@ -7,16 +7,24 @@
 #      not on PyPI) built into .venv;
 #   4. novic_ros itself, editable, with its console scripts in .venv/bin.
 # Each step is skipped when its inputs have not changed since it last ran (stamp files in .venv).
+# NOVIC_ROS_DISTRO=jazzy builds .venv-jazzy instead: ROS 2 Jazzy's wheels (requirements-ros-jazzy.txt)
+# and the runtime requirements only, no torch (make test-jazzy runs the node tests there on a bundle).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=${NOVIC_VENV:-$ROOT/.venv}
+DISTRO=${NOVIC_ROS_DISTRO:-kilted}
+case "$DISTRO" in
+  kilted) VENV=${NOVIC_VENV:-$ROOT/.venv} ;;
+  jazzy) VENV=${NOVIC_VENV:-$ROOT/.venv-jazzy} ;;
+  *) echo "NOVIC_ROS_DISTRO=$DISTRO: the wheels here are kilted (default) or jazzy" >&2; exit 1 ;;
+esac
 PYTHON=${PYTHON:-python3}
 cd "$ROOT"
 
 say() { printf '[setup] %s\n' "$*"; }
 stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 # pip prints a harmless "Location ... is ignored" line for every ROS wheel; hide them.
-quiet_pip() { "$VENV/bin/pip" "$@" 2>&1 | grep -v "is ignored" || true; }
+# grep exits 1 when pip printed nothing else; pip's own failure still stops the script (pipefail).
+quiet_pip() { "$VENV/bin/pip" "$@" 2>&1 | { grep -v "is ignored" || true; }; }
 
 # 1. Debian packages -----------------------------------------------------------
 APT_PKGS=(cmake g++ wordnet-base fonts-noto-color-emoji chromium)
@@ -35,14 +43,24 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   ver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   if [ "$ver" != "3.11" ]; then
-    echo "Python 3.11 is needed (the ROS 2 Kilted wheels are cp311); $PYTHON is $ver. Set PYTHON=/path/to/python3.11." >&2
+    echo "Python 3.11 is needed (the ROS 2 wheels on PyPI, Kilted and Jazzy, are cp311); $PYTHON is $ver. Set PYTHON=/path/to/python3.11." >&2
     exit 1
   fi
   say "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
 req_stamp=$(stamp_of requirements-runtime.txt requirements-eval.txt requirements-core.txt requirements-ros.txt \
-  requirements.txt requirements-openvino.txt requirements-ray.txt requirements-dev.txt requirements-lock.txt)
+  requirements.txt requirements-openvino.txt requirements-ray.txt requirements-dev.txt requirements-lock.txt requirements-ros-jazzy.txt)
+if [ "$DISTRO" = jazzy ] && [ "$(cat "$VENV/.novic-requirements" 2>/dev/null)" != "$req_stamp" ]; then
+  say "installing ROS 2 Jazzy wheels and the runtime requirements (no torch; first run: about 30 s)"
+  # The lock's ros-* pins are Kilted's, under the same names: constrain everything else by it.
+  grep -v '^ros-' requirements-lock.txt > "$VENV/.novic-lock-without-ros.txt"
+  quiet_pip install -q -r requirements-ros-jazzy.txt -r requirements-runtime.txt -c "$VENV/.novic-lock-without-ros.txt"
+  "$VENV/bin/python" -c "import rclpy, onnxruntime, lifecycle_msgs" \
+    || { echo "rclpy (Jazzy) or onnxruntime does not import in $VENV" >&2; exit 1; }
+  rm -f "$VENV/.novic-interfaces"
+  echo "$req_stamp" > "$VENV/.novic-requirements"
+fi
 if [ "$(cat "$VENV/.novic-requirements" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing pinned requirements (first run: about 2 minutes)"
   # The requirement files hold ranges; the lock file picks the exact versions CI runs.

@@ -23,6 +23,11 @@ REPO = Path(__file__).resolve().parent.parent
 # Tests run the middleware as robots have it: no Fast DDS profile on either end, unless a test is
 # about the profile (test_node_inputs starts a camera with it).
 os.environ.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+os.environ.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)      # Fast DDS 2's name (Jazzy)
+# The torch-free run (make test-jazzy: ROS 2 Jazzy's wheels in .venv-jazzy, no torch) names the toy
+# variant exported to a bundle by .venv: the node tests run the node on it (ros_helpers.node_args), the
+# toy fixtures read it, and the fixtures that build models with torch skip.
+TORCH_FREE_BUNDLE = os.environ.get('NOVIC_TEST_BUNDLE', '')
 TOY_CLIP = REPO / 'models' / 'toy' / 'clip'
 TOY_DECODER = REPO / 'models' / 'toy' / 'decoder'
 SHARED_DATA = REPO.parent / 'shared' / 'data'
@@ -36,6 +41,7 @@ TINY_CLIP_CFG = {
 
 def make_tiny_clip(folder: Path, seed: int = 0, cfg: dict = TINY_CLIP_CFG, image_size: int | None = None) -> Path:
     """A randomly initialised open_clip model saved as a 'local-dir:' folder."""
+    skip_without_torch()
     import open_clip
     import torch
     from safetensors.torch import save_file
@@ -48,6 +54,13 @@ def make_tiny_clip(folder: Path, seed: int = 0, cfg: dict = TINY_CLIP_CFG, image
     model = open_clip.model.CLIP(**cfg)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
     return folder
+
+
+def skip_without_torch() -> None:
+    """In the torch-free run, skip a test that needs torch in the test process; elsewhere a missing
+    torch is an error, not a skip."""
+    if TORCH_FREE_BUNDLE:
+        pytest.skip('needs torch (the torch-free run, NOVIC_TEST_BUNDLE: make test-jazzy)')
 
 
 @pytest.fixture(scope='session')
@@ -116,6 +129,8 @@ def toy_classifier(toy_available):
         pytest.fail("the committed toy variant (models/toy) is missing; rebuild it with `novic-toy build`")
     from novic_ros.pipeline import build_classifier
     from novic_ros.params import ModelParams
+    if TORCH_FREE_BUNDLE:      # what the node runs there (ros_helpers.node_args)
+        return build_classifier(ModelParams(model=TORCH_FREE_BUNDLE, backend='onnxruntime', device='cpu'))
     return build_classifier(ModelParams(model='toy', backend='torch', device='cpu'))
 
 
@@ -148,6 +163,8 @@ def photos():
 @pytest.fixture(scope='session')
 def toy_bundle(tmp_path_factory, toy_available) -> Path:
     """The toy variant exported by novic-export into a bundle folder (fp32 graphs; int8 is made on demand)."""
+    if TORCH_FREE_BUNDLE:      # exported the same way by make test-jazzy
+        return Path(TORCH_FREE_BUNDLE)
     if not toy_available:
         pytest.fail("the committed toy variant (models/toy) is missing; rebuild it with `novic-toy build`")
     from novic_ros.cli.export import main as export_main

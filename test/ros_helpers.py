@@ -4,22 +4,40 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
+from conftest import TORCH_FREE_BUNDLE
 from novic_ros.ros import node_process as novic_node_process
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO / 'config' / 'novic.yaml'
+# What the node tests' nodes run: the toy variant on torch, or in the torch-free run (make test-jazzy)
+# the same variant exported to a bundle, on onnxruntime.
+NODE_MODEL, NODE_BACKEND = (TORCH_FREE_BUNDLE, 'onnxruntime') if TORCH_FREE_BUNDLE else ('toy', 'torch')
+
+
+def node_args(overrides: Sequence[str]) -> list[str]:
+    """The tests' parameter overrides as the node gets them. They are written for the venv with torch
+    ('model:=toy', 'backend:=torch', or neither: config/novic.yaml's toy); in the torch-free run the
+    toy variant becomes its bundle and the torch backend onnxruntime. Other models stay as written."""
+    if not TORCH_FREE_BUNDLE:
+        return list(overrides)
+    out = [{'model:=toy': f'model:={NODE_MODEL}', 'backend:=torch': f'backend:={NODE_BACKEND}'}.get(o, o)
+           for o in overrides]
+    if not any(o.startswith('model:=') for o in out):
+        out.append(f'model:={NODE_MODEL}')
+    return out
 
 
 class NodeProcess(novic_node_process.NodeProcess):
     """novic_node as its own process (the package's launcher, as the demo, novic-eval and make bench start
     it), `-p name:=value` overrides over config/novic.yaml, logging to a file under tmp_path. Every test
-    that runs the node starts it through this class."""
+    that runs the node starts it through this class; the overrides pass through node_args."""
 
     def __init__(self, tmp_path: Path, *overrides: str, params_file: Path = PARAMS_FILE, namespace: str = '/novic',
                  remaps: tuple[str, ...] | list[str] = (), env: dict | None = None):
         log_name = f"node-{namespace.strip('/').replace('/', '-')}-{time.time_ns()}.log"
-        super().__init__(list(overrides), params_file=params_file, namespace=namespace, remaps=remaps,
+        super().__init__(node_args(overrides), params_file=params_file, namespace=namespace, remaps=remaps,
                          log_path=tmp_path / log_name, env=env)
 
     def wait_exit(self, timeout: float = 90) -> int:

@@ -14,7 +14,7 @@ from vision_msgs.msg import Classification  # noqa: E402
 
 from novic_ros.frames.conversion import compressed_to_rgb, encode_compressed, raw_to_rgb, rgb_to_raw  # noqa: E402
 from novic_ros.training import toy_world  # noqa: E402
-from ros_helpers import NodeProcess, RosClient  # noqa: E402
+from ros_helpers import NODE_BACKEND, NODE_MODEL, NodeProcess, RosClient  # noqa: E402
 
 TOP_K = 3
 
@@ -167,7 +167,7 @@ def test_diagnostics_report_rates_latency_and_backend(ros, raw_node):
     for key in ('input_rate_hz', 'output_rate_hz', 'latency_p50_ms', 'latency_p95_ms', 'frames_dropped',
                 'frames_rejected', 'backend', 'model', 'device'):
         assert key in values
-    assert values['backend'] == 'torch' and values['model'] == 'toy' and values['device'] == 'cpu'
+    assert values['backend'] == NODE_BACKEND and values['model'] == NODE_MODEL and values['device'] == 'cpu'
     assert 'novic_node' in status.name
     assert float(values['latency_p50_ms']) > 0
     t = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in diag.items[-2:]]

@@ -147,15 +147,17 @@ def test_node_labels_frames_without_torch(toy_bundle, env, reference, tmp_path):
 
 
 def test_torch_tools_say_what_they_need_in_one_line(env):
-    """novic-toy, -train, -export, -bench where torch cannot be imported: one line naming the install
-    command (no traceback); --help exits 0, a run exits 1."""
+    """novic-toy, -train, -export, -bench where torch cannot be imported, as console scripts and by module
+    (`python -m novic_ros.cli.toy`): one line naming the install command (no traceback); --help exits 0,
+    a run exits 1."""
     for tool in ('toy', 'train', 'export', 'bench'):
         code = f"import sys; from novic_ros.cli.torch_tools import {tool}; sys.exit({tool}(sys.argv[1:]))"
-        for args, rc in ((['--help'], 0), ([], 1)):
-            r = subprocess.run([sys.executable, '-c', code, *args], env=env, capture_output=True, text=True, timeout=120)
-            out = (r.stdout + r.stderr).strip()
-            assert r.returncode == rc and 'Traceback' not in out, (tool, args, out)
-            assert len(out.splitlines()) == 1 and 'needs torch' in out and 'requirements-core.txt' in out, out
+        for command in ([sys.executable, '-c', code], [sys.executable, '-m', f'novic_ros.cli.{tool}']):
+            for args, rc in ((['--help'], 0), ([], 1)):
+                r = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=120)
+                out = (r.stdout + r.stderr).strip()
+                assert r.returncode == rc and 'Traceback' not in out, (command, args, out)
+                assert len(out.splitlines()) == 1 and 'needs torch' in out and 'requirements-core.txt' in out, out
 
 
 def test_novic_node_help_prints_the_parameters_and_exits(env):

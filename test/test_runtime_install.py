@@ -1,7 +1,9 @@
 """A runtime install: a fresh virtual environment with requirements-runtime.txt and novic_ros
-(without its dependencies), no torch, labels an image from a bundle exported here. The slowest
-test of the runtime (pip builds novic_ros and installs onnxruntime, numpy, Pillow, PyYAML, ftfy
-and regex; about 30 s with pip's cache warm)."""
+(without its dependencies), no torch, labels an image from a bundle exported here, answers every
+console script's --help, and with requirements-eval.txt added runs `novic-eval offline` on a small
+bag from the bundle. The slowest test of the runtime (pip builds novic_ros and installs onnxruntime,
+numpy, Pillow, PyYAML, ftfy, regex, then rosbags, mcap, zstandard, apsw and matplotlib; about 45 s
+with pip's cache warm)."""
 from __future__ import annotations
 
 import json
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from novic_ros.eval.make_bag import make_bag
 from novic_ros.params import ModelParams
 from novic_ros.pipeline import build_classifier
 from novic_ros.training import toy_world
@@ -54,7 +57,8 @@ def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
     r = _run([venv / 'bin' / 'novic-classify', img, '--model', toy_bundle, '--backend', 'onnxruntime', '--json'],
              env=env, cwd=tmp_path)
     (got,) = json.loads(r.stdout)
-    expected = build_classifier(ModelParams(model=str(toy_bundle), backend='onnxruntime')).classify(frame)[0]
+    classifier = build_classifier(ModelParams(model=str(toy_bundle), backend='onnxruntime'))
+    expected = classifier.classify(frame)[0]
     assert [x['label'] for x in got['labels']] == [l.text for l in expected.labels]
     assert np.allclose([x['score'] for x in got['labels']], [l.score for l in expected.labels], atol=1e-5)
     # Every tool answers --help here without a traceback: the torch-free ones with their flags.
@@ -66,3 +70,27 @@ def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
         assert r.returncode == 0 and 'Traceback' not in r.stdout + r.stderr, f"{name} --help\n{r.stdout}\n{r.stderr}"
         # A tool that needs torch answers with the one line that says what to install.
         assert r.stdout.lower().startswith('usage') or 'pip install' in r.stdout, f"{name} --help\n{r.stdout}"
+
+    # novic-eval offline on a small bag, from the bundle, with requirements-eval.txt added (still no torch):
+    # the labels of every frame are the bundle's, and the report scores them against the bag's annotations.
+    _run(pip + ['-r', src / 'requirements-eval.txt', '-c', src / 'requirements-lock.txt'])
+    assert _run(probe.args, env=env, cwd=tmp_path).stdout.strip() == '[]'
+    images = tmp_path / 'images'
+    images.mkdir()
+    nouns = ('dog', 'apple', 'car')
+    frames = [toy_world.render(toy_world.NOUNS.index(n), (120, 160), np.random.default_rng(i)) for i, n in enumerate(nouns)]
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(images / f'{i:02d}.png')
+    (images / 'labels.json').write_text(json.dumps({f'{i:02d}.png': n for i, n in enumerate(nouns)}))
+    bag = make_bag(images, tmp_path / 'bag', progress=False)
+    report = tmp_path / 'report'
+    _run([venv / 'bin' / 'novic-eval', 'offline', bag.bag, '--model', toy_bundle, '--backend', 'onnxruntime',
+          '--out', report, '--no-progress'], env=env, cwd=tmp_path)
+    rows = [json.loads(line) for line in (report / 'labels.jsonl').read_text().splitlines()]
+    assert [r['index'] for r in rows] == list(range(len(nouns)))
+    for row, want in zip(rows, classifier.classify(frames)):
+        assert [x['label'] for x in row['labels']] == [l.text for l in want.labels]
+        assert np.allclose([x['score'] for x in row['labels']], [l.score for l in want.labels], atol=1e-4)
+    summary = json.loads((report / 'summary.json').read_text())
+    assert summary['labelled'] == len(nouns) and summary['score']['n'] == len(nouns)
+    assert set(summary['score']['per_class']) == set(nouns)

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..paths import without_fastdds_profile
 from ..ros.node_process import NodeProcess
 from ..ros.stock_camera import Stream, results, start_stock_camera
 from .models import bench_dir
@@ -100,7 +101,7 @@ def delivery(frames: int = 60) -> str:
     # rclpy only here (and in the node section): the other sections run without ROS.
     import rclpy
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)      # the node as a robot runs it; cameras choose
+    without_fastdds_profile()      # the node as a robot runs it; cameras choose
     rclpy.init(args=[])
     try:
         rows = _run('/bench_raw', {}, _cases(frames), 'delivery-raw.log')

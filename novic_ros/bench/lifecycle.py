@@ -16,7 +16,7 @@ import numpy as np
 from ..backends.devices import cpu_model
 from ..lexicon.nouns import build_dictionary, save_dictionary
 from ..lexicon.wordnet import WordNet
-from ..paths import config_path
+from ..paths import use_large_frames_profile
 from ..ros.memory import rss_mb
 from ..ros.node_process import NodeProcess
 from ..training import toy_world
@@ -138,7 +138,7 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
     import rclpy
     from lifecycle_msgs.msg import Transition
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
+    use_large_frames_profile()
     work = Path(tempfile.mkdtemp(prefix='lifecycle-', dir=bench_dir()))
     nouns = work / 'nouns.jsonl'
     save_dictionary(build_dictionary(WordNet.load()), nouns)

@@ -12,7 +12,7 @@ import numpy as np
 from ..backends.devices import cpu_int8_dot
 from ..core.variants import get_variant
 from ..params import ModelParams
-from ..paths import config_path
+from ..paths import use_large_frames_profile
 from ..pipeline import build_classifier
 from ..ros.node_process import NodeProcess
 from ..torch_pipeline import export_for
@@ -75,7 +75,7 @@ def node_start(repeat: int) -> str:
     from sensor_msgs.msg import Image as ImageMsg
     from vision_msgs.msg import Classification
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
+    use_large_frames_profile()
     bundle = toy_bundle()
     engines = str(bench_dir() / 'engines')
     common = {'backend': 'onnxruntime', 'qos': 'reliable', 'engine_dir': engines, 'warmup': True}

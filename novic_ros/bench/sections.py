@@ -16,7 +16,7 @@ from ..core.generation import beam_search, greedy
 from ..core.preprocess import PreprocessConfig, Preprocessor
 from ..models.torch_runners import TorchCachedRunner, TorchRecomputeRunner
 from ..params import ModelParams
-from ..paths import config_path
+from ..paths import use_large_frames_profile
 from ..pipeline import build_classifier
 from ..frames.conversion import raw_to_rgb, rgb_to_raw
 from ..ros.node_process import NodeProcess
@@ -137,7 +137,7 @@ def node_overhead(repeat: int, backend: str = 'onnxruntime') -> str:
     from vision_msgs.msg import Classification
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     # Both sides use the large-frame profile, as a camera driver beside novic_node should.
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
+    use_large_frames_profile()
     models = b32_models_file()
     clf = _classifiers([backend], 'cpu')[backend]
     frames = frames_640x480(max(4, repeat), seed=3)

@@ -3,10 +3,15 @@ figure measured side by side in one run. `make bench` runs every section but `tr
 45 min on a 2-core CPU: ask for it with --sections training)."""
 from __future__ import annotations
 
+if __name__ == '__main__':
+    # `python -m novic_ros.cli.bench` goes through the console script's entry point, which says in one line
+    # what to install when a library below is missing (torch_tools), instead of a traceback here.
+    from novic_ros.cli.torch_tools import bench as _entry_point
+    raise SystemExit(_entry_point())
+
 import argparse
 import os
 import platform
-import sys
 import time
 
 import torch
@@ -116,6 +121,3 @@ def _main(argv) -> int:
 def main(argv=None) -> int:
     return run(_main, argv)
 
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..frames.image_files import list_images, read_image
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_NAMESPACE, add_model_arguments
-from ..paths import config_path
+from ..paths import use_large_frames_profile
 from ..ros.node_process import NodeProcess
 from ..frames.sample_images import sample_photos
 from ..training import toy_world
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if os.environ.get('ROS_DISTRO') == 'humble':      # Humble knows only the older switch
         os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(config_path('fastdds_large_frames.xml')))
+    use_large_frames_profile()
     # rclpy and the message packages come from ROS (apt or the PyPI wheels), not from our requirements.
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy

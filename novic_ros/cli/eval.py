@@ -17,6 +17,12 @@ They exit with status 1 when no frame could be labelled.
 """
 from __future__ import annotations
 
+if __name__ == '__main__':
+    # `python -m novic_ros.cli.eval` goes through the console script's entry point, which says in one line
+    # what to install when a library below is missing (torch_tools), instead of a traceback here.
+    from novic_ros.cli.torch_tools import eval_tool as _entry_point
+    raise SystemExit(_entry_point())
+
 import argparse
 import json
 import logging
@@ -369,6 +375,3 @@ def _main(argv) -> int:
 def main(argv=None) -> int:
     return run(_main, argv)      # BagError, AnnotationError: ValueErrors -> one line on stderr, exit 1
 
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -5,6 +5,12 @@ runs the bundle with the onnxruntime or tensorrt backend and needs no torch (REA
 Without --out the bundle goes to the engine cache, where the node looks for it."""
 from __future__ import annotations
 
+if __name__ == '__main__':
+    # `python -m novic_ros.cli.export` goes through the console script's entry point, which says in one line
+    # what to install when a library below is missing (torch_tools), instead of a traceback here.
+    from novic_ros.cli.torch_tools import export as _entry_point
+    raise SystemExit(_entry_point())
+
 import argparse
 import json
 import sys
@@ -80,6 +86,3 @@ def _current(folder, key: str, precisions, text_encoder: bool = True):
 def main(argv=None) -> int:
     return run(_main, argv)
 
-
-if __name__ == '__main__':
-    sys.exit(main())

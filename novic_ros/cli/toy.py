@@ -5,6 +5,12 @@
 """
 from __future__ import annotations
 
+if __name__ == '__main__':
+    # `python -m novic_ros.cli.toy` goes through the console script's entry point, which says in one line
+    # what to install when a library below is missing (torch_tools), instead of a traceback here.
+    from novic_ros.cli.torch_tools import toy as _entry_point
+    raise SystemExit(_entry_point())
+
 import argparse
 import json
 import sys
@@ -113,6 +119,3 @@ def _main(argv) -> int:
 def main(argv=None) -> int:
     return run(_main, argv)
 
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -7,6 +7,12 @@ Data-parallel on several GPUs (or CPU processes) when started by torchrun:
 """
 from __future__ import annotations
 
+if __name__ == '__main__':
+    # `python -m novic_ros.cli.train` goes through the console script's entry point, which says in one line
+    # what to install when a library below is missing (torch_tools), instead of a traceback here.
+    from novic_ros.cli.torch_tools import train as _entry_point
+    raise SystemExit(_entry_point())
+
 import argparse
 import signal
 import sys
@@ -103,6 +109,3 @@ def _main(argv) -> int:
 def main(argv=None) -> int:
     return run(_main, argv)
 
-
-if __name__ == '__main__':
-    sys.exit(main())

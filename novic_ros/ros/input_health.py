@@ -27,7 +27,8 @@ def _profile() -> str:
 
 LOSS_FIXES = ("publish reliable (the ROS default QoS, which most camera drivers use), use the compressed "
               "transport (transport: compressed), or start the camera driver with "
-              f"FASTDDS_DEFAULT_PROFILES_FILE={_profile()} (it gives the publisher a 16 MB shared-memory segment)")
+              f"FASTDDS_DEFAULT_PROFILES_FILE={_profile()} (FASTRTPS_DEFAULT_PROFILES_FILE on Jazzy and Humble; "
+              "it gives the publisher a 16 MB shared-memory segment)")
 
 
 def choose_reliability(setting: str, offered: Sequence[str]) -> str:

@@ -71,6 +71,7 @@ from .inputs import INPUT_CHECK_S, CameraInputs
 from .label_info import GROWTH_PERIOD_S, LabelMap
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
+from .lifecycle_service import refuse_impossible_transitions
 from .live_settings import (SYNC_WAIT_S, Change, ChangeBuilder, LiveSettings, PreparedChange, needs_building,
                             object_finder, prepare_change)
 from .memory import release_freed_memory, rss_mb
@@ -124,6 +125,7 @@ class NovicNode(LifecycleNode):
         self._live = None
         super().__init__(NODE_NAME, namespace=kwargs.pop('namespace', DEFAULT_NAMESPACE), **kwargs)
         RosLogHandler.log_as(self.get_logger())
+        refuse_impossible_transitions(self)       # Jazzy and Humble: lifecycle_service.py
         # What the worker reads once per batch, swapped whole (ValueError names a bad parameter).
         self.live = LiveSettings(NodeParams.from_mapping(declare_all(self)))
         self._live_lock = threading.Lock()      # one writer of `live` at a time (executor, settings thread)

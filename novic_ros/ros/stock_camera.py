@@ -12,7 +12,7 @@ to stdout.
     python -m novic_ros.ros.stock_camera --topic /novic/image --streams '[{"tag": "vga", "width": 640, ...}]'
 
 `start_stock_camera` starts it the way a robot's camera driver is started: with the caller's
-environment minus FASTDDS_DEFAULT_PROFILES_FILE (or with our profile, when asked). rclpy is imported
+environment minus any Fast DDS profile (or with our profile, when asked). rclpy is imported
 only by the functions that run in the camera process: the launcher, Stream and smooth_pattern serve
 processes that need no ROS set-up (the rule of node_process too).
 """
@@ -30,11 +30,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..paths import config_path
+from ..paths import use_large_frames_profile, without_fastdds_profile
 from ..frames.conversion import encode_compressed, rgb_to_raw
 
 RELIABILITIES = ('reliable', 'best_effort')
-PROFILE_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
 
 
 @dataclass(frozen=True)
@@ -164,9 +163,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
 def camera_env(profile: bool = False, base: dict | None = None) -> dict:
     """The environment a camera driver has: the caller's, without a Fast DDS profile, or with ours."""
     env = dict(os.environ if base is None else base)
-    env.pop(PROFILE_ENV, None)
+    without_fastdds_profile(env)
     if profile:
-        env[PROFILE_ENV] = str(config_path('fastdds_large_frames.xml'))
+        use_large_frames_profile(env)
     return env
 
 
