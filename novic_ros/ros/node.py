@@ -46,6 +46,7 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy._rclpy_pybind11 import RCLError      # what rcl raises when it cannot init or create the node
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
@@ -536,7 +537,12 @@ def main(args=None) -> int:
     code = 0
     try:
         # rclpy's signal handlers would shut the context down before we stop (exit_signals.py).
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except RCLError as e:       # e.g. SROS2 on with no enclave for this node in the keystore
+            print(f"novic_node: cannot start: {_first_line(e)}{_security_hint()}", file=sys.stderr)
+            code = 1
+            return code
         handler = RosLogHandler(rclpy.logging.get_logger(NODE_NAME))     # the node's own logger once it exists
         py_log = logging.getLogger('novic_ros')
         py_log.addHandler(handler)
@@ -548,6 +554,11 @@ def main(args=None) -> int:
             node = NovicNode()
         except (NovicError, ValueError, FileNotFoundError) as e:
             handler.ros_logger.fatal(f"cannot start: {e}")
+            code = 1
+            return code
+        except RCLError as e:       # the middleware refused the node (SROS2 on a Fast DDS without security)
+            handler.ros_logger.fatal(f"cannot start: the middleware refused to create the node: {_first_line(e)}"
+                                     f"{_security_hint()}")
             code = 1
             return code
         logger = node.get_logger()
@@ -581,6 +592,19 @@ def main(args=None) -> int:
     finally:
         _shut_down(signals, node, executor)
     return code
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _security_hint() -> str:
+    """What to check when SROS2 is switched on (README "Security")."""
+    if os.environ.get('ROS_SECURITY_ENABLE', '').lower() != 'true':
+        return ''
+    return ("; ROS_SECURITY_ENABLE is true: SROS2 needs ROS_SECURITY_KEYSTORE with an enclave for this node "
+            "(ros2 security create_enclave KEYSTORE /novic/novic_node, then --ros-args --enclave /novic/novic_node) "
+            "and a Fast DDS built with security, which ROS 2 from apt has and the PyPI wheels do not")
 
 
 def _spin(executor, logger) -> None:
