@@ -1,6 +1,7 @@
 """ONNX Runtime backend: a bundle's graphs (core/bundle.py) on the CPU, or on a GPU through the CUDA
 execution provider when present; fp32, or int8 on the CPU (quantised graphs, quantize.py). The
-decoder cache lives in numpy arrays that the step graph takes and returns. Needs no torch."""
+decoder cache lives in numpy arrays that the step graph takes and returns, on the CPU through an IO
+binding into buffers allocated once per decode (_OrtSession). Needs no torch."""
 from __future__ import annotations
 
 import logging

@@ -4,7 +4,8 @@ with AMX or AVX512_BF16 (OpenVINO's INFERENCE_PRECISION_HINT: matrix products in
 fp32 elsewhere); fp16 on a GPU or NPU; int8 (the bundle's ov_int8 graphs, ov_quantize.py).
 Compiled models are cached in <engine_dir>/openvino (OpenVINO's CACHE_DIR), so a restart does not
 compile again. The decoder cache lives in numpy arrays that the step graph takes and returns, as on
-ONNX Runtime. Needs no torch."""
+ONNX Runtime; steps alternate two infer requests whose outputs are read in place (_OvSession).
+Needs no torch."""
 from __future__ import annotations
 
 import logging
