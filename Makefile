@@ -1,7 +1,7 @@
 # novic_ros developer entry points. Each target sets up .venv first (idempotent, fast when nothing changed).
 #   make demo    set up, start novic_node, play images to it and print the labels it publishes
 #   make test    set up, lint (ruff) and run the test suite (what CI runs)
-#   make test-jazzy  the node's tests on ROS 2 Jazzy's wheels, in a torch-free venv of their own
+#   make test-jazzy  the node's tests on ROS 2 Jazzy's wheels, in a torch-free venv of their own (CI runs it too)
 #   make lint    set up and run ruff check (rules in ruff.toml)
 #   make bench   set up and run the benchmarks (ratios measured side by side in one run)
 SHELL := /bin/bash
@@ -28,11 +28,14 @@ test: setup lint
 JAZZY_VENV := .venv-jazzy
 JAZZY_TESTS ?= test/test_node.py test/test_lifecycle.py test/test_live_changes.py test/test_node_exit.py \
   test/test_node_inputs.py
+# Not the two delivery-rate tests (90% of a 10-30 Hz camera labelled): on CI's shared cores they measure
+# the CPU, not the distribution (seen failing at 62 of 100 with every frame received); Kilted runs them.
+JAZZY_SELECT ?= -k 'not from_a_stock'
 test-jazzy: setup
 	@NOVIC_ROS_DISTRO=jazzy bash scripts/setup.sh
 	@$(PY) -m novic_ros.cli.export --model toy --out $(JAZZY_VENV)/toy-bundle --precisions fp32 >/dev/null
 	NOVIC_TEST_BUNDLE=$(CURDIR)/$(JAZZY_VENV)/toy-bundle $(JAZZY_VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) \
-	  --dist loadfile $(JAZZY_TESTS) $(PYTEST_ARGS)
+	  --dist loadfile $(JAZZY_SELECT) $(JAZZY_TESTS) $(PYTEST_ARGS)
 
 # ruff's rules are in ruff.toml (a second, not a test: it stops `make test` before pytest starts).
 lint: setup
