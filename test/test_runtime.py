@@ -164,7 +164,7 @@ def test_novic_node_help_prints_the_parameters_and_exits(env):
     """novic_node --help lists every parameter of the one table and exits 0 without starting a node
     (torch blocked: the help needs none)."""
     from novic_ros.params import PARAMS
-    code = "import sys; from novic_ros.ros.node import main; sys.exit(main(['--help']))"
+    code = "import sys; from novic_ros.ros.node_main import main; sys.exit(main(['--help']))"
     r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith('usage: novic_node')

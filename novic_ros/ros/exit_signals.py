@@ -3,7 +3,7 @@ stop, launch's escalation): at any moment, exit code 0, no traceback, in under 2
 
 install() runs before the node's heavy imports. Until the node spins, a signal raises Stop in the
 main thread, which interrupts whatever it does (imports, rclpy.init, loading the model in
-configure); main() catches it and exits 0. Once the node spins (its executor on a thread of its own),
+configure); node_main.main() catches it and exits 0. Once the node spins (its executor on a thread of its own),
 a signal only sets `requested`: the main thread, waiting on it, shuts the node down in order while
 the ROS context is still valid (worker stopped, the bond ended with `active: false`, then
 rclpy.shutdown), so nothing publishes on a dead context. rclpy's own signal handlers are not
@@ -127,7 +127,7 @@ def install() -> ExitSignals:
 def run_node() -> int:
     """The novic_node process (console script and `python -m novic_ros.ros.node`): the handlers
     first, then the node's imports (1-2 s of rclpy, numpy, scipy), so a signal during them exits
-    cleanly too; main() runs the node and shuts it down. Then the process ends at once (os._exit,
+    cleanly too; node_main.main() runs the node and shuts it down. Then the process ends at once (os._exit,
     after flushing): the interpreter's own teardown of torch and the middleware took 3 s after a
     shutdown that took 10 ms, and a thread still in a transition or a batch could hold it up."""
     code = EXIT_CODE
@@ -141,7 +141,7 @@ def run_node() -> int:
             print(NO_RCLPY, file=sys.stderr)
             code = 1
         else:
-            from .node import main
+            from .node_main import main
             code = main()
     except Stop:
         pass

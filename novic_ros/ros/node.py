@@ -9,13 +9,14 @@
 - live_settings.py: live parameter changes, prepared whole and then swapped in.
 - object_outputs.py: the objects (tracked: core.tracks) and their Foxglove annotations;
   label_info.py: LabelInfo's class map, published with every VisionInfo version.
+- node_main.py: the process around the node: rclpy, autostart, the executor's thread, the shutdown.
 
 Lifecycle: configure loads and warms up the model and creates the (lifecycle) publishers, activate
 subscribes and starts the worker, deactivate unsubscribes (frames are not delivered, so nothing
 queues) and stops it, cleanup frees the model, shutdown works from any state. With `autostart`
-(default) main() drives configure and activate itself.
+(default) node_main.main() drives configure and activate itself.
 
-Threads: main() spins a single-threaded executor on a thread of its own, so frame callbacks, timers
+Threads: node_main.main() spins a single-threaded executor on a thread of its own, so frame callbacks, timers
 (input watch, diagnostics with the worker's watch, the stable labels' expiry, the bond), lifecycle
 transitions and parameter callbacks run one at a time on the executor thread; inference runs on the
 worker thread beside it, and changes that read a labels file or embed a label list are built on the
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 if __name__ == '__main__':
     # python -m novic_ros.ros.node: the signal handlers go in before the imports below (1-2 s), and a
-    # signal during them exits cleanly (exit_signals.run_node imports this module and runs main()).
+    # signal during them exits cleanly (exit_signals.run_node imports node_main and runs its main()).
     import sys
     from novic_ros.ros.exit_signals import run_node
     sys.exit(run_node())
@@ -44,14 +45,9 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy._rclpy_pybind11 import RCLError      # what rcl raises when it cannot init or create the node
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.logging import LoggingSeverity
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
@@ -62,9 +58,8 @@ from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
 from ..core.text_cache import paced
 from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
-from .node_help import usage, wants_help
 from ..pipeline import build_classifier
-from . import exit_signals, vision_info
+from . import vision_info
 from .bond import Bond
 from .callback_guard import CallbackErrors, guard, place, report
 from .diagnostics import diagnostics, failed_diagnostics
@@ -148,7 +143,7 @@ class NovicNode(LifecycleNode):
         self._label_info_lock = threading.Lock()
         self.bond: Bond | None = None
         # Frame callbacks never wait for a transition where the node runs in a multi-threaded executor
-        # (a composed container); main() spins it single-threaded, see there.
+        # (a composed container); node_main.main() spins it single-threaded, see there.
         self.inputs = CameraInputs(self, self.frames, self.stats, self.log, callback_group=ReentrantCallbackGroup())
         self.worker = InferenceWorker(self, self.frames, self.stats, self.log, fault)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -507,7 +502,6 @@ class NovicNode(LifecycleNode):
         self._unsubscribe_and_stop(bond_ack_s=EXIT_BOND_ACK_S)
 
 
-EXIT_STEP_S = 0.35     # each shutdown step's wait (executor, worker): the whole exit stays under 2 s
 EXIT_BOND_ACK_S = 0.25  # the manager's acknowledgement of the bond's end, at exit
 
 
@@ -524,112 +518,3 @@ _PARAMETER_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, floa
 def _ros_parameter(name: str, value) -> Parameter:
     kind = _PARAMETER_TYPES[BY_NAME[name].type]
     return Parameter(name, kind, list(value) if kind == Parameter.Type.STRING_ARRAY else value)
-
-
-def main(args=None) -> int:
-    """Run novic_node until SIGINT or SIGTERM (exit 0, see exit_signals.py); 1 when it cannot start.
-    --help (before --ros-args) prints the parameters and exits 0."""
-    if wants_help(sys.argv[1:] if args is None else list(args)):
-        print(usage())
-        return 0
-    signals = exit_signals.install()
-    node = executor = spinner = None
-    code = 0
-    try:
-        # rclpy's signal handlers would shut the context down before we stop (exit_signals.py).
-        try:
-            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        except RCLError as e:       # e.g. SROS2 on with no enclave for this node in the keystore
-            print(f"novic_node: cannot start: {_first_line(e)}{_security_hint()}", file=sys.stderr)
-            code = 1
-            return code
-        handler = RosLogHandler(rclpy.logging.get_logger(NODE_NAME))     # the node's own logger once it exists
-        py_log = logging.getLogger('novic_ros')
-        py_log.addHandler(handler)
-        # DEBUG records reach the ROS logger, which drops them unless --log-level debug asks for them.
-        py_log.setLevel(logging.DEBUG if handler.ros_logger.get_effective_level() <= LoggingSeverity.DEBUG
-                        else logging.INFO)
-        py_log.propagate = False        # open_clip's root-logger calls install a stderr handler there
-        try:
-            node = NovicNode()
-        except (NovicError, ValueError, FileNotFoundError) as e:
-            handler.ros_logger.fatal(f"cannot start: {e}")
-            code = 1
-            return code
-        except RCLError as e:       # the middleware refused the node (SROS2 on a Fast DDS without security)
-            handler.ros_logger.fatal(f"cannot start: the middleware refused to create the node: {_first_line(e)}"
-                                     f"{_security_hint()}")
-            code = 1
-            return code
-        logger = node.get_logger()
-        # Single-threaded: rclpy's MultiThreadedExecutor kept its main thread at 100% CPU in its wait
-        # loop while frames flowed (top -H), holding the GIL against the inference thread: some frames
-        # waited 0.3-6 s. Inference runs in the node's own worker thread, so one executor thread loses
-        # nothing; the callback groups stay for a multi-threaded container.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.params.autostart:
-            # As `ros2 run` users expect: labelling from the start. A model that cannot be loaded is
-            # one clear error (logged by configure) and a non-zero exit, not a node left unconfigured.
-            if node.trigger_configure() != SUCCESS or node.trigger_activate() != SUCCESS:
-                logger.fatal("cannot start: see the error above (autostart:=false leaves the node unconfigured "
-                             "for a lifecycle manager instead)")
-                code = 1
-                return code
-        else:
-            logger.info("unconfigured, waiting for a lifecycle manager (autostart is false)")
-        spinner = threading.Thread(target=_spin, args=(executor, logger), name='novic-executor', daemon=True)
-        signals.spinning()
-        spinner.start()
-        # The main thread only waits: a signal handler runs here at once, whatever the executor does.
-        while not signals.requested.wait(0.5):
-            if not spinner.is_alive():
-                logger.fatal("the executor stopped (see the error above); exiting")
-                code = 1
-                break
-    except exit_signals.Stop:
-        pass
-    finally:
-        _shut_down(signals, node, executor)
-    return code
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def _security_hint() -> str:
-    """What to check when SROS2 is switched on (README "Security")."""
-    if os.environ.get('ROS_SECURITY_ENABLE', '').lower() != 'true':
-        return ''
-    return ("; ROS_SECURITY_ENABLE is true: SROS2 needs ROS_SECURITY_KEYSTORE with an enclave for this node "
-            "(ros2 security create_enclave KEYSTORE /novic/novic_node, then --ros-args --enclave /novic/novic_node) "
-            "and a Fast DDS built with security, which ROS 2 from apt has and the PyPI wheels do not")
-
-
-def _spin(executor, logger) -> None:
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
-    except Exception as e:  # noqa: BLE001 -- main() sees the thread end and exits 1
-        logger.fatal(f"executor failed: {type(e).__name__}: {e}")
-
-
-def _shut_down(signals, node, executor) -> None:
-    """Stop in the order that keeps the context valid while anything still publishes (the executor,
-    then the worker and the bond, then rclpy); each step on its own, so one that fails (one line, no
-    traceback) does not keep the others from running."""
-    steps = [('stopping the executor', lambda: executor.shutdown(timeout_sec=EXIT_STEP_S)) if executor is not None else None,
-             ('stopping the worker', lambda: node.stop_now(EXIT_STEP_S)) if node is not None else None,
-             ('destroying the node', node.destroy_node) if node is not None else None,
-             ('shutting rclpy down', rclpy.try_shutdown)]
-    for doing, step in filter(None, steps):
-        signals.stopping(doing)
-        try:
-            step()
-        except exit_signals.Stop:
-            pass
-        except Exception as e:  # noqa: BLE001 -- exiting anyway
-            print(f"novic_node: while {doing}: {type(e).__name__}: {e}", file=sys.stderr)
-
