@@ -2,6 +2,7 @@
 without a node: folders, file types, sizes, bad JSONL, and summaries that do not echo the file."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -130,3 +131,16 @@ def test_bounds_on_live_values(name, value, match):
 def test_a_legal_slow_rate_is_accepted():
     assert NodeParams().updated(rate_hz=0.01).rate_hz == 0.01
     assert NodeParams().updated(rate_hz=0.0).rate_hz == 0.0
+
+
+def test_a_paced_thread_gives_way_while_it_reads_a_long_jsonl(tmp_path):
+    from novic_ros.core.label_files import LINES_PER_STEP
+    from novic_ros.core.pacing import paced
+    f = tmp_path / 'nouns.jsonl'
+    f.write_text(''.join(json.dumps({'label': f'noun {i}'}) + '\n' for i in range(3 * LINES_PER_STEP + 10)))
+    pauses = []
+    with paced(pauses.append):
+        labels = read_labels_file(str(f), [str(tmp_path)])
+    assert len(pauses) == 3 and all(p >= 0 for p in pauses)
+    assert labels == read_labels_file(str(f), [str(tmp_path)])      # unpaced: the same labels, no pause
+    assert len(pauses) == 3 and len(labels) == 3 * LINES_PER_STEP + 10

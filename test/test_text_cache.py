@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from novic_ros.backends.torch_backend import TorchTextEncoder
-from novic_ros.core.text_cache import (PACED_STEP, PERSIST_MIN_LABELS, DiskTextEmbeddings, TextEmbeddingCache, paced,
-                                      pacing)
+from novic_ros.core.pacing import paced, pacing
+from novic_ros.core.text_cache import PACED_STEP, PERSIST_MIN_LABELS, DiskTextEmbeddings, TextEmbeddingCache
 from novic_ros.params import ModelParams
 from novic_ros.pipeline import build_classifier
 

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.text_cache import pacing
+from ..core.pacing import pacing
 from ..models.checkpoint import clip_fingerprint
 from ..models.clip_encoder import ClipEncoder
 from ..models.decoder import ObjectDecoder

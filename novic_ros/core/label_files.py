@@ -23,11 +23,14 @@ import stat
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .pacing import Steps
+
 MAX_LABELS = 100_000                  # the whole WordNet noun dictionary (novic-nouns) is ~28k
 MAX_LABEL_CHARS = 200                 # CLIP reads 77 tokens; a longer label is a mistake or an attack
 MAX_LABELS_FILE_BYTES = 32 << 20      # the novic-nouns dictionary is ~4 MB
 SHOWN_LABELS = 3                      # how many labels a summary names ...
 SHOWN_CHARS = 24                      # ... each cut to this many characters
+LINES_PER_STEP = 1000                 # .jsonl lines parsed between two pauses of a paced thread (~5 ms)
 
 
 def resolve_under(path: str, allowed_dirs: Sequence[str] | None, what: str = 'labels file') -> Path:
@@ -114,9 +117,12 @@ def read_labels_file(path: str, allowed_dirs: Sequence[str] | None = None) -> tu
         raise ValueError(f"labels file {path} is not UTF-8 text (byte {e.start}); give one label per line, "
                          "or a novic-nouns .jsonl dictionary") from None
     lines = text.splitlines()
+    step = Steps()          # the node's settings thread gives way to inference (core/pacing.py)
     if path.endswith('.jsonl'):
         labels = []
         for number, line in enumerate(lines, 1):
+            if number % LINES_PER_STEP == 0:
+                step()
             if not line.strip():
                 continue
             try:

@@ -10,7 +10,7 @@ the same labels at once write the same digest and the later rename wins. The enc
 CLIP weights (their fingerprint) and precision: other weights never read these embeddings.
 
 A thread that embeds labels beside other work (the node's settings thread, while the inference
-worker labels frames) paces itself with paced(): new labels are then tokenised and embedded
+worker labels frames) paces itself (pacing.paced()): new labels are then tokenised and embedded
 PACED_STEP at a time, and the thread pauses between steps as its caller says.
 """
 from __future__ import annotations
@@ -21,15 +21,14 @@ import json
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from ..atomic_file import atomic_write, atomic_write_text
+from .pacing import Steps, pacing
 
 log = logging.getLogger(__name__)
 
@@ -42,39 +41,15 @@ PERSIST_MIN_LABELS = 32
 # lock back soon; smaller steps cost the text tower's batching.
 PACED_STEP = 32
 
-_pacing = threading.local()
-
-
-@contextmanager
-def paced(pause: Callable[[float], object]) -> Iterator[None]:
-    """Within this block, the calling thread embeds new labels PACED_STEP at a time and calls
-    `pause(seconds the step took)` after each step but the last (other threads are not affected)."""
-    before = getattr(_pacing, 'pause', None)
-    _pacing.pause = pause
-    try:
-        yield
-    finally:
-        _pacing.pause = before
-
-
-def pacing() -> bool:
-    """True on a thread inside paced(): work beside inference, which a backend may run on fewer
-    threads (the torch text tower runs on one)."""
-    return getattr(_pacing, 'pause', None) is not None
-
-
 def _encode(encoder: 'TextEncoder', prompts: list[str]) -> np.ndarray:
-    """encoder.encode_texts(prompts), in paced steps on a thread inside paced()."""
-    pause = getattr(_pacing, 'pause', None)
-    if pause is None or len(prompts) <= PACED_STEP:
+    """encoder.encode_texts(prompts), PACED_STEP at a time on a thread inside pacing.paced()."""
+    if not pacing() or len(prompts) <= PACED_STEP:
         return encoder.encode_texts(prompts)
-    parts, took = [], 0.0
+    parts, step = [], Steps()
     for start in range(0, len(prompts), PACED_STEP):
         if parts:
-            pause(took)
-        t0 = time.monotonic()
+            step()
         parts.append(np.asarray(encoder.encode_texts(prompts[start:start + PACED_STEP]), np.float32))
-        took = time.monotonic() - t0
     return np.concatenate(parts)
 
 

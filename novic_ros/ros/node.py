@@ -56,7 +56,7 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
-from ..core.text_cache import paced
+from ..core.pacing import paced
 from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier
 from . import vision_info
