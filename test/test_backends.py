@@ -73,6 +73,32 @@ def test_onnx_decoder_graphs_keep_the_cache_and_match_torch(torch_and_ort):
     assert np.allclose(s_ref.log_probs, s_ort.log_probs, atol=1e-4)
 
 
+def test_onnx_decoder_steps_reuse_their_buffers_and_equal_plain_runs(torch_and_ort, monkeypatch):
+    """The IO-bound step session (buffers allocated once per decode) gives the labels of plain run()
+    calls (fresh outputs each step), and beam search allocates its cache buffers only when rows change."""
+    from novic_ros.backends import ort_backend
+    _, ort = torch_and_ort
+    embeds = torch.nn.functional.normalize(torch.randn(3, 64, generator=torch.Generator().manual_seed(1)), dim=-1).numpy()
+    bound = beam_search(ort.backend.runner, embeds, 5)
+    grew = []
+    cache_for = ort_backend._OrtSession._next_cache
+
+    def counting(self, shape):
+        before = [k.size for k, _ in self._cache]
+        out = cache_for(self, shape)
+        grew.append(before != [k.size for k, _ in self._cache])
+        return out
+    monkeypatch.setattr(ort_backend._OrtSession, '_next_cache', counting)
+    again = beam_search(ort.backend.runner, embeds, 5)
+    assert len(grew) >= 3 and sum(grew) == 2     # each of the pair once (reorder, first step), then reused
+    monkeypatch.setattr(ort_backend._OrtSession, '__init__',
+                        lambda self, step, k, v, vocab, max_tokens: setattr(self, 'binding', None) or
+                        setattr(self, 'step_sess', step) or setattr(self, 'k', k) or setattr(self, 'v', v))
+    plain = beam_search(ort.backend.runner, embeds, 5)
+    for s in (again, plain):
+        assert np.array_equal(bound.tokens, s.tokens) and np.allclose(bound.log_probs, s.log_probs, atol=1e-6)
+
+
 def test_text_graph_and_tokenizer_match_open_clip(torch_and_ort):
     """Prompts of every length, unicode and text longer than the context: the bundle's tokenizer and
     text graph give open_clip's encode_text, unit-normalised."""

@@ -47,7 +47,8 @@ def load_session(path, threads: int = 0, device: str = 'cpu') -> ort.InferenceSe
 class _OrtSession:
     """Decoder state between steps: the past keys/values as numpy arrays. On the CPU each step runs
     through an IO binding into buffers allocated once per decode (two for the cache, used in turn, each
-    large enough for the longest sequence, and one for the logits), so ONNX Runtime neither allocates
+    sized at first use, or when beam search makes rows of the frames, for the longest label; one for
+    the logits), so ONNX Runtime neither allocates
     outputs nor copies them into new arrays; beam reordering writes into the other buffer as well. The
     logits returned by a step are overwritten by the next one (generation.py reads them before)."""
 
@@ -56,19 +57,19 @@ class _OrtSession:
         self.binding = None
         if step.get_providers()[0] == 'CPUExecutionProvider':
             self.binding = step.io_binding()
-            layers, rows, heads, length, dim = k.shape
-            size = layers * rows * heads * (length + max_tokens) * dim
-            self._cache = [(np.empty(size, np.float32), np.empty(size, np.float32)) for _ in range(2)]
+            self._extra = max_tokens            # positions a decode may still add
+            self._cache = [(np.empty(0, np.float32), np.empty(0, np.float32)) for _ in range(2)]
             self._turn = 0
-            self._logits = np.empty((rows, vocab_size), np.float32)
+            self._logits = np.empty((k.shape[1], vocab_size), np.float32)
 
     def _next_cache(self, shape) -> tuple[np.ndarray, np.ndarray]:
         """Views of shape `shape` into the cache buffers the current keys/values are not in."""
         self._turn ^= 1
         n = int(np.prod(shape))
         k, v = self._cache[self._turn]
-        if n > k.size:              # longer than max_tokens: grow (not reached by generation.py)
-            k, v = self._cache[self._turn] = np.empty(n, np.float32), np.empty(n, np.float32)
+        if n > k.size:              # first use, or more rows (frames -> beams): room for the longest label
+            size = n // shape[3] * (shape[3] + self._extra)
+            k, v = self._cache[self._turn] = np.empty(size, np.float32), np.empty(size, np.float32)
         return k[:n].reshape(shape), v[:n].reshape(shape)
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
