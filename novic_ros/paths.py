@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PACKAGE = 'novic_ros'
@@ -41,17 +42,27 @@ def config_path(*parts: str) -> Path:
 
 
 # The variable Fast DDS reads its default XML profile from: FASTDDS_DEFAULT_PROFILES_FILE since Fast
-# DDS 3 (ROS 2 Kilted), FASTRTPS_DEFAULT_PROFILES_FILE in Fast DDS 2 (Jazzy, Humble); each reads only
-# its own name. Whoever sets or clears a profile does it under both.
+# DDS 3 (ROS 2 Kilted), FASTRTPS_DEFAULT_PROFILES_FILE in Fast DDS 2 (Jazzy, Humble), which ignores the
+# new name. Kilted's rmw reads the old name too, but warns on every start that it is deprecated.
 FASTDDS_PROFILE_ENVS = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+
+
+def _fastdds_2() -> bool:
+    """Whether the Fast DDS here is 2.x: the ros-fastrtps wheel (Jazzy's; Kilted's is ros-fastdds), or
+    apt ROS of a distribution that ships it."""
+    try:
+        version('ros-fastrtps')
+        return True
+    except PackageNotFoundError:
+        return os.environ.get('ROS_DISTRO', '') in ('humble', 'iron', 'jazzy')
 
 
 def use_large_frames_profile(environ=os.environ) -> None:
     """Give the processes started with `environ` the package's Fast DDS profile (a 16 MB shared-memory
-    segment, config/fastdds_large_frames.xml) under both names, unless it names a profile already:
-    then that one, under both names."""
+    segment, config/fastdds_large_frames.xml), unless it names a profile already (then that one), under
+    the name the Fast DDS here reads (both names for Fast DDS 2)."""
     chosen = next((environ[k] for k in FASTDDS_PROFILE_ENVS if environ.get(k)), None)
-    for key in FASTDDS_PROFILE_ENVS:
+    for key in FASTDDS_PROFILE_ENVS if _fastdds_2() else FASTDDS_PROFILE_ENVS[:1]:
         environ[key] = chosen or str(config_path('fastdds_large_frames.xml'))
 
 

@@ -83,7 +83,7 @@ def _main(argv) -> int:
         'node': ('novic_node overhead, 640x480 rgb8, ViT-B/32 + decoder', lambda: s.node_overhead(max(6, args.repeat))),
         'lifecycle': ('novic_node lifecycle: start with the noun dictionary, live switches, cleanup (toy, ViT-B/32)',
                       lifecycle),
-        'runtime': ('novic_node start and memory, torch loaded vs torch-free (toy, onnxruntime)',
+        'runtime': ('novic_node start and memory: the README command, cached and exporting, and a bundle folder (toy)',
                     lambda: rt.node_start(max(2, args.repeat // 3))),
         'int8': ('ONNX Runtime int8 vs fp32 (ViT-B/32 + decoder latency; agreement on toy renders)',
                  lambda: rt.int8(args.repeat)),
