@@ -43,14 +43,16 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   ver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   if [ "$ver" != "3.11" ]; then
-    echo "Python 3.11 is needed (the ROS 2 wheels on PyPI, Kilted and Jazzy, are cp311); $PYTHON is $ver. Set PYTHON=/path/to/python3.11." >&2
+    echo "Python 3.11 is needed (the ROS 2 wheels on PyPI, Kilted and Jazzy, are cp311); $PYTHON is $ver." \
+      "Set PYTHON=/path/to/python3.11." >&2
     exit 1
   fi
   say "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
 req_stamp=$(stamp_of requirements-runtime.txt requirements-eval.txt requirements-core.txt requirements-ros.txt \
-  requirements.txt requirements-openvino.txt requirements-ray.txt requirements-dev.txt requirements-lock.txt requirements-ros-jazzy.txt)
+  requirements.txt requirements-openvino.txt requirements-ray.txt requirements-dev.txt requirements-lock.txt \
+  requirements-ros-jazzy.txt)
 if [ "$DISTRO" = jazzy ] && [ "$(cat "$VENV/.novic-requirements" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing ROS 2 Jazzy wheels and the runtime requirements (no torch; first run: about 30 s)"
   # The lock's ros-* pins are Kilted's, under the same names: constrain everything else by it.

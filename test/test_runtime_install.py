@@ -78,7 +78,8 @@ def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
     images = tmp_path / 'images'
     images.mkdir()
     nouns = ('dog', 'apple', 'car')
-    frames = [toy_world.render(toy_world.NOUNS.index(n), (120, 160), np.random.default_rng(i)) for i, n in enumerate(nouns)]
+    frames = [toy_world.render(toy_world.NOUNS.index(n), (120, 160), np.random.default_rng(i))
+              for i, n in enumerate(nouns)]
     for i, f in enumerate(frames):
         Image.fromarray(f).save(images / f'{i:02d}.png')
     (images / 'labels.json').write_text(json.dumps({f'{i:02d}.png': n for i, n in enumerate(nouns)}))

@@ -1,5 +1,6 @@
 """Benchmarks of the torch-free runtime: the node's memory and start time with the README's command
-(its export cached: no torch), the same command exporting first (torch), and a bundle folder, and int8 against fp32 on ONNX Runtime (latency on ViT-B/32, agreement on toy renders)."""
+(its export cached: no torch), the same command exporting first (torch), and a bundle folder, and
+int8 against fp32 on ONNX Runtime (latency on ViT-B/32, agreement on toy renders)."""
 from __future__ import annotations
 
 import os
