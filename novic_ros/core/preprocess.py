@@ -12,10 +12,10 @@ survives the crop (`visible_window`) is resampled straight to its output size wi
 resize-with-box, which computes what resizing the whole frame and cropping would, reading only
 the source pixels the filter touches.
 
-Two methods. `exact` runs Pillow's resize (integer arithmetic, scalar C: 2.4-2.7 ms for a 640x480
+Two methods. `exact` runs Pillow's resize (integer arithmetic, scalar C: 2.5-2.9 ms for a 640x480
 frame on a Xeon) and is open_clip's transform to the bit. `fast`, the default, computes the same
 filter (Pillow's coefficients for the visible window, in float32) as two banded matrix products
-with the normalisation folded into the last pass (`BandedResampler`: about 0.9 ms); it skips
+with the normalisation folded into the last pass (`BandedResampler`: 0.8-1.2 ms); it skips
 Pillow's rounding to 8 bits between and after the passes (values within 1 of 255 levels, a quarter
 level on average) and clips to 0..255 after rows then columns, where Pillow clips after columns
 then rows: where bicubic's negative lobes overshoot at a hard edge, a fraction of a percent of
