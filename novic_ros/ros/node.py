@@ -6,7 +6,8 @@
 - worker.py: the inference thread: convert, classify (novic_ros.core through the pipeline) and
   publish, one try per output; messages.py builds every message it publishes.
 - diagnostics.py: the 1 Hz /diagnostics status.
-- live_settings.py: live parameter changes, prepared whole and then swapped in.
+- live_settings.py: live parameter changes, prepared whole and then swapped in; parameter_changes.py:
+  the node's parameter callback, the settings thread's build step and the swap.
 - object_outputs.py: the objects (tracked: core.tracks) and their Foxglove annotations;
   label_info.py: LabelInfo's class map, published with every VisionInfo version.
 - node_main.py: the process around the node: rclpy, autostart, the executor's thread, the shutdown.
@@ -48,7 +49,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
@@ -56,8 +56,7 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from ..core.errors import NovicError
 from ..core.stable_labels import default_merge_key
-from ..core.pacing import paced
-from ..params import BY_NAME, DEFAULT_NAMESPACE, NODE_NAME, NodeParams
+from ..params import DEFAULT_NAMESPACE, NODE_NAME, NodeParams
 from ..pipeline import build_classifier
 from . import vision_info
 from .bond import Bond
@@ -68,13 +67,13 @@ from .label_info import GROWTH_PERIOD_S, LabelMap
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .lifecycle_service import refuse_impossible_transitions
-from .live_settings import (SYNC_WAIT_S, Change, ChangeBuilder, LiveSettings, PreparedChange, needs_building,
-                            object_finder, prepare_change)
+from .live_settings import ChangeBuilder, LiveSettings, object_finder
 from .memory import release_freed_memory, rss_mb
 from .messages import vision_info_message
 from .node_stats import NodeStats
 from .object_outputs import ObjectOutputs
 from .param_declaration import declare_all
+from .parameter_changes import ParameterChanges
 from .throttled_log import ThrottledLog
 from .worker import InferenceWorker, Publishers, parse_fault
 
@@ -113,7 +112,9 @@ class RosLogHandler(logging.Handler):
                 handler.ros_logger = ros_logger
 
 
-class NovicNode(LifecycleNode):
+class NovicNode(ParameterChanges, LifecycleNode):
+    """The lifecycle node; its parameter side (callback, build, swap) is ParameterChanges'."""
+
     def __init__(self, **kwargs):
         # Before super(): rclpy creates its own subscriptions (/clock) through create_subscription.
         self.callback_errors = CallbackErrors()
@@ -358,119 +359,7 @@ class NovicNode(LifecycleNode):
             self.vocabulary.bump()
             self._publish_vision_info()
 
-    # --- parameters and diagnostics ---
-
-    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        """Validate a change like a start would, against the parameters as accepted so far (quick: no
-        file is read), then apply it whole: at once when it needs nothing slow, else on the settings
-        thread (ChangeBuilder), which prepares it and swaps it in off the executor; this callback
-        waits SYNC_WAIT_S for that and answers with the outcome when it came, else "accepted" (the
-        change is then pending, /diagnostics says since when, and one that fails puts the parameters
-        back and says why). Parameters that need a restart are declared read-only, and rclpy refuses
-        them before this. Unconfigured, a change is only validated and stored."""
-        updates = {p.name: p.value for p in changes}
-        if self._reverting:         # _revert_failed_changes puts back values that are in force
-            return SetParametersResult(successful=True)
-        try:
-            target = self._target.updated(**updates)
-            pending, classifier = self.changes.pending(), self.classifier
-            if classifier is None:
-                slow = False
-            elif pending:       # after them, in order, unless it is independent of them (rate_hz)
-                slow = not _node_only(updates) or bool({n for c in pending for n in c.updates} & updates.keys())
-            else:
-                slow = needs_building(target, updates, len(classifier.prompt_labels))
-            if slow:
-                change = self.changes.submit(updates)
-                if change.claim(SYNC_WAIT_S) and change.error is not None:
-                    return self._refused(changes, change.error)
-            else:
-                with self._live_lock:
-                    self._swap_in(self._prepare(self.live, updates))
-        except (ValueError, NovicError) as e:
-            return self._refused(changes, str(e))
-        except Exception as e:  # noqa: BLE001 -- a bug refuses the change; it must not stop the executor
-            self.log.unexpected('parameter change failed', e)
-            return SetParametersResult(successful=False, reason=f"internal error: {type(e).__name__}: {e}")
-        self._target = target
-        return SetParametersResult(successful=True)
-
-    @staticmethod
-    def _refused(changes: list[Parameter], reason: str) -> SetParametersResult:
-        if len(changes) == 1 and not reason.startswith(f"parameter '{changes[0].name}'"):
-            # A check between parameters: SetParameters applies its list one at a time, each against
-            # the values before it ([mode=prompted, labels=[...]] fails on mode).
-            reason += ("; SetParameters applies parameters one at a time, each checked against the others' "
-                       "current values: set related ones together with set_parameters_atomically")
-        return SetParametersResult(successful=False, reason=reason)
-
-    def _prepare(self, base: LiveSettings, updates: dict) -> PreparedChange:
-        pubs = self.outputs
-        return prepare_change(base, pubs.label_outputs if pubs is not None else None, updates,
-                              pubs.objects if pubs is not None else None)
-
-    def _build_change(self, change: Change) -> None:
-        """On the settings thread: prepare `change` over the settings in force and swap it in. When
-        something else swapped settings in meanwhile (a quick change, a transition), prepare again over
-        those (the label embeddings are in the text cache by then)."""
-        with paced(self._give_way):
-            self._build_and_swap(change)
-
-    def _give_way(self, step_s: float) -> None:
-        """Between two steps of embedding a label list on the settings thread: wait while the worker
-        computes a batch, at most as long as the step took. A batch then overlaps one step at most (a
-        few ms), and a worker that never rests still leaves the list half of the time."""
-        self.worker.wait_idle(step_s)
-
-    def _build_and_swap(self, change: Change) -> None:
-        for attempt in range(4):
-            base, pubs = self.live, self.outputs
-            prepared = self._prepare(base, change.updates)
-            with self._live_lock:
-                if self.live is base and self.outputs is pubs:
-                    self._swap_in(prepared)
-                    return
-        with self._live_lock:      # it keeps changing: prepare under the lock (cached, rare)
-            self._swap_in(self._prepare(self.live, change.updates))
-
-    def _revert_failed_changes(self) -> None:
-        """On the executor: a change that was answered "accepted" failed while being built. Its
-        parameters go back to the values in force (except those a later pending change sets), so
-        `ros2 param get` tells what the node uses; the reason is in the log and /diagnostics."""
-        for change in self.changes.take_failed():
-            self.get_logger().error(f"parameter change {', '.join(change.updates)} failed while being built, the "
-                                    f"settings before it stay in force: {change.error}")
-            later = self.changes.touched_after(change)
-            flat = self.live.params.flat()
-            back = [_ros_parameter(n, flat[n]) for n in change.updates if n not in later and n in flat]
-            self._reverting = True
-            try:
-                self.set_parameters(back)
-            finally:
-                self._reverting = False
-        target = self.live.params
-        for change in self.changes.pending():
-            try:
-                target = target.updated(**change.updates)
-            except (ValueError, NovicError):
-                pass
-        self._target = target
-
-    def _swap_in(self, change: PreparedChange) -> None:
-        """Put a prepared change in use: one assignment for what the worker reads, then the label outputs'
-        settings, then the vocabulary version and VisionInfo. With _live_lock held, on the executor or
-        the settings thread."""
-        self.live = change.settings
-        if change.apply_outputs is not None:
-            change.apply_outputs()
-        if change.apply_objects is not None:
-            change.apply_objects()
-        classifier = change.settings.classifier
-        if classifier is not None and self.vocabulary.update(classifier.options):
-            self.label_map.reset(classifier.options)
-            self.get_logger().info(f"vocabulary {self.vocabulary.version}: "
-                                   f"{vision_info.database_location(classifier.options, self.get_fully_qualified_name())}")
-            self._publish_vision_info()
+    # --- diagnostics ---
 
     def _publish_diagnostics(self) -> None:
         """Timer: the worker's watch (restarts a dead or stuck worker), LabelInfo growth, the status.
@@ -503,18 +392,3 @@ class NovicNode(LifecycleNode):
 
 
 EXIT_BOND_ACK_S = 0.25  # the manager's acknowledgement of the bond's end, at exit
-
-
-def _node_only(updates: dict) -> bool:
-    """Only parameters the classifier does not read and no check relates to others (rate_hz, the
-    stable labels', the tracks'): applied at once even while a label change is being built."""
-    return all(BY_NAME[n].group == 'node' for n in updates if n in BY_NAME)
-
-
-_PARAMETER_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
-                    str: Parameter.Type.STRING, list: Parameter.Type.STRING_ARRAY}
-
-
-def _ros_parameter(name: str, value) -> Parameter:
-    kind = _PARAMETER_TYPES[BY_NAME[name].type]
-    return Parameter(name, kind, list(value) if kind == Parameter.Type.STRING_ARRAY else value)
