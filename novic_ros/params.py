@@ -119,132 +119,354 @@ def _short(value: Any) -> str:
 
 PARAMS: tuple[Param, ...] = (
     # --- model and inference (core; also the CLI flags) ---
-    Param('model', 'toy', "Model variant: a short name from models_file (toy, b32, b16, l14, ...).", launch_arg='model'),
+    Param(
+        'model', 'toy', "Model variant: a short name from models_file (toy, b32, b16, l14, ...).", launch_arg='model'
+    ),
     Param('models_file', '', "YAML file of model variants; empty = the package's config/models.yaml."),
-    Param('backend', 'auto', "Inference backend. auto = tensorrt when a GPU and the tensorrt package are "
-          "present; on the CPU the faster of onnxruntime and openvino as measured on this machine (cached; "
-          "onnxruntime alone without openvino); else torch. openvino: Intel's runtime (optional extra "
-          "novic_ros[openvino]; CPU, Intel GPU or NPU).", choices=BACKENDS, launch_arg='backend'),
-    Param('device', 'auto', "Device: auto, cpu, cuda or cuda:N (auto = cuda when a GPU is present); with "
-          "backend openvino also gpu, gpu.N (Intel graphics) or npu, where OpenVINO reports them.",
-          pattern=DEVICE_RE, launch_arg='device'),
-    Param('precision', 'auto', "fp32, fp16 (a GPU: torch, tensorrt, openvino), bf16 (openvino on a CPU with AMX "
-          "or AVX512_BF16) or int8 (onnxruntime or openvino on the CPU: quantised graphs); auto = fp16 on a GPU, "
-          "fp32 on the CPU.", choices=('auto', 'fp32', 'fp16', 'bf16', 'int8')),
-    Param('mode', 'generate', "generate: the decoder names the object (no label list). prompted: score "
-          "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
-          choices=MODES, live=True),
-    Param('labels', [], f"Label list for prompted mode (at most {MAX_LABELS} labels of {MAX_LABEL_CHARS} characters; "
-          "ignored in the other modes).", live=True, max_items=MAX_LABELS, max_chars=MAX_LABEL_CHARS),
-    Param('labels_file', '', "Prompted mode: a file of labels, one per line, or a novic-nouns dictionary (.jsonl); "
-          "added to `labels`. The node reads it only under labels_dirs, only a regular file (README: Security).",
-          live=True),
-    Param('prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label.",
-          live=True),
-    Param('top_k', 3, "Labels per frame, best first (at most beam_width in generate/hybrid mode).", min=1, max=100,
-          live=True),
+    Param(
+        'backend',
+        'auto',
+        "Inference backend. auto = tensorrt when a GPU and the tensorrt package are "
+        "present; on the CPU the faster of onnxruntime and openvino as measured on this machine (cached; "
+        "onnxruntime alone without openvino); else torch. openvino: Intel's runtime (optional extra "
+        "novic_ros[openvino]; CPU, Intel GPU or NPU).",
+        choices=BACKENDS,
+        launch_arg='backend',
+    ),
+    Param(
+        'device',
+        'auto',
+        "Device: auto, cpu, cuda or cuda:N (auto = cuda when a GPU is present); with "
+        "backend openvino also gpu, gpu.N (Intel graphics) or npu, where OpenVINO reports them.",
+        pattern=DEVICE_RE,
+        launch_arg='device',
+    ),
+    Param(
+        'precision',
+        'auto',
+        "fp32, fp16 (a GPU: torch, tensorrt, openvino), bf16 (openvino on a CPU with AMX "
+        "or AVX512_BF16) or int8 (onnxruntime or openvino on the CPU: quantised graphs); auto = fp16 on a GPU, "
+        "fp32 on the CPU.",
+        choices=('auto', 'fp32', 'fp16', 'bf16', 'int8'),
+    ),
+    Param(
+        'mode',
+        'generate',
+        "generate: the decoder names the object (no label list). prompted: score "
+        "`labels` by CLIP similarity. hybrid: re-rank the decoder's beam candidates by CLIP similarity.",
+        choices=MODES,
+        live=True,
+    ),
+    Param(
+        'labels',
+        [],
+        f"Label list for prompted mode (at most {MAX_LABELS} labels of {MAX_LABEL_CHARS} characters; "
+        "ignored in the other modes).",
+        live=True,
+        max_items=MAX_LABELS,
+        max_chars=MAX_LABEL_CHARS,
+    ),
+    Param(
+        'labels_file',
+        '',
+        "Prompted mode: a file of labels, one per line, or a novic-nouns dictionary (.jsonl); "
+        "added to `labels`. The node reads it only under labels_dirs, only a regular file (README: Security).",
+        live=True,
+    ),
+    Param(
+        'prompt_template', 'a photo of a {}.', "Text prompt for prompted and hybrid modes; {} is the label.", live=True
+    ),
+    Param(
+        'top_k',
+        3,
+        "Labels per frame, best first (at most beam_width in generate/hybrid mode).",
+        min=1,
+        max=100,
+        live=True,
+    ),
     Param('beam_width', 5, "Beam search width (1 = greedy decoding).", min=1, max=64, live=True),
     Param('max_tokens', 0, "Most tokens per label; 0 = the decoder's own maximum.", min=0, max=64, live=True),
-    Param('preprocessing', 'fast', "How frames become the encoder's input: fast = open_clip's resize filter as "
-          "matrix products (about 1 ms for 640x480, within a few 8-bit levels of open_clip's pixels at hard edges, "
-          "labels unchanged in the README's measurement); exact = Pillow's resize, open_clip's pixels to the bit "
-          "(2-3x slower; to reproduce published figures).", choices=('fast', 'exact')),
-    Param('generation', 'auto', "A NOVIC authors' checkpoint (model PATH.train): the reference's generation "
-          "configuration, e.g. beam_k10_vnone_gp_t1_a0 (auto: that default; README: The NOVIC authors' models). "
-          "Named and guided (gp / gr): `labels` / labels_file, when given in generate mode, are the guide nouns. "
-          "novic_ros's own decoders take auto (beam_width, max_tokens).", live=True, check=check_generation,
-          max_chars=80),
+    Param(
+        'preprocessing',
+        'fast',
+        "How frames become the encoder's input: fast = open_clip's resize filter as "
+        "matrix products (about 1 ms for 640x480, within a few 8-bit levels of open_clip's pixels at hard edges, "
+        "labels unchanged in the README's measurement); exact = Pillow's resize, open_clip's pixels to the bit "
+        "(2-3x slower; to reproduce published figures).",
+        choices=('fast', 'exact'),
+    ),
+    Param(
+        'generation',
+        'auto',
+        "A NOVIC authors' checkpoint (model PATH.train): the reference's generation "
+        "configuration, e.g. beam_k10_vnone_gp_t1_a0 (auto: that default; README: The NOVIC authors' models). "
+        "Named and guided (gp / gr): `labels` / labels_file, when given in generate mode, are the guide nouns. "
+        "novic_ros's own decoders take auto (beam_width, max_tokens).",
+        live=True,
+        check=check_generation,
+        max_chars=80,
+    ),
     Param('min_score', 0.0, "Drop labels scoring below this probability.", min=0.0, max=1.0, live=True),
-    Param('object_regions', 'salient', "Multi-object mode: where to look. salient: windows around salient-region "
-          "proposals (about 9 per 640x480 frame, at most object_proposals); grid: a fixed multi-scale grid (74 windows, slower); both.",
-          choices=REGIONS, live=True),
-    Param('object_min_score', AUTO, "Multi-object mode: drop objects scoring below this (decoder probability; "
-          "CLIP softmax in prompted mode). -1: the value calibrated for the CLIP model "
-          "(config/object_calibration.yaml), else 0.5.", min=-1.0, max=1.0, live=True),
-    Param('object_min_similarity', AUTO, "Multi-object mode: a window's label must have at least this CLIP cosine "
-          "similarity with the window (the scale differs per CLIP model). -1: calibrated for the model, else 0 "
-          "(no check); 0: no check.", min=-1.0, max=1.0, live=True),
+    Param(
+        'object_regions',
+        'salient',
+        "Multi-object mode: where to look. salient: windows around salient-region "
+        "proposals (about 9 per 640x480 frame, at most object_proposals); grid: a fixed multi-scale grid (74 windows, "
+        "slower); both.",
+        choices=REGIONS,
+        live=True,
+    ),
+    Param(
+        'object_min_score',
+        AUTO,
+        "Multi-object mode: drop objects scoring below this (decoder probability; "
+        "CLIP softmax in prompted mode). -1: the value calibrated for the CLIP model "
+        "(config/object_calibration.yaml), else 0.5.",
+        min=-1.0,
+        max=1.0,
+        live=True,
+    ),
+    Param(
+        'object_min_similarity',
+        AUTO,
+        "Multi-object mode: a window's label must have at least this CLIP cosine "
+        "similarity with the window (the scale differs per CLIP model). -1: calibrated for the model, else 0 "
+        "(no check); 0: no check.",
+        min=-1.0,
+        max=1.0,
+        live=True,
+    ),
     Param('max_objects', 10, "Multi-object mode: most objects per frame, best first.", min=1, max=100, live=True),
-    Param('object_proposals', 16, "Multi-object mode, salient regions: most region proposals per frame, each "
-          "looked at through one encoder window; the mode's cost grows with it (README: Several objects per frame).",
-          min=1, max=64, live=True),
+    Param(
+        'object_proposals',
+        16,
+        "Multi-object mode, salient regions: most region proposals per frame, each "
+        "looked at through one encoder window; the mode's cost grows with it (README: Several objects per frame).",
+        min=1,
+        max=64,
+        live=True,
+    ),
     Param('batch_size', 8, "Most frames per inference batch (offline evaluation, multiple cameras).", min=1, max=256),
     Param('threads', 0, "CPU threads for torch / ONNX Runtime / OpenVINO; 0 = library default.", min=0, max=256),
-    Param('text_cache_dir', '', "Folder for cached label embeddings (prompted and hybrid modes), reused across runs; "
-          "empty = ~/.cache/novic_ros/text_embeddings ($NOVIC_ROS_CACHE/text_embeddings)."),
-    Param('engine_dir', '', "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
-          "when writable, else ~/.cache/novic_ros/engines."),
-    Param('max_pixels', 3840 * 2160, "Largest frame accepted, in pixels (width x height; default 4K UHD), checked "
-          "from the message or file header before decoding; larger frames are rejected with reason 'too large'. "
-          "Decoding and preprocessing peak at about 9 bytes per pixel (4K: 70 MB).", min=1, max=1_000_000_000),
-    Param('categories', list(DEFAULT_CATEGORIES), "Coarse categories labels are mapped to (nearest listed WordNet "
-          "ancestor, else 'other'): nouns ('animal'), senses ('plant.n.02') or offsets ('n00017222'), each "
-          "optionally 'name=...'; entries with one name form one category. See Categories.",
-          check=check_specs, live=True),
+    Param(
+        'text_cache_dir',
+        '',
+        "Folder for cached label embeddings (prompted and hybrid modes), reused across runs; "
+        "empty = ~/.cache/novic_ros/text_embeddings ($NOVIC_ROS_CACHE/text_embeddings).",
+    ),
+    Param(
+        'engine_dir',
+        '',
+        "Folder for exported ONNX graphs and TensorRT engines; empty = the package's engines/ "
+        "when writable, else ~/.cache/novic_ros/engines.",
+    ),
+    Param(
+        'max_pixels',
+        3840 * 2160,
+        "Largest frame accepted, in pixels (width x height; default 4K UHD), checked "
+        "from the message or file header before decoding; larger frames are rejected with reason 'too large'. "
+        "Decoding and preprocessing peak at about 9 bytes per pixel (4K: 70 MB).",
+        min=1,
+        max=1_000_000_000,
+    ),
+    Param(
+        'categories',
+        list(DEFAULT_CATEGORIES),
+        "Coarse categories labels are mapped to (nearest listed WordNet "
+        "ancestor, else 'other'): nouns ('animal'), senses ('plant.n.02') or offsets ('n00017222'), each "
+        "optionally 'name=...'; entries with one name form one category. See Categories.",
+        check=check_specs,
+        live=True,
+    ),
     # --- ROS node ---
-    Param('image_topics', ['image'], "Camera topics to classify (relative names follow the namespace). "
-          "The launch file's `image` argument remaps `image`.", group='node'),
-    Param('transport', 'raw', "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
-          "<topic>/compressed; foxglove: foxglove_msgs/CompressedVideo (H.264/H.265) on <topic>/foxglove; ffmpeg: "
-          "ffmpeg_image_transport_msgs/FFMPEGPacket (H.264/H.265) on <topic>/ffmpeg. Video: every packet is decoded, "
-          "the newest picture classified (README: Video input).",
-          choices=TRANSPORTS, launch_arg='transport', group='node'),
-    Param('video_decoding', 'auto', "foxglove and ffmpeg transports: auto = hardware decoding on the first device "
-          "PyAV's FFmpeg can open (cuda, vaapi, qsv, videotoolbox, d3d11va), else software; software; or one "
-          "device type (falls back to software when it cannot be opened).", choices=VIDEO_HARDWARE, group='node'),
-    Param('qos', 'auto', "Subscription reliability. auto: reliable when every publisher on the topic is reliable "
-          "(lost fragments of large raw frames are then resent), else best effort; re-checked when publishers come "
-          "and go. sensor_data: best effort. reliable: reliable (receives nothing from best-effort publishers).",
-          choices=QOS_CHOICES, group='node'),
+    Param(
+        'image_topics',
+        ['image'],
+        "Camera topics to classify (relative names follow the namespace). "
+        "The launch file's `image` argument remaps `image`.",
+        group='node',
+    ),
+    Param(
+        'transport',
+        'raw',
+        "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
+        "<topic>/compressed; foxglove: foxglove_msgs/CompressedVideo (H.264/H.265) on <topic>/foxglove; ffmpeg: "
+        "ffmpeg_image_transport_msgs/FFMPEGPacket (H.264/H.265) on <topic>/ffmpeg. Video: every packet is decoded, "
+        "the newest picture classified (README: Video input).",
+        choices=TRANSPORTS,
+        launch_arg='transport',
+        group='node',
+    ),
+    Param(
+        'video_decoding',
+        'auto',
+        "foxglove and ffmpeg transports: auto = hardware decoding on the first device "
+        "PyAV's FFmpeg can open (cuda, vaapi, qsv, videotoolbox, d3d11va), else software; software; or one "
+        "device type (falls back to software when it cannot be opened).",
+        choices=VIDEO_HARDWARE,
+        group='node',
+    ),
+    Param(
+        'qos',
+        'auto',
+        "Subscription reliability. auto: reliable when every publisher on the topic is reliable "
+        "(lost fragments of large raw frames are then resent), else best effort; re-checked when publishers come "
+        "and go. sensor_data: best effort. reliable: reliable (receives nothing from best-effort publishers).",
+        choices=QOS_CHOICES,
+        group='node',
+    ),
     Param('qos_depth', 5, "Subscription queue depth.", min=1, max=1000, group='node'),
-    Param('rate_hz', 0.0, f"Most inferences per second over all cameras; 0 = as fast as the model goes; else at "
-          f"least {MIN_RATE_HZ}.", min=0.0, max=1000.0, launch_arg='rate_hz', group='node', live=True,
-          check=_check_rate),
-    Param('labels_dirs', [PACKAGE_URI, 'labels'], "Folders the node reads a labels_file from (symlinks resolved): "
-          f"{PACKAGE_URI} is the package's share folder, a relative folder is under the node's working directory. "
-          "Read-only: any peer on the domain can set labels_file, only the integrator sets this.", group='node'),
-    Param('frame_timeout_s', 5.0, "Warn (log and /diagnostics) when a camera topic has publishers but no frame "
-          "arrived for this many seconds; 0 = never.", min=0.0, max=3600.0, group='node'),
-    Param('labels_topic', 'labels', "Output topic (vision_msgs/Classification); relative to the namespace "
-          "(/novic by default).", group='node'),
-    Param('publish_overlay', False, "Also publish ~/image_labeled: the frame with its labels drawn on.",
-          launch_arg='publish_overlay', group='node'),
-    Param('objects', False, "Also find every object of each frame (label, score, box; see object_* parameters) "
-          "and publish vision_msgs/Detection2DArray on objects_topic.", group='node'),
-    Param('objects_topic', 'objects', "Output topic of the objects (vision_msgs/Detection2DArray); relative to "
-          "the namespace.", group='node'),
-    Param('annotations_topic', 'annotations', "Objects mode: foxglove_msgs/ImageAnnotations of each frame (boxes, "
-          "track ids, labels) for Foxglove's Image panel, published while subscribed; relative to the namespace.",
-          group='node'),
-    Param('track_objects', True, "Objects mode: track the objects from frame to frame (per camera): each "
-          "Detection2D gets an id that stays while the object stays in view, and its track's label smoothed like "
-          "labels_stable (smoothing_s, stable_margin, stable_dwell_s). false: each frame's objects stand alone "
-          "(empty id, the frame's own label).", group='node', live=True),
-    Param('track_timeout_s', 1.5, "Objects mode: a track that got no detection for this many seconds (of the "
-          "frames' stamps) ends; an object seen again after that gets a new id.", min=0.05, max=3600.0,
-          group='node', live=True),
-    Param('track_min_iou', 0.1, "Objects mode: least box overlap (IoU) of a detection with where a track is "
-          "predicted to be (its velocity applied) for the detection to continue it.", min=0.0, max=1.0,
-          group='node', live=True),
-    Param('track_appearance_weight', 0.5, "Objects mode: weight of the CLIP embedding similarity against box "
-          "overlap when detections are assigned to tracks; it keeps overlapping objects (of one noun too) apart.",
-          min=0.0, max=1.0, group='node', live=True),
+    Param(
+        'rate_hz',
+        0.0,
+        f"Most inferences per second over all cameras; 0 = as fast as the model goes; else at least {MIN_RATE_HZ}.",
+        min=0.0,
+        max=1000.0,
+        launch_arg='rate_hz',
+        group='node',
+        live=True,
+        check=_check_rate,
+    ),
+    Param(
+        'labels_dirs',
+        [PACKAGE_URI, 'labels'],
+        "Folders the node reads a labels_file from (symlinks resolved): "
+        f"{PACKAGE_URI} is the package's share folder, a relative folder is under the node's working directory. "
+        "Read-only: any peer on the domain can set labels_file, only the integrator sets this.",
+        group='node',
+    ),
+    Param(
+        'frame_timeout_s',
+        5.0,
+        "Warn (log and /diagnostics) when a camera topic has publishers but no frame "
+        "arrived for this many seconds; 0 = never.",
+        min=0.0,
+        max=3600.0,
+        group='node',
+    ),
+    Param(
+        'labels_topic',
+        'labels',
+        "Output topic (vision_msgs/Classification); relative to the namespace (/novic by default).",
+        group='node',
+    ),
+    Param(
+        'publish_overlay',
+        False,
+        "Also publish ~/image_labeled: the frame with its labels drawn on.",
+        launch_arg='publish_overlay',
+        group='node',
+    ),
+    Param(
+        'objects',
+        False,
+        "Also find every object of each frame (label, score, box; see object_* parameters) "
+        "and publish vision_msgs/Detection2DArray on objects_topic.",
+        group='node',
+    ),
+    Param(
+        'objects_topic',
+        'objects',
+        "Output topic of the objects (vision_msgs/Detection2DArray); relative to the namespace.",
+        group='node',
+    ),
+    Param(
+        'annotations_topic',
+        'annotations',
+        "Objects mode: foxglove_msgs/ImageAnnotations of each frame (boxes, "
+        "track ids, labels) for Foxglove's Image panel, published while subscribed; relative to the namespace.",
+        group='node',
+    ),
+    Param(
+        'track_objects',
+        True,
+        "Objects mode: track the objects from frame to frame (per camera): each "
+        "Detection2D gets an id that stays while the object stays in view, and its track's label smoothed like "
+        "labels_stable (smoothing_s, stable_margin, stable_dwell_s). false: each frame's objects stand alone "
+        "(empty id, the frame's own label).",
+        group='node',
+        live=True,
+    ),
+    Param(
+        'track_timeout_s',
+        1.5,
+        "Objects mode: a track that got no detection for this many seconds (of the "
+        "frames' stamps) ends; an object seen again after that gets a new id.",
+        min=0.05,
+        max=3600.0,
+        group='node',
+        live=True,
+    ),
+    Param(
+        'track_min_iou',
+        0.1,
+        "Objects mode: least box overlap (IoU) of a detection with where a track is "
+        "predicted to be (its velocity applied) for the detection to continue it.",
+        min=0.0,
+        max=1.0,
+        group='node',
+        live=True,
+    ),
+    Param(
+        'track_appearance_weight',
+        0.5,
+        "Objects mode: weight of the CLIP embedding similarity against box "
+        "overlap when detections are assigned to tracks; it keeps overlapping objects (of one noun too) apart.",
+        min=0.0,
+        max=1.0,
+        group='node',
+        live=True,
+    ),
     Param('warmup', True, "Run one dummy frame at configure so the first real frame is not slow.", group='node'),
-    Param('autostart', True, "Configure and activate at start (lifecycle node). false: stay unconfigured until a "
-          "lifecycle manager (nav2_lifecycle_manager, launch lifecycle events) drives the transitions.",
-          launch_arg='autostart', group='node'),
-    Param('bond_heartbeat_period', 0.1, "Seconds between bond heartbeats to nav2_lifecycle_manager while active "
-          "(as nav2's own nodes send them); 0 = no bond (then set the manager's bond_timeout to 0).",
-          min=0.0, max=10.0, group='node'),
-    Param('smoothing_s', 1.0, "labels_stable: time constant of the moving average of label probabilities, in "
-          "seconds of the frames' stamps (any frame rate); 0 = no smoothing.", min=0.0, max=60.0, group='node',
-          live=True),
-    Param('stable_margin', 0.15, "labels_stable: another label replaces the stable one only when its smoothed "
-          "probability leads by more than this...", min=0.0, max=1.0, group='node', live=True),
-    Param('stable_dwell_s', 0.3, "... on every frame for this many seconds.", min=0.0, max=60.0, group='node',
-          live=True),
-    Param('stable_timeout_s', 5.0, "labels_stable: a camera that sent no frame for this many seconds starts "
-          "over (its state is dropped).", min=0.1, max=3600.0, group='node', live=True),
+    Param(
+        'autostart',
+        True,
+        "Configure and activate at start (lifecycle node). false: stay unconfigured until a "
+        "lifecycle manager (nav2_lifecycle_manager, launch lifecycle events) drives the transitions.",
+        launch_arg='autostart',
+        group='node',
+    ),
+    Param(
+        'bond_heartbeat_period',
+        0.1,
+        "Seconds between bond heartbeats to nav2_lifecycle_manager while active "
+        "(as nav2's own nodes send them); 0 = no bond (then set the manager's bond_timeout to 0).",
+        min=0.0,
+        max=10.0,
+        group='node',
+    ),
+    Param(
+        'smoothing_s',
+        1.0,
+        "labels_stable: time constant of the moving average of label probabilities, in "
+        "seconds of the frames' stamps (any frame rate); 0 = no smoothing.",
+        min=0.0,
+        max=60.0,
+        group='node',
+        live=True,
+    ),
+    Param(
+        'stable_margin',
+        0.15,
+        "labels_stable: another label replaces the stable one only when its smoothed "
+        "probability leads by more than this...",
+        min=0.0,
+        max=1.0,
+        group='node',
+        live=True,
+    ),
+    Param(
+        'stable_dwell_s', 0.3, "... on every frame for this many seconds.", min=0.0, max=60.0, group='node', live=True
+    ),
+    Param(
+        'stable_timeout_s',
+        5.0,
+        "labels_stable: a camera that sent no frame for this many seconds starts over (its state is dropped).",
+        min=0.1,
+        max=3600.0,
+        group='node',
+        live=True,
+    ),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
@@ -487,7 +709,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] 
 
 
 def model_params_from_args(args: argparse.Namespace) -> ModelParams:
-    return ModelParams.from_mapping({f.name: getattr(args, f.name) for f in fields(ModelParams) if hasattr(args, f.name)})
+    return ModelParams.from_mapping(
+        {f.name: getattr(args, f.name) for f in fields(ModelParams) if hasattr(args, f.name)}
+    )
 
 
 def markdown_table() -> str:

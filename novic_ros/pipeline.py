@@ -39,7 +39,9 @@ AUTO_CPU_RUNTIMES = ('onnxruntime', 'openvino')    # timed against each other by
 TORCH_SIDE = ('torch', 'torchvision', 'open_clip', 'timm', 'safetensors', 'onnx', 'onnxscript')
 
 
-def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_all_modes: bool = False) -> NovicClassifier:
+def build_classifier(
+    params: ModelParams, strict: bool = True, *, decoder_for_all_modes: bool = False
+) -> NovicClassifier:
     """Load the variant named by params.model (a models-file entry or a bundle folder) and wrap it in
     the chosen backend. Raises ModelLoadError (DecoderLoadError for the decoder) saying what was looked for
     where; with strict=False a decoder trained for other CLIP weights only warns.
@@ -67,7 +69,11 @@ def build_classifier(params: ModelParams, strict: bool = True, *, decoder_for_al
         raise ValueError(f"unknown backend {params.backend!r}")
     want_decoder = params.mode != 'prompted' or decoder_for_all_modes
     # OpenVINO picks among its own devices (auto: the CPU); the others ask the NVIDIA driver.
-    device = ('cpu' if params.device == 'auto' else params.device) if backend_name == 'openvino' else resolve_device(params.device)
+    device = (
+        ('cpu' if params.device == 'auto' else params.device)
+        if backend_name == 'openvino'
+        else resolve_device(params.device)
+    )
     engine_dir = resolve_engine_dir(params.engine_dir)
     precision = runtime_precision(backend_name, params.precision, device)
     missing_decoder = NOT_LOADED
@@ -128,7 +134,9 @@ def _calibrate_auto(params: ModelParams, backend_name: str, device: str, precisi
             and precision in ('fp32', 'int8') and importlib.util.find_spec('openvino') is not None)
 
 
-def _runtime_backend(name: str, bundle, device: str, precision: str, params: ModelParams, engine_dir, with_decoder: bool):
+def _runtime_backend(
+    name: str, bundle, device: str, precision: str, params: ModelParams, engine_dir, with_decoder: bool
+):
     """The bundle on one runtime backend (int8 graphs made first where the bundle lacks them)."""
     if name == 'onnxruntime':
         if precision == 'int8' and not all(bundle.has_graph(g, 'int8') for g in INT8_GRAPHS if bundle.has_graph(g)):
@@ -154,8 +162,10 @@ def runtime_precision(backend: str, precision: str, device: str) -> str:
     int8 on the CPU, fp16 on its GPU / NPU (auto: fp32 on the CPU, fp16 elsewhere)."""
     if backend == 'tensorrt':
         if precision in ('int8', 'bf16'):
-            raise ModelLoadError(f"precision {precision} runs on the CPU (int8: onnxruntime or openvino; bf16: openvino); "
-                                 "tensorrt runs fp16 or fp32")
+            raise ModelLoadError(
+                f"precision {precision} runs on the CPU (int8: onnxruntime or openvino; bf16: openvino); "
+                "tensorrt runs fp16 or fp32"
+            )
         return 'fp16' if precision == 'auto' else precision
     if backend == 'openvino':
         return ('fp32' if device == 'cpu' else 'fp16') if precision == 'auto' else precision

@@ -89,7 +89,9 @@ def torch_classifier(variant: ModelVariant, params: ModelParams, strict: bool = 
                            source=variant.describe_loaded(vocab is not None), novic=novic)
 
 
-def export_for(variant: ModelVariant, engine_dir, with_decoder: bool, fp16: bool = False, strict: bool = True) -> Bundle:
+def export_for(
+    variant: ModelVariant, engine_dir, with_decoder: bool, fp16: bool = False, strict: bool = True
+) -> Bundle:
     """The variant's bundle in the engine cache (exported once; again when weights or checkpoint
     change), with the fp16 image encoder graph when `fp16` (TensorRT fp16)."""
     encoder, decoder, vocab, novic = load_models(variant, 'cpu', 'fp32', with_decoder, strict)

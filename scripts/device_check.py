@@ -55,10 +55,19 @@ class PlainViT(nn.Module):
         self.cls = nn.Parameter(torch.randn(width) * 0.02)
         self.pos = nn.Parameter(torch.randn(n, width) * 0.01)
         self.pre = nn.LayerNorm(width)
-        self.blocks = nn.ModuleList(nn.ModuleDict(dict(ln1=nn.LayerNorm(width), qkv=nn.Linear(width, 3 * width),
-                                                       out=nn.Linear(width, width), ln2=nn.LayerNorm(width),
-                                                       fc=nn.Linear(width, 4 * width), proj=nn.Linear(4 * width, width)))
-                                    for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                dict(
+                    ln1=nn.LayerNorm(width),
+                    qkv=nn.Linear(width, 3 * width),
+                    out=nn.Linear(width, width),
+                    ln2=nn.LayerNorm(width),
+                    fc=nn.Linear(width, 4 * width),
+                    proj=nn.Linear(4 * width, width),
+                )
+            )
+            for _ in range(layers)
+        )
         self.post = nn.LayerNorm(width)
         self.proj = nn.Linear(width, embed, bias=False)
 
@@ -203,21 +212,29 @@ def check_model(name: str, args, device) -> list[list]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='device_check', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog='device_check', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument('--device', default='cuda', help='cuda, cuda:N or cpu (cpu: fp32, no CUDA graphs; the test)')
     p.add_argument('--models', default='b32,h14-378', help=f"comma-separated from {', '.join(MODELS)}")
     p.add_argument('--batches', default='1,8')
     p.add_argument('--beam', type=int, default=5)
     p.add_argument('--repeat', type=int, default=20, help='timed runs per figure (median)')
-    p.add_argument('--encoder', default='auto', choices=('auto', 'open_clip', 'plain'),
-                   help="open_clip's image tower (a carried wheel) or the plain-torch one; auto: open_clip if it imports")
+    p.add_argument(
+        '--encoder',
+        default='auto',
+        choices=('auto', 'open_clip', 'plain'),
+        help="open_clip's image tower (a carried wheel) or the plain-torch one; auto: open_clip if it imports",
+    )
     p.add_argument('--compile', action='store_true', help='also time torch.compile (minutes of compiling on ViT-H)')
     p.add_argument('--out', default=None, help='also write the table to this file')
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(',')]
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        print(f"device {args.device}: torch {torch.__version__} sees no CUDA GPU; run with --device cpu", file=sys.stderr)
+        print(
+            f"device {args.device}: torch {torch.__version__} sees no CUDA GPU; run with --device cpu", file=sys.stderr
+        )
         return 2
     unknown = set(args.models.split(',')) - set(MODELS)
     if unknown:
@@ -235,8 +252,10 @@ def main(argv=None) -> int:
         rows += check_model(name, args, device)
     header = ['model', 'precision / mode', 'batch', 'encode ms', 'decode ms (beam)', 'full frame ms', 'ms / frame',
               'top-1 = CPU fp32']
-    table = '\n'.join(['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] +
-                      ['| ' + ' | '.join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + ' |' for r in rows])
+    table = '\n'.join(
+        ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+        + ['| ' + ' | '.join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + ' |' for r in rows]
+    )
     print('\n' + table)
     if args.out:
         with open(args.out, 'w') as f:

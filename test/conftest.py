@@ -114,7 +114,9 @@ def tiny_decoder_dir(tiny_encoder, tmp_path_factory) -> Path:
 def tiny_models_file(tiny_clip_dir, tiny_decoder_dir, tmp_path_factory) -> Path:
     """A models.yaml with one variant, 'tiny', for classifier and node tests that need no trained model."""
     path = tmp_path_factory.mktemp('models') / 'models.yaml'
-    path.write_text(f"tiny:\n  clip_model: local-dir:{tiny_clip_dir}\n  pretrained: null\n  decoder: {tiny_decoder_dir}\n")
+    path.write_text(
+        f"tiny:\n  clip_model: local-dir:{tiny_clip_dir}\n  pretrained: null\n  decoder: {tiny_decoder_dir}\n"
+    )
     return path
 
 
@@ -180,8 +182,10 @@ def _wordnet_dir() -> Path:
     return resolve_root()
 
 
-needs_wordnet = pytest.mark.skipif(not (_wordnet_dir() / 'data.noun').is_file(),
-                                   reason=f"WordNet 3.0 not installed in {_wordnet_dir()} (apt-get install wordnet-base)")
+needs_wordnet = pytest.mark.skipif(
+    not (_wordnet_dir() / 'data.noun').is_file(),
+    reason=f"WordNet 3.0 not installed in {_wordnet_dir()} (apt-get install wordnet-base)",
+)
 
 
 @pytest.fixture(scope='session')

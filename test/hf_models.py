@@ -106,9 +106,19 @@ def make_dfn_repo(cache: Path, seed: int = 0, weights: bool = True, image_size: 
     import torch
     snap = snapshot(cache, DFN_REPO)
     cfg = dfn_cfg(image_size)
-    (snap / 'open_clip_config.json').write_text(json.dumps({
-        'model_cfg': cfg,
-        'preprocess_cfg': {'mean': OPENAI_MEAN, 'std': OPENAI_STD, 'interpolation': 'bicubic', 'resize_mode': 'squash'}}))
+    (snap / 'open_clip_config.json').write_text(
+        json.dumps(
+            {
+                'model_cfg': cfg,
+                'preprocess_cfg': {
+                    'mean': OPENAI_MEAN,
+                    'std': OPENAI_STD,
+                    'interpolation': 'bicubic',
+                    'resize_mode': 'squash',
+                },
+            }
+        )
+    )
     if weights:
         torch.manual_seed(seed)
         _save_weights(open_clip.model.CLIP(**cfg), snap / 'open_clip_pytorch_model.bin')

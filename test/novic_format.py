@@ -52,17 +52,41 @@ def write_checkpoint(path: Path, nouns: list[str], *, embed_dim=32, hidden=48, l
           'transformer.norm.weight': 1 + rnd(hidden, std=0.1)}
     for i in range(layers):
         p = f'transformer.layers.{i}.'
-        sd.update({p + 'self_attn.in_proj_weight': rnd(3 * hidden, hidden), p + 'self_attn.out_proj.weight': rnd(hidden, hidden),
-                   p + 'linear1.weight': rnd(ffw, hidden), p + 'linear2.weight': rnd(hidden, ffw),
-                   p + 'norm1.weight': 1 + rnd(hidden, std=0.1), p + 'norm2.weight': 1 + rnd(hidden, std=0.1)})
+        sd.update(
+            {
+                p + 'self_attn.in_proj_weight': rnd(3 * hidden, hidden),
+                p + 'self_attn.out_proj.weight': rnd(hidden, hidden),
+                p + 'linear1.weight': rnd(ffw, hidden),
+                p + 'linear2.weight': rnd(hidden, ffw),
+                p + 'norm1.weight': 1 + rnd(hidden, std=0.1),
+                p + 'norm2.weight': 1 + rnd(hidden, std=0.1),
+            }
+        )
     mask = torch.triu(torch.full((S, S), float('-inf')), diagonal=1)
     mask[:prefix, :prefix] = 0
     sd['causality_mask'] = mask
-    cfg = {'embedder_spec': 'openai:ViT-B/32', 'model': 'PrefixedIterDecoder', 'hidden_dim': hidden, 'num_layers': layers,
-           'num_heads': heads, 'feedfwd_scale': ff, 'mlp_seq_len': prefix, 'mlp_hidden_layer': 'none',
-           'weight_tying': True, 'layer_norm_first': True, 'layer_bias': False, 'logits_bias': False,
-           'layer_activation': 'gelu', 'strictly_causal': False, 'vocab_quant': vocab_quant, 'num_end_loss': 1,
-           'init_rezero_mode': 'none', 'input_dropout': 0.1, 'layer_dropout': 0.1, 'amp': True}
+    cfg = {
+        'embedder_spec': 'openai:ViT-B/32',
+        'model': 'PrefixedIterDecoder',
+        'hidden_dim': hidden,
+        'num_layers': layers,
+        'num_heads': heads,
+        'feedfwd_scale': ff,
+        'mlp_seq_len': prefix,
+        'mlp_hidden_layer': 'none',
+        'weight_tying': True,
+        'layer_norm_first': True,
+        'layer_bias': False,
+        'logits_bias': False,
+        'layer_activation': 'gelu',
+        'strictly_causal': False,
+        'vocab_quant': vocab_quant,
+        'num_end_loss': 1,
+        'init_rezero_mode': 'none',
+        'input_dropout': 0.1,
+        'layer_dropout': 0.1,
+        'amp': True,
+    }
     cfg.update(cfg_over)
     cmap = torch.full((tokenizer_size,), -1, dtype=torch.int64)
     cmap[torch.tensor(ids)] = torch.arange(1, V)
@@ -89,7 +113,9 @@ class ReferenceShapedDecoder(nn.Module):
                                            batch_first=True, norm_first=True, bias=False)
         self.transformer = nn.TransformerEncoder(layer, cfg['num_layers'], norm=nn.LayerNorm(D, bias=False),
                                                  enable_nested_tensor=False)
-        self.transformer.load_state_dict({k[len('transformer.'):]: v for k, v in sd.items() if k.startswith('transformer.')})
+        self.transformer.load_state_dict(
+            {k[len('transformer.') :]: v for k, v in sd.items() if k.startswith('transformer.')}
+        )
         self.mlp = sd['embed_mlp.mlp.0.weight']
         self.pos = sd['pos_embedding.embedding.weight']
         self.logits_w = sd['logits_linear.weight']

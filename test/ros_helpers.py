@@ -93,7 +93,10 @@ class RosClient:
 
     def publisher(self, msg_type, topic: str, qos=None):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        return self.node.create_publisher(msg_type, topic, qos or QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+
+        return self.node.create_publisher(
+            msg_type, topic, qos or QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        )
 
     def wait_matched(self, pub, node: NodeProcess | None = None, timeout: float = 90.0) -> None:
         end = time.monotonic() + timeout

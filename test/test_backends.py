@@ -66,7 +66,9 @@ def test_onnxruntime_matches_torch_on_every_image(torch_and_ort, test_images):
 
 def test_onnx_decoder_graphs_keep_the_cache_and_match_torch(torch_and_ort):
     ref, ort = torch_and_ort
-    embeds = torch.nn.functional.normalize(torch.randn(7, 64, generator=torch.Generator().manual_seed(0)), dim=-1).numpy()
+    embeds = torch.nn.functional.normalize(
+        torch.randn(7, 64, generator=torch.Generator().manual_seed(0)), dim=-1
+    ).numpy()
     s_ref = beam_search(ref.backend.runner, embeds, 4)
     s_ort = beam_search(ort.backend.runner, embeds, 4)
     assert np.array_equal(s_ref.tokens, s_ort.tokens)
@@ -78,7 +80,9 @@ def test_onnx_decoder_steps_reuse_their_buffers_and_equal_plain_runs(torch_and_o
     calls (fresh outputs each step), and beam search allocates its cache buffers only when rows change."""
     from novic_ros.backends import ort_backend
     _, ort = torch_and_ort
-    embeds = torch.nn.functional.normalize(torch.randn(3, 64, generator=torch.Generator().manual_seed(1)), dim=-1).numpy()
+    embeds = torch.nn.functional.normalize(
+        torch.randn(3, 64, generator=torch.Generator().manual_seed(1)), dim=-1
+    ).numpy()
     bound = beam_search(ort.backend.runner, embeds, 5)
     grew = []
     cache_for = ort_backend._OrtSession._next_cache
@@ -106,7 +110,9 @@ def test_text_graph_and_tokenizer_match_open_clip(torch_and_ort):
     texts = ['a photo of a dog.', 'a photo of a golden retriever next to a red fire truck.', 'naïve café ﬁsh',
              '', 'x ' * 120, 'a photo of a ' + 'very ' * 30 + 'big cat.']
     clip = ref.backend.encoder
-    expected = torch.nn.functional.normalize(clip.model.encode_text(clip.tokenize(texts)).float(), dim=-1).detach().numpy()
+    expected = (
+        torch.nn.functional.normalize(clip.model.encode_text(clip.tokenize(texts)).float(), dim=-1).detach().numpy()
+    )
     got = ort.backend.text_encoder.encode_texts(texts)
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() < 1e-4
@@ -183,7 +189,10 @@ def test_prompted_mode_on_onnxruntime_loads_no_decoder(tmp_path):
     clf = build_classifier(ModelParams(model='toy', backend='onnxruntime', mode='prompted', labels=['dog', 'cat'],
                                        engine_dir=str(tmp_path)))
     (folder,) = _bundles(tmp_path / 'onnx')
-    assert set(json.loads((folder / bundle_format.BUNDLE_FILE).read_text())['graphs']) == {'image_encoder', 'text_encoder'}
+    assert set(json.loads((folder / bundle_format.BUNDLE_FILE).read_text())['graphs']) == {
+        'image_encoder',
+        'text_encoder',
+    }
     assert clf.backend.runner is None
     assert clf.classify(np.zeros((32, 32, 3), np.uint8))[0].top.text in ('dog', 'cat')
     with pytest.raises(ModelLoadError, match='no decoder'):

@@ -149,7 +149,9 @@ def test_ros1_bag_offline_labels_every_frame_like_its_conversion(tmp_path, capsy
     rows = {}
     for name in ('cameras.bag', 'converted'):
         out = tmp_path / f'report-{name}'
-        assert eval_main(['offline', str(tmp_path / name), '--out', str(out), '--backend', 'torch', '--no-progress']) == 0
+        assert (
+            eval_main(['offline', str(tmp_path / name), '--out', str(out), '--backend', 'torch', '--no-progress']) == 0
+        )
         summary = json.loads((out / 'summary.json').read_text())
         assert summary['labelled'] == summary['frames'] == len(TWO_CAMERAS)
         rows[name] = [json.loads(line) for line in (out / 'labels.jsonl').read_text().splitlines()]
@@ -349,7 +351,9 @@ def test_skipped_messages_keep_later_indices_and_are_counted(tmp_path, capsys):
     captured = capsys.readouterr()
     assert 'message 1:' in captured.err and 'message 3:' in captured.err and 'message 0' not in captured.err
     assert '/cam: 5 read, 2 skipped (2 cannot be deserialised), 3 labelled' in captured.out
-    assert '| /cam | sensor_msgs/msg/Image | 5 | 5 | 2 (2 cannot be deserialised) | 3 |' in (out / 'report.md').read_text()
+    assert (
+        '| /cam | sensor_msgs/msg/Image | 5 | 5 | 2 (2 cannot be deserialised) | 3 |' in (out / 'report.md').read_text()
+    )
 
 
 def test_a_bag_of_unreadable_messages_fails_clearly(tmp_path, capsys):

@@ -148,7 +148,11 @@ def test_classify_json_gives_each_label_its_category_and_chain(tmp_path, capsys,
     assert {l['label'] for l in out['labels']} == set(labels)
     for l in out['labels']:
         expected = cats.categorise(l['label'])
-        assert (l['category'], l['sense'], l['hypernyms']) == (expected.category, expected.sense, list(expected.hypernyms))
+        assert (l['category'], l['sense'], l['hypernyms']) == (
+            expected.category,
+            expected.sense,
+            list(expected.hypernyms),
+        )
     by_label = {l['label']: l for l in out['labels']}
     assert by_label['tractor']['category'] == 'vehicle' and 'vehicle' in by_label['tractor']['hypernyms']
     assert by_label['blorptangle'] == {**by_label['blorptangle'], 'category': 'other', 'sense': '', 'hypernyms': []}

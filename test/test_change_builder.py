@@ -29,7 +29,11 @@ def test_changes_are_built_in_order_and_a_slow_one_detaches():
     after = builder.submit({'bad': 1, 'mode': 1})
     assert not slow.claim(0.05) and not after.claim(0.05)           # detached: accepted, pending
     d = builder.diagnostics(time.monotonic())
-    assert d['parameter_change'].startswith('pending for ') and 'labels' in d['parameter_change'] and '(2 requests)' in d['parameter_change']
+    assert (
+        d['parameter_change'].startswith('pending for ')
+        and 'labels' in d['parameter_change']
+        and '(2 requests)' in d['parameter_change']
+    )
     assert builder.touched_after(slow) == {'bad', 'mode'}
     release.set()
     end = time.monotonic() + 10

@@ -102,7 +102,9 @@ def test_random_weights_are_seeded_so_every_process_agrees(tmp_path):
     assert prints[0] == prints[1] != prints[2]
     unseeded = tmp_path / 'unseeded.yaml'
     unseeded.write_text("none:\n  clip_model: novic-toy-clip\n  pretrained: null\n  decoder: d\n")
-    with pytest.raises(ModelLoadError, match=r"'none' names the architecture novic-toy-clip without weights.*random:SEED"):
+    with pytest.raises(
+        ModelLoadError, match=r"'none' names the architecture novic-toy-clip without weights.*random:SEED"
+    ):
         get_variant('none', unseeded)
     bad = tmp_path / 'bad.yaml'
     bad.write_text("x:\n  clip_model: novic-toy-clip\n  pretrained: random:x\n  decoder: d\n")

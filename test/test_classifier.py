@@ -90,8 +90,12 @@ def test_frames_and_object_windows_share_one_labelling_path(toy_classifier, rend
 
 def test_prompted_mode_scores_the_given_labels(renders):
     labels = ['dog', 'bicycle', 'pineapple', 'guitar']
-    clf = build_classifier(ModelParams(model='toy', backend='torch', device='cpu', mode='prompted', labels=labels, top_k=4))
-    frames = [toy_world.render(toy_world.NOUNS.index(n), (120, 160), np.random.default_rng(i)) for i, n in enumerate(labels)]
+    clf = build_classifier(
+        ModelParams(model='toy', backend='torch', device='cpu', mode='prompted', labels=labels, top_k=4)
+    )
+    frames = [
+        toy_world.render(toy_world.NOUNS.index(n), (120, 160), np.random.default_rng(i)) for i, n in enumerate(labels)
+    ]
     results = clf.classify(frames)
     for n, res in zip(labels, results):
         assert {l.text for l in res.labels} == set(labels)

@@ -80,11 +80,13 @@ def test_classify_checks_every_input_before_the_model_loads(folder, tmp_path, ca
     assert [r['labels'] for r in __import__('json').loads(out)] == [[]] * 5
     assert err.splitlines() == [
         f"error: {tmp_path / 'missing.png'}: no such file",
-        f"error: {tmp_path / 'none'}: a folder with no images (.png, .jpg, .jpeg, .bmp, .gif, .webp, .ppm, .tif, .tiff)",
+        f"error: {tmp_path / 'none'}: a folder with no images "
+        "(.png, .jpg, .jpeg, .bmp, .gif, .webp, .ppm, .tif, .tiff)",
         f"error: {tmp_path / '*.jpg'}: no file matches this pattern",
         f"error: {folder / 'empty.png'}: empty file (0 bytes)",
         next(e for e in err.splitlines() if 'notes.txt' in e),
-        "error: no image to classify; the model was not loaded"]
+        "error: no image to classify; the model was not loaded",
+    ]
     assert 'cannot read as an image' in err.splitlines()[4]
 
 
@@ -96,5 +98,7 @@ def test_make_bag_takes_gifs_says_what_it_left_out_and_counts_down(folder, tmp_p
     warnings = [line for line in err.splitlines() if line.startswith('warning:')]
     assert warnings[0] == 'warning: left out 1 files that are not images (.png, .jpg, .jpeg, .bmp, .gif, .webp, ' \
                           '.ppm, .tif, .tiff): notes.txt'
-    assert any('empty.png: empty file' in w for w in warnings) and any('unit.tif: a 32-bit float' in w for w in warnings)
+    assert any('empty.png: empty file' in w for w in warnings) and any(
+        'unit.tif: a 32-bit float' in w for w in warnings
+    )
     assert '6/6 [' in err and '<00:00' in err      # tqdm with its total and an ETA: six image files read

@@ -9,9 +9,21 @@ from novic_ros.core.label_tokens import LabelVocab
 from novic_ros.lexicon.nouns import build_dictionary
 from novic_ros.lexicon.wordnet import WordNet
 
-ODD = ['Ünïcödé café naïve “quoted” ’tis ﬁne ＦＵＬＬ-width', '<start_of_text> hi <END_OF_TEXT>', '&amp;lt;b&gt; x &#233;',
-       '  spaces\t\nand\ttabs ', '日本語のテキスト 😀🐶 emoji', 'a ' * 200, '', "don't we'll I'M you'd", 'x\u0000y\u200bz',
-       'mojibake: cafÃ© Ã¼ber', 'Straße ǅ ﬀ Ⅻ ½ ³', '12,345.67 km/h -- #hash @at', 'العربية עברית ελληνικά кириллица']
+ODD = [
+    'Ünïcödé café naïve “quoted” ’tis ﬁne ＦＵＬＬ-width',
+    '<start_of_text> hi <END_OF_TEXT>',
+    '&amp;lt;b&gt; x &#233;',
+    '  spaces\t\nand\ttabs ',
+    '日本語のテキスト 😀🐶 emoji',
+    'a ' * 200,
+    '',
+    "don't we'll I'M you'd",
+    'x\u0000y\u200bz',
+    'mojibake: cafÃ© Ã¼ber',
+    'Straße ǅ ﬀ Ⅻ ½ ³',
+    '12,345.67 km/h -- #hash @at',
+    'العربية עברית ελληνικά кириллица',
+]
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hf_models import DFN_REPO, OPENAI_MEAN, OPENAI_STD, SIGLIP_REPO, SO400M_REPO, make_dfn_repo, make_siglip_repo, snapshot
+from hf_models import (
+    DFN_REPO,
+    OPENAI_MEAN,
+    OPENAI_STD,
+    SIGLIP_REPO,
+    SO400M_REPO,
+    make_dfn_repo,
+    make_siglip_repo,
+    snapshot,
+)
 from novic_ros.core.embedder_specs import clip_spec_for_embedder
 from novic_ros.core.errors import ModelLoadError
 from novic_ros.core.variants import ClipSpec
@@ -35,7 +44,9 @@ def hub(tmp_path_factory):
 
 
 def test_embedder_specs_map_onto_clip_specs(tmp_path):
-    assert clip_spec_for_embedder('openclip:apple/DFN5B-CLIP-ViT-H-14-378') == ClipSpec('hf-hub:apple/DFN5B-CLIP-ViT-H-14-378')
+    assert clip_spec_for_embedder('openclip:apple/DFN5B-CLIP-ViT-H-14-378') == ClipSpec(
+        'hf-hub:apple/DFN5B-CLIP-ViT-H-14-378'
+    )
     assert clip_spec_for_embedder('openclip:timm/ViT-B-16-SigLIP') == ClipSpec('hf-hub:timm/ViT-B-16-SigLIP')
     assert clip_spec_for_embedder('openai:ViT-B/32') == ClipSpec('ViT-B-32', 'openai')
     assert clip_spec_for_embedder('openai:ViT-L/14@336px') == ClipSpec('ViT-L-14-336', 'openai')
@@ -54,13 +65,18 @@ def test_embedder_specs_map_onto_clip_specs(tmp_path):
     assert clip_spec_for_embedder('openclip:timm/ViT-SO400M-14-SigLIP', pretrained=str(snap.parent.parent)) == local
     assert clip_spec_for_embedder('openclip:timm/ViT-SO400M-14-SigLIP', pretrained=str(tmp_path / 'hub')) == local
     # clip_model replaces the model outright.
-    assert clip_spec_for_embedder('openclip:timm/ViT-B-16-SigLIP', clip_model='ViT-B-16-SigLIP', pretrained='webli') == \
-        ClipSpec('ViT-B-16-SigLIP', 'webli')
-    for spec, kw, match in [('transformers:google/siglip-base', {}, 'not supported'), ('openai:ViT-Q/7', {}, 'unknown OpenAI'),
-                            ('ViT-B-32', {}, 'TYPE:NAME'), ('openclip:ViT-B-32', {}, 'repo id'),
-                            ('openclip:org/unknown', {'pretrained': str(weights)}, 'architecture must be known'),
-                            ('openclip:timm/ViT-B-16-SigLIP', {'pretrained': str(tmp_path / 'nothing.bin')}, 'does not exist'),
-                            ('openclip:timm/ViT-B-16-SigLIP', {'pretrained': str(tmp_path)}, 'holds no open_clip model')]:
+    assert clip_spec_for_embedder(
+        'openclip:timm/ViT-B-16-SigLIP', clip_model='ViT-B-16-SigLIP', pretrained='webli'
+    ) == ClipSpec('ViT-B-16-SigLIP', 'webli')
+    for spec, kw, match in [
+        ('transformers:google/siglip-base', {}, 'not supported'),
+        ('openai:ViT-Q/7', {}, 'unknown OpenAI'),
+        ('ViT-B-32', {}, 'TYPE:NAME'),
+        ('openclip:ViT-B-32', {}, 'repo id'),
+        ('openclip:org/unknown', {'pretrained': str(weights)}, 'architecture must be known'),
+        ('openclip:timm/ViT-B-16-SigLIP', {'pretrained': str(tmp_path / 'nothing.bin')}, 'does not exist'),
+        ('openclip:timm/ViT-B-16-SigLIP', {'pretrained': str(tmp_path)}, 'holds no open_clip model'),
+    ]:
         with pytest.raises(ModelLoadError, match=match):
             clip_spec_for_embedder(spec, **kw)
 
@@ -91,7 +107,11 @@ def test_dfn_shaped_clip_loads_from_the_cache_with_its_own_preprocessing(hub):
     assert type(enc.tokenizer).__name__ == 'SimpleTokenizer'             # CLIP BPE: a bundle carries it as such
     from novic_ros.backends.tokenizer_export import bundle_tokenizer
     entry, _, problem = bundle_tokenizer(enc.tokenizer, hub, True)
-    assert problem is None and entry == {'name': 'open_clip.SimpleTokenizer', 'context_length': 77, 'dynamic_length': True}
+    assert problem is None and entry == {
+        'name': 'open_clip.SimpleTokenizer',
+        'context_length': 77,
+        'dynamic_length': True,
+    }
     assert enc.model.transformer.resblocks[0].mlp.gelu.__class__.__name__ == 'QuickGELU'
     # Our numpy preprocessing gives open_clip's transform of the same picture (a wide one: squash, not crop).
     rng = np.random.default_rng(0)
@@ -201,7 +221,9 @@ def test_siglip_generates_and_prompts_without_torch(siglip_bundle, siglip_models
         assert r.returncode == 0 and MESSAGE not in r.stderr, r.stderr
         got = json.loads(r.stdout)
         kw = dict(mode='prompted', labels=labels) if extra else {}
-        torch_clf = build_classifier(ModelParams(model='sig', models_file=str(siglip_models_file), backend='torch', **kw))
+        torch_clf = build_classifier(
+            ModelParams(model='sig', models_file=str(siglip_models_file), backend='torch', **kw)
+        )
         from novic_ros.frames.image_files import read_image
         expected = torch_clf.classify([read_image(p) for p in paths])
         for g, e in zip(got, expected):
@@ -217,7 +239,9 @@ def dfn_bundle(hub, tmp_path_factory):
     from novic_ros.models.clip_encoder import ClipEncoder
     enc = ClipEncoder(clip_spec_for_embedder('openclip:' + DFN_REPO))
     out = tmp_path_factory.mktemp('dfn_bundle') / 'dfn'
-    return enc, export_bundle(export_info('dfn', enc), enc, None, None, out, ('fp32', 'fp16', 'int8'), text_encoder=False)
+    return enc, export_bundle(
+        export_info('dfn', enc), enc, None, None, out, ('fp32', 'fp16', 'int8'), text_encoder=False
+    )
 
 
 def test_dfn_shaped_bundle_has_every_precision_and_matches_torch(dfn_bundle):
@@ -237,7 +261,9 @@ def test_dfn_shaped_bundle_has_every_precision_and_matches_torch(dfn_bundle):
 HAS_TRT = importlib.util.find_spec('tensorrt') is not None
 
 
-@pytest.mark.skipif(not HAS_TRT, reason='TensorRT engines need an NVIDIA GPU and the tensorrt package (neither is here)')
+@pytest.mark.skipif(
+    not HAS_TRT, reason='TensorRT engines need an NVIDIA GPU and the tensorrt package (neither is here)'
+)
 def test_dfn_shaped_tensorrt_fp16_engine_matches_torch(dfn_bundle, tmp_path):
     """The same engine path as every bundle: the fp16 image encoder graph at the model's own size."""
     import torch

@@ -113,7 +113,9 @@ def test_offline_labels_every_frame_like_the_core(bags, kind, tmp_path, toy_clas
     assert len(labelled) == len(frames)
     from novic_ros.eval.bagio import message_cdr, typestore
     with open_bag(tmp_path / 'labelled') as b:
-        msgs = [typestore().deserialize_cdr(message_cdr(rec), rec.topic.msgtype) for rec, _ in b.records({'/novic/labels'})]
+        msgs = [
+            typestore().deserialize_cdr(message_cdr(rec), rec.topic.msgtype) for rec, _ in b.records({'/novic/labels'})
+        ]
     assert [m.results[0].class_id for m in msgs] == [r['labels'][0]['label'] for r in rows]
     assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in msgs] == [f.stamp_ns for f in frames]
     for plot in ('latency_hist.png', 'accuracy_per_class.png'):

@@ -51,5 +51,7 @@ def test_a_custom_list_and_a_bad_category(bag, tmp_path, capsys):
     assert set(category['per_category']) == {'animal', 'vehicle', 'other'}
     assert category['per_category']['other']['n'] == 7     # bus too: WordNet files it under public transport
     # a category WordNet does not have fails before the model loads, naming it
-    assert eval_main(['offline', str(bag), '--out', str(tmp_path / 'x'), '--no-progress', '--categories', 'vehicel']) == 1
+    assert (
+        eval_main(['offline', str(bag), '--out', str(tmp_path / 'x'), '--no-progress', '--categories', 'vehicel']) == 1
+    )
     assert "WordNet has no noun 'vehicel'" in capsys.readouterr().err and not (tmp_path / 'x').exists()

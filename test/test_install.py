@@ -37,10 +37,18 @@ def workspace(tmp_path_factory) -> Path:
 
 def test_installed_layout(workspace):
     share = workspace / 'share' / 'novic_ros'
-    for rel in ('package.xml', 'launch/novic.launch.py', 'config/novic.yaml', 'config/models.yaml',
-                'config/train/gpu.yaml', 'config/fastdds_large_frames.xml', 'models/toy/clip/open_clip_model.safetensors',
-                'models/toy/decoder/model.safetensors', 'interfaces/vision_msgs/msg/Classification.msg',
-                'engines/README.md'):
+    for rel in (
+        'package.xml',
+        'launch/novic.launch.py',
+        'config/novic.yaml',
+        'config/models.yaml',
+        'config/train/gpu.yaml',
+        'config/fastdds_large_frames.xml',
+        'models/toy/clip/open_clip_model.safetensors',
+        'models/toy/decoder/model.safetensors',
+        'interfaces/vision_msgs/msg/Classification.msg',
+        'engines/README.md',
+    ):
         assert (share / rel).is_file(), rel
     assert (workspace.parent.parent / 'install' / 'novic_ros' / 'share' / 'ament_index' / 'resource_index' /
             'packages' / 'novic_ros').is_file()

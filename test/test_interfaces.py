@@ -16,7 +16,8 @@ UPSTREAM = {
     'vision_msgs/msg/Point2D': 'RIHS01_eab0e83f44ab4de92ceaf76dd7d0e7638f2bdd1d16ffbe16c7a136c48e407247',
     'vision_msgs/msg/Pose2D': 'RIHS01_b0b5d1d7b4c20dd4fcde3ed1d4b289a919290572007d67a97043814db25d3648',
     'vision_msgs/msg/BoundingBox2D': 'RIHS01_008eacbb0cf8f26e83795547bed013eec3675485ef386ec056d80eaaf1c1ce2f',
-    'vision_msgs/msg/ObjectHypothesisWithPose': 'RIHS01_41c12344c0396c48b81df12467c192d99b2a0eb1463c5c37194e4223251c80bc',
+    'vision_msgs/msg/ObjectHypothesisWithPose':
+        'RIHS01_41c12344c0396c48b81df12467c192d99b2a0eb1463c5c37194e4223251c80bc',
     'vision_msgs/msg/Detection2D': 'RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2dde787ded38ea',
     'vision_msgs/msg/Detection2DArray': 'RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968',
     'vision_msgs/msg/VisionInfo': 'RIHS01_95d3116a17484ad91c9a2686e1d54890bbfc3ff6c6a2de137738c4950d45d284',
@@ -80,7 +81,9 @@ def test_rosbags_hashes_our_copies_as_upstream():
     root = Path(__file__).resolve().parent.parent / 'interfaces'
     store = get_typestore(Stores.ROS2_KILTED)
     types = {}
-    for type_name in UPSTREAM_VIDEO | {t: UPSTREAM[t] for t in ('vision_msgs/msg/VisionClass', 'vision_msgs/msg/LabelInfo')}:
+    for type_name in UPSTREAM_VIDEO | {
+        t: UPSTREAM[t] for t in ('vision_msgs/msg/VisionClass', 'vision_msgs/msg/LabelInfo')
+    }:
         package, _, name = type_name.split('/')
         types.update(get_types_from_msg((root / package / 'msg' / f"{name}.msg").read_text(), type_name))
     store.register(types)
@@ -92,8 +95,13 @@ def test_video_and_annotation_publishers_announce_the_upstream_hash():
     from ffmpeg_image_transport_msgs.msg import FFMPEGPacket
     from foxglove_msgs.msg import CompressedVideo, ImageAnnotations
     from vision_msgs.msg import LabelInfo
-    types = {'foxglove_msgs/msg/ImageAnnotations': ImageAnnotations, 'foxglove_msgs/msg/CompressedVideo': CompressedVideo,
-             'ffmpeg_image_transport_msgs/msg/FFMPEGPacket': FFMPEGPacket, 'vision_msgs/msg/LabelInfo': LabelInfo}
+
+    types = {
+        'foxglove_msgs/msg/ImageAnnotations': ImageAnnotations,
+        'foxglove_msgs/msg/CompressedVideo': CompressedVideo,
+        'ffmpeg_image_transport_msgs/msg/FFMPEGPacket': FFMPEGPacket,
+        'vision_msgs/msg/LabelInfo': LabelInfo,
+    }
     rclpy.init()
     try:
         node = rclpy.create_node('video_hash_probe')

@@ -125,7 +125,9 @@ def test_lifecycle_transitions_gate_the_labels(ros, tmp_path):
         assert client.wait_for_services(timeout_sec=30)
         assert wait(client.set_parameters([Parameter('mode', value='generate')])).results[0].successful
         publish_until(pub, out, frame, 'generate-', 2, node)
-        assert not {r.class_id for m in out.items if m.header.frame_id.startswith('generate-') for r in m.results} & set(THREE)
+        assert not {
+            r.class_id for m in out.items if m.header.frame_id.startswith('generate-') for r in m.results
+        } & set(THREE)
 
         assert managed.transition(Transition.TRANSITION_DEACTIVATE)
         assert managed.state() == 'inactive'

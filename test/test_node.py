@@ -186,7 +186,9 @@ def test_a_flood_leaves_the_node_on_the_newest_frame(ros, raw_node):
         time.sleep(0.002)
     published_all = time.monotonic()
     assert out.wait_for(lambda m: any(x.header.frame_id == f'flood-{n - 1}' for x in m), 30), raw_node.log()
-    flood = [(int(m.header.frame_id[6:]), t) for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('flood-')]
+    flood = [
+        (int(m.header.frame_id[6:]), t) for m, t in zip(out.items, out.times) if m.header.frame_id.startswith('flood-')
+    ]
     # Far fewer answers than frames: stale frames were dropped, not queued...
     assert len(flood) < n / 2
     # ...answered in order, ending with the newest frame, and no backlog worked off after the flood:
@@ -357,7 +359,9 @@ def test_live_settings_are_swapped_whole_between_frames(ros, tmp_path):
                 assert out.wait_for(lambda m: len(m) >= before + 3, 30), node.log()
             refused = {
                 'labels': call(client.set_parameters([Parameter('labels', value=[''])])).results[0],
-                'prompt_template': call(client.set_parameters([Parameter('prompt_template', value='no slot')])).results[0],
+                'prompt_template': call(client.set_parameters([Parameter('prompt_template', value='no slot')])).results[
+                    0
+                ],
                 'mode': call(client.set_parameters([Parameter('mode', value='sorting')])).results[0],
                 'model': call(client.set_parameters([Parameter('model', value='b32')])).results[0],
             }

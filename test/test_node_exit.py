@@ -127,7 +127,9 @@ def test_exits_clean_holding_a_bond_mid_frame_and_mid_change_and_a_dead_worker_i
     # The manager's side of the bond, as nav2_lifecycle_manager (bondcpp) keeps it: Status on `bond` in
     # the node's namespace, id = node name, its own instance id, active, at its heartbeat period.
     heard = ros.subscribe(Status, '/held/bond', BOND_QOS)
-    manager = ros.node.create_publisher(Status, '/held/bond', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    manager = ros.node.create_publisher(
+        Status, '/held/bond', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    )
     beater = ros.node.create_timer(0.1, lambda: manager.publish(
         Status(id='novic_node', instance_id='fake-manager', active=True, heartbeat_timeout=4.0, heartbeat_period=0.1)))
     diag = ros.subscribe(DiagnosticArray, '/diagnostics', 50)
@@ -144,8 +146,9 @@ def test_exits_clean_holding_a_bond_mid_frame_and_mid_change_and_a_dead_worker_i
         print(f"bond held, frames flowing: exit {code} in {took:.2f} s after {len(held_out)} labels, active false sent")
 
         wait_log(faulty, 'NOVIC_FAULT is set')
-        assert diag.wait_for(lambda ms: any(s.level == DiagnosticStatus.ERROR for s, _ in ours(diag, '/faulty')), 120), \
-            faulty.log()[-4000:]
+        assert diag.wait_for(
+            lambda ms: any(s.level == DiagnosticStatus.ERROR for s, _ in ours(diag, '/faulty')), 120
+        ), faulty.log()[-4000:]
         error, seen = next((s, t) for s, t in ours(diag, '/faulty') if s.level == DiagnosticStatus.ERROR)
         assert 'inference worker died (InjectedFault' in error.message, error.message
         died = faulty_out.times[2]          # the thread dies taking its 4th batch, right after the 3rd label

@@ -149,11 +149,27 @@ def test_compressed_frames_from_a_stock_camera_are_labelled(ros, nodes):
     counts, grown = play(ros, node, '/jpeg_in', JPEG_CAMERA, [
         Stream('hd-jpeg-10hz', 1280, 720, 'jpeg', 10, 100, transport='compressed')])
     assert_delivered(counts, grown, node, floor=0.9)
-    counts, grown = play(ros, node, '/jpeg_in', JPEG_CAMERA, [
-        Stream('vga-jpeg-30hz', 640, 480, 'jpeg', 30, 100, transport='compressed'),
-        # qos: auto follows the camera to best effort (a reliable subscription would get nothing); a JPEG
-        # frame fits one 64 KB fragment, so it is not lost in shared memory.
-        Stream('vga-jpeg-best-effort-30hz', 640, 480, 'jpeg', 30, 100, transport='compressed', reliability='best_effort')])
+    counts, grown = play(
+        ros,
+        node,
+        '/jpeg_in',
+        JPEG_CAMERA,
+        [
+            Stream('vga-jpeg-30hz', 640, 480, 'jpeg', 30, 100, transport='compressed'),
+            # qos: auto follows the camera to best effort (a reliable subscription would get nothing); a JPEG
+            # frame fits one 64 KB fragment, so it is not lost in shared memory.
+            Stream(
+                'vga-jpeg-best-effort-30hz',
+                640,
+                480,
+                'jpeg',
+                30,
+                100,
+                transport='compressed',
+                reliability='best_effort',
+            ),
+        ],
+    )
     assert_delivered(counts, grown, node, floor=0.5, reach=0.95)
 
 
@@ -169,7 +185,9 @@ def test_large_frames_lost_by_a_best_effort_camera_are_counted_and_the_profile_f
     status, _ = diagnostics_of(ros, '/raw_in', lambda v: int(v['frames_lost']) > 0)
     assert status.level == DiagnosticStatus.WARN and 'lost in transport' in status.message
     warnings = [line for line in node.log().splitlines() if 'lost in transport on' in line]
-    assert warnings and all(w in warnings[0] for w in ('transport: compressed', 'fastdds_large_frames.xml', 'publish reliable'))
+    assert warnings and all(
+        w in warnings[0] for w in ('transport: compressed', 'fastdds_large_frames.xml', 'publish reliable')
+    )
 
     counts, grown = play(ros, node, '/raw_in', RAW_CAMERA, [
         Stream('profile-best-effort-30hz', 640, 480, 'rgb8', 30, 100, reliability='best_effort')], profile=True)

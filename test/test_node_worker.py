@@ -160,7 +160,9 @@ def test_unexpected_traceback_once_then_throttled_per_place_and_type():
 def test_warnings_throttled_per_key():
     logger, clock = Logger(), Clock()
     log = ThrottledLog(logger, clock)
-    assert log.warn_every('too large', 'a') and not log.warn_every('too large', 'b') and log.warn_every('undecodable', 'c')
+    assert (
+        log.warn_every('too large', 'a') and not log.warn_every('too large', 'b') and log.warn_every('undecodable', 'c')
+    )
     clock.t += 5.0
     assert log.warn_every('too large', 'd')
     assert [text for _, text in logger.lines] == ['a', 'c', 'd']
@@ -190,8 +192,11 @@ def wait_until(predicate, timeout=10.0):
 
 def set_rate(node, rate):
     """Any rate, past whatever bounds the parameter table sets: the worker's arithmetic must hold anyway."""
-    node.live = SimpleNamespace(params=SimpleNamespace(rate_hz=rate, model=SimpleNamespace(batch_size=1, max_pixels=1 << 24, top_k=5)),
-                                classifier=node.live.classifier, finder=None)
+    node.live = SimpleNamespace(
+        params=SimpleNamespace(rate_hz=rate, model=SimpleNamespace(batch_size=1, max_pixels=1 << 24, top_k=5)),
+        classifier=node.live.classifier,
+        finder=None,
+    )
 
 
 def running_worker(fault=None, rate=0.0):

@@ -49,7 +49,8 @@ ns, secret, allowed = sys.argv[1:4]
 rclpy.init()
 node = rclpy.create_node('unpriv_client')
 labels = []
-node.create_subscription(Classification, ns + '/labels', lambda m: labels.append(sorted(r.class_id for r in m.results)), 50)
+node.create_subscription(Classification, ns + '/labels',
+                         lambda m: labels.append(sorted(r.class_id for r in m.results)), 50)
 pub = node.create_publisher(Image, ns + '/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
 client = AsyncParameterClient(node, ns + '/novic_node')
 threading.Thread(target=rclpy.spin, args=(node,), daemon=True).start()

@@ -141,11 +141,17 @@ def test_bad_generation_names_are_refused(name):
         NovicGenConfig.from_name(name)
 
 
-@pytest.mark.parametrize('override,named', [
-    ({'model': 'DudDecoder'}, 'model'), ({'layer_bias': True}, 'layer_bias'),
-    ({'mlp_hidden_layer': 'linear'}, 'mlp_hidden_layer'), ({'num_end_loss': 2}, 'num_end_loss'),
-    ({'embedder_spec': 'openclip:laion/unknown-CLIP'}, 'not supported'), ({'embedder_spec': 'transformers:x/y'}, 'transformers'),
-])
+@pytest.mark.parametrize(
+    'override,named',
+    [
+        ({'model': 'DudDecoder'}, 'model'),
+        ({'layer_bias': True}, 'layer_bias'),
+        ({'mlp_hidden_layer': 'linear'}, 'mlp_hidden_layer'),
+        ({'num_end_loss': 2}, 'num_end_loss'),
+        ({'embedder_spec': 'openclip:laion/unknown-CLIP'}, 'not supported'),
+        ({'embedder_spec': 'transformers:x/y'}, 'transformers'),
+    ],
+)
 def test_unsupported_checkpoints_are_refused_naming_what(tmp_path, override, named):
     path = write_checkpoint(tmp_path / 'x.train', NOUNS[:20], **override)
     with pytest.raises(ModelLoadError, match=named):

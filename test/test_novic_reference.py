@@ -65,7 +65,10 @@ def _ours(ckpt, runner, run, embeds):
     names, guide = ckpt.noun_targets(run['guide_targets'])
     _, vocab = ckpt.noun_targets()
     res = novic_generate(runner, np.asarray(embeds, np.float32), cfg, ckpt.token_length, guide, vocab)
-    return [[(ckpt.vocab.decode(t), math.exp(s)) for t, s in zip(toks, scores)] for toks, scores in zip(res.tokens, res.scores)]
+    return [
+        [(ckpt.vocab.decode(t), math.exp(s)) for t, s in zip(toks, scores)]
+        for toks, scores in zip(res.tokens, res.scores)
+    ]
 
 
 def _same(ours, theirs, tol):

@@ -125,7 +125,9 @@ def test_classify_cli_export_and_the_torch_free_bundle(hf_cache, tmp_path):
     bundle = tmp_path / 'ref-bundle'
     exported = _cli('export', ['--model', str(CKPT), '--out', str(bundle), '--precisions', 'fp32', *engines], hf_cache)
     assert exported.returncode == 0, exported.stderr
-    assert json.loads((bundle / 'bundle.json').read_text())['decoder']['novic']['default_generation'] == DEFAULT['gencfg']
+    assert (
+        json.loads((bundle / 'bundle.json').read_text())['decoder']['novic']['default_generation'] == DEFAULT['gencfg']
+    )
     free = torch_free_env(tmp_path / 'no_torch', hf_cache)
     ran = _cli('classify', ['--model', str(bundle), '--backend', 'onnxruntime', *top, *images], free)
     assert ran.returncode == 0, ran.stderr

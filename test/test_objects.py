@@ -107,7 +107,9 @@ def test_classify_objects_json(scenes, tmp_path, capsys):
         Image.fromarray(s.image).save(paths[-1], quality=92)          # another encoder than the renders'
     broken = tmp_path / 'broken.png'
     broken.write_bytes(b'\x89PNG not really')
-    code = classify_main(['--objects', '--json', '--backend', 'torch', '--device', 'cpu', *map(str, paths), str(broken)])
+    code = classify_main(
+        ['--objects', '--json', '--backend', 'torch', '--device', 'cpu', *map(str, paths), str(broken)]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1                                                   # one of three failed
     assert [r['image'] for r in out] == [*map(str, paths), str(broken)]
@@ -253,7 +255,10 @@ def test_node_publishes_objects(scenes, finder, tmp_path):
                 assert 0 <= b.center.position.y - b.size_y / 2 and b.center.position.y + b.size_y / 2 <= h + 1e-6
 
         def counted(msgs):
-            return any(kv.key == 'objects_published' and kv.value == '2' for m in msgs for st in m.status for kv in st.values)
+            return any(
+                kv.key == 'objects_published' and kv.value == '2' for m in msgs for st in m.status for kv in st.values
+            )
+
         assert diagnostics.wait_for(counted, 10)
     finally:
         node.stop()

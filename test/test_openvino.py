@@ -67,10 +67,14 @@ def test_bf16_agrees_with_fp32_where_the_cpu_has_it(toy_bundle, renders, ort_top
     if not cpu_bf16():
         pytest.skip("this CPU has neither AMX nor AVX512_BF16 (bf16 is refused here: see the next test)")
     engine_dir = tmp_path / 'engines'
-    fp32 = build_classifier(ModelParams(model=str(toy_bundle), backend='openvino', precision='fp32', engine_dir=str(engine_dir)))
+    fp32 = build_classifier(
+        ModelParams(model=str(toy_bundle), backend='openvino', precision='fp32', engine_dir=str(engine_dir))
+    )
     tops(fp32, renders[:2])
     # Compiled after fp32 into the same engine_dir: OpenVINO's cache must not hand bf16 the fp32 blob.
-    bf16 = build_classifier(ModelParams(model=str(toy_bundle), backend='openvino', precision='bf16', engine_dir=str(engine_dir)))
+    bf16 = build_classifier(
+        ModelParams(model=str(toy_bundle), backend='openvino', precision='bf16', engine_dir=str(engine_dir))
+    )
     assert 'bf16 on' in bf16.backend.describe()
     agree = np.mean([a == b for a, b in zip(tops(bf16, renders), ort_tops)])
     assert agree >= 0.97, f"bf16 top-1 agrees with fp32 on {agree:.1%} of {len(renders)} toy renders"
@@ -160,7 +164,9 @@ def test_runs_torch_free(toy_bundle, renders, ort_tops, tmp_path):
 
 
 @needs_openvino
-def test_auto_on_the_cpu_keeps_the_runtime_measured_fastest_and_caches_the_measurement(toy_bundle, monkeypatch, tmp_path):
+def test_auto_on_the_cpu_keeps_the_runtime_measured_fastest_and_caches_the_measurement(
+    toy_bundle, monkeypatch, tmp_path
+):
     from novic_ros.backends import auto_select
     params = lambda d: ModelParams(model=str(toy_bundle), backend='auto', device='cpu', engine_dir=str(tmp_path / d))  # noqa: E731
     real = build_classifier(params('real'))                 # measured for real on this machine
@@ -170,7 +176,9 @@ def test_auto_on_the_cpu_keeps_the_runtime_measured_fastest_and_caches_the_measu
     assert real.backend.name == min(entry['measured_ms'], key=entry['measured_ms'].get)
     assert auto_select.cpu_model() in key and 'auto: ' in real.backend.selection
     for fast in ('openvino', 'onnxruntime'):
-        monkeypatch.setattr(auto_select, 'time_frame', lambda backend, *a, fast=fast: 1.0 if backend.name == fast else 9.0)
+        monkeypatch.setattr(
+            auto_select, 'time_frame', lambda backend, *a, fast=fast: 1.0 if backend.name == fast else 9.0
+        )
         assert build_classifier(params(fast)).backend.name == fast
     # A restart reads the cached measurement: nothing is timed again, only the winner is built.
     monkeypatch.setattr(auto_select, 'time_frame', lambda *a: pytest.fail("measured again"))

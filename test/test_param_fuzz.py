@@ -124,8 +124,14 @@ def test_random_parameters_from_a_peer_never_stop_the_node(ros, tmp_path):
     seed = int(os.environ.get('NOVIC_FUZZ_SEED', time.time_ns() % 100000))
     r = random.Random(seed)
     print(f"fuzz seed {seed} (NOVIC_FUZZ_SEED={seed} repeats the requests)")
-    node = NodeProcess(tmp_path, 'backend:=torch', 'qos:=reliable', 'warmup:=false', f'text_cache_dir:={tmp_path}/cache',
-                       namespace='/fuzz')
+    node = NodeProcess(
+        tmp_path,
+        'backend:=torch',
+        'qos:=reliable',
+        'warmup:=false',
+        f'text_cache_dir:={tmp_path}/cache',
+        namespace='/fuzz',
+    )
     out = ros.subscribe(Classification, '/fuzz/labels')
     frames = None
     sent_log = (tmp_path / 'requests.txt').open('w')
@@ -145,8 +151,10 @@ def test_random_parameters_from_a_peer_never_stop_the_node(ros, tmp_path):
             params = [p for p in (ros_parameter(n, v) for n, v in items) if p is not None]
             if not params:
                 continue
-            sent_log.write(f"{time.monotonic() - start:7.3f} {'atomic' if atomically else 'each  '} "
-                           f"{[(p.name, p.value if len(repr(p.value)) < 200 else repr(p.value)[:200]) for p in params]}\n")
+            sent_log.write(
+                f"{time.monotonic() - start:7.3f} {'atomic' if atomically else 'each  '} "
+                f"{[(p.name, p.value if len(repr(p.value)) < 200 else repr(p.value)[:200]) for p in params]}\n"
+            )
             try:
                 fut = (client.set_parameters_atomically if atomically else client.set_parameters)(params)
             except (TypeError, ValueError, OverflowError, SystemError, AssertionError):
@@ -163,9 +171,18 @@ def test_random_parameters_from_a_peer_never_stop_the_node(ros, tmp_path):
         fuzzed = time.monotonic() - start
         # Back to a plain setting (rate_hz 0, generate): labels again within MAX_GAP_S.
         restored = time.monotonic()
-        res = answer(client.set_parameters_atomically([Parameter('rate_hz', value=0.0), Parameter('mode', value='generate'),
-                                                       Parameter('beam_width', value=5), Parameter('top_k', value=3),
-                                                       Parameter('max_tokens', value=0)]), node)
+        res = answer(
+            client.set_parameters_atomically(
+                [
+                    Parameter('rate_hz', value=0.0),
+                    Parameter('mode', value='generate'),
+                    Parameter('beam_width', value=5),
+                    Parameter('top_k', value=3),
+                    Parameter('max_tokens', value=0),
+                ]
+            ),
+            node,
+        )
         assert res.result.successful, res.result.reason
         slow_since.append((time.monotonic(), 0.0))
         count = len(out)
@@ -176,7 +193,9 @@ def test_random_parameters_from_a_peer_never_stop_the_node(ros, tmp_path):
               f"longest gap {worst[0]:.2f} s at {worst[1]:.1f} s, VmRSS {rss_start:.0f} -> peak {rss_peak:.0f} MB, "
               f"labels again {out.times[count] - restored:.2f} s after the reset")
         assert node.alive()
-        assert worst[0] <= MAX_GAP_S, f"no label for {worst[0]:.2f} s at {worst[1]:.1f} s; seed {seed}, requests in {sent_log.name}"
+        assert worst[0] <= MAX_GAP_S, (
+            f"no label for {worst[0]:.2f} s at {worst[1]:.1f} s; seed {seed}, requests in {sent_log.name}"
+        )
         assert rss_peak - rss_start < RSS_GROWTH_MB
         log = node.log()
         assert 'Traceback' not in log, log[-4000:]          # no callback raised, nothing unexpected

@@ -20,11 +20,18 @@ def test_validate_converts(name, value, expected):
     assert BY_NAME[name].validate(value) == expected
 
 
-@pytest.mark.parametrize('name, value, words', [
-    ('top_k', 0, r'outside \[1, 100\]'), ('top_k', 2.5, 'expected int'), ('min_score', 1.5, 'outside'),
-    ('backend', 'cuda', 'not one of'), ('device', 'tpu', 'does not match'), ('publish_overlay', 'maybe', 'expected bool'),
-    ('rate_hz', 'fast', 'expected float'),
-])
+@pytest.mark.parametrize(
+    'name, value, words',
+    [
+        ('top_k', 0, r'outside \[1, 100\]'),
+        ('top_k', 2.5, 'expected int'),
+        ('min_score', 1.5, 'outside'),
+        ('backend', 'cuda', 'not one of'),
+        ('device', 'tpu', 'does not match'),
+        ('publish_overlay', 'maybe', 'expected bool'),
+        ('rate_hz', 'fast', 'expected float'),
+    ],
+)
 def test_validate_rejects_naming_the_parameter(name, value, words):
     with pytest.raises(ValueError, match=words) as e:
         BY_NAME[name].validate(value)
@@ -90,7 +97,9 @@ def test_categories_are_checked_without_wordnet_and_stability_options_come_from_
         ('animal', 'vehicle=public_transport.n.01')
     with pytest.raises(ValueError, match=r"parameter 'categories': category 'dog.v.01' is not understood"):
         ModelParams(categories=['animal', 'dog.v.01'])
-    options = NodeParams(smoothing_s=2.0, stable_margin=0.3, stable_dwell_s=0.0, stable_timeout_s=9.0).stability_options()
+    options = NodeParams(
+        smoothing_s=2.0, stable_margin=0.3, stable_dwell_s=0.0, stable_timeout_s=9.0
+    ).stability_options()
     assert (options.smoothing_s, options.margin, options.dwell_s, options.timeout_s) == (2.0, 0.3, 0.0, 9.0)
     with pytest.raises(ValueError, match='stable_margin'):
         NodeParams(stable_margin=1.5)

@@ -72,8 +72,11 @@ class Heard:
                 continue
             pkg, _, name = types[0].split('/')
             msg_type = getattr(importlib.import_module(f'{pkg}.msg'), name)
-            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if 'info' in topic else DurabilityPolicy.VOLATILE)
+            qos = QoSProfile(
+                depth=100,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL if 'info' in topic else DurabilityPolicy.VOLATILE,
+            )
             self.ros.node.create_subscription(msg_type, topic, self._add(topic), qos, raw=True)
 
     def containing(self, needle: bytes) -> list[str]:
@@ -157,7 +160,9 @@ def test_files_a_peer_names_are_refused_and_never_read_out(world):
             assert SECRET not in result.reason and 'root:' not in result.reason
         result, took = set_one(client, 'labels_file', path)
         assert not result.successful and rule in result.reason and took < CALL_S, (path, result.reason, took)
-    assert 'labels_dirs' in call(client.set_parameters([Parameter('labels_file', value='/etc/passwd')])).results[0].reason
+    assert (
+        'labels_dirs' in call(client.set_parameters([Parameter('labels_file', value='/etc/passwd')])).results[0].reason
+    )
     # Bad JSONL: refused naming the line (the path passes; the content does not), never a crash.
     bad = call(client.set_parameters_atomically([Parameter('labels_file', value=str(allowed / 'bad.jsonl')),
                                                  Parameter('mode', value='prompted')])).result

@@ -37,7 +37,9 @@ def test_matches_open_clip_on_real_photos(photos, cfg):
         ours = pre(frame)[0]
         ref = reference(frame, cfg)
         assert ours.shape == ref.shape, name
-        assert np.array_equal(ours, ref), f"{name}: largest difference {np.abs(ours - ref).max():.6f} after normalisation"
+        assert np.array_equal(ours, ref), (
+            f"{name}: largest difference {np.abs(ours - ref).max():.6f} after normalisation"
+        )
 
 
 @pytest.mark.parametrize('shape', [(480, 640), (640, 480), (301, 97), (10, 7), (224, 224), (30, 100)])
@@ -193,7 +195,9 @@ def test_visible_window_is_the_center_crop_in_source_pixels(h, w):
     assert win.size == cfg.size and win.dst == (0, 0)
     # The box is centred, and scaled like the whole frame: box width / output width = w / resized width.
     assert abs((x0 + x1) / 2 - w / 2) <= w / g.resize[1] and abs((y0 + y1) / 2 - h / 2) <= h / g.resize[0]
-    assert (x1 - x0) / win.size[1] == pytest.approx(w / g.resize[1]) and (y1 - y0) / win.size[0] == pytest.approx(h / g.resize[0])
+    assert (x1 - x0) / win.size[1] == pytest.approx(w / g.resize[1]) and (y1 - y0) / win.size[0] == pytest.approx(
+        h / g.resize[0]
+    )
     assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
 
 

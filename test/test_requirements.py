@@ -67,7 +67,9 @@ def test_setup_py_extras_are_the_range_files():
     for name in ('requirements-runtime.txt', 'requirements-eval.txt'):
         assert [str(Requirement(r)) for r in ns['requirements'](name)] == [str(r) for r in _requirements(name)]
     assert 'torch' not in {canonicalize_name(r.name) for r in _requirements('requirements-runtime.txt')}
-    assert {'zstandard', 'apsw', 'rosbags', 'mcap'} <= {canonicalize_name(r.name) for r in _requirements('requirements-eval.txt')}
+    assert {'zstandard', 'apsw', 'rosbags', 'mcap'} <= {
+        canonicalize_name(r.name) for r in _requirements('requirements-eval.txt')
+    }
 
 
 def _pypi_reachable() -> bool:
@@ -115,7 +117,9 @@ def test_runtime_and_eval_requirements_resolve_on_robot_pythons(tmp_path):
         if r.returncode != 0 and any(s in r.stderr for s in ('NewConnectionError', 'Max retries exceeded',
                                                            'Temporary failure in name resolution')):
             pytest.skip(f'the package index failed mid-way ({python} {arch}): {r.stderr.strip()[-300:]}')
-        assert r.returncode == 0, f"runtime + eval requirements do not resolve on Python {python} {arch}:\n{r.stderr[-3000:]}"
+        assert r.returncode == 0, (
+            f"runtime + eval requirements do not resolve on Python {python} {arch}:\n{r.stderr[-3000:]}"
+        )
         got = {canonicalize_name(i['metadata']['name']): i['metadata']['version']
                for i in json.loads((target / 'report.json').read_text())['install']}
         for req in _requirements('requirements-runtime.txt') + _requirements('requirements-eval.txt'):

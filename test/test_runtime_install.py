@@ -42,7 +42,16 @@ def test_runtime_install_without_torch_labels_an_image(toy_bundle, tmp_path):
         shutil.copy2(REPO / rel, src / rel)
     venv = tmp_path / 'venv'
     _run([sys.executable, '-m', 'venv', '--without-pip', venv])
-    pip = [sys.executable, '-m', 'pip', '--python', venv / 'bin' / 'python', 'install', '-q', '--disable-pip-version-check']
+    pip = [
+        sys.executable,
+        '-m',
+        'pip',
+        '--python',
+        venv / 'bin' / 'python',
+        'install',
+        '-q',
+        '--disable-pip-version-check',
+    ]
     _run(pip + ['-r', src / 'requirements-runtime.txt', '-c', src / 'requirements-lock.txt'])   # CI's versions
     _run(pip + ['--no-deps', src])
     python = venv / 'bin' / 'python'

@@ -110,7 +110,9 @@ def test_more_general_prediction_gets_hypernym_credit(wn, scorer):
     for level, ancestor in enumerate(path[1:5], start=1):
         name = wn.synset(ancestor).lemmas[0]
         assert bfs_distance(wn, golden, ancestor) == level
-        assert scorer.hierarchy_credit(name, ['golden retriever']) == pytest.approx(max(0.0, 1 - HYPERNYM_STEP * level)), name
+        assert scorer.hierarchy_credit(name, ['golden retriever']) == pytest.approx(
+            max(0.0, 1 - HYPERNYM_STEP * level)
+        ), name
     assert scorer.hierarchy_credit('retriever', ['golden retriever']) == pytest.approx(0.85)
 
 

@@ -116,7 +116,9 @@ def test_switch_delay_matches_the_documented_formula():
                     opts(smoothing_s=0.5, margin=0.05, dwell_s=1.0)):
         for p_old, p_new in ((1.0, 1.0), (0.7, 0.6), (0.5, 0.9)):
             h = 0.1
-            results = feed(StableLabeler(options), [frame(('old', p_old))] * 100 + [frame(('new', p_new))] * 100, step=h)
+            results = feed(
+                StableLabeler(options), [frame(('old', p_old))] * 100 + [frame(('new', p_new))] * 100, step=h
+            )
             first_new = 100 * h
             followed = next(i for i, r in enumerate(results) if r.label.text == 'new') * h
             delay = followed - first_new

@@ -147,8 +147,11 @@ def test_stable_labels_flicker_less_and_follow_a_swap(ros, node, scene_bag):
     new_scores = [next((r.score for r in by_stamp['raw'][(FRAME_ID, stamps[i])].results if r.class_id == SWAP), 0.0)
                   for i in after if i <= followed]
     old_label = top['stable'][static[-1]]
-    old_scores = [next((r.score for r in by_stamp['raw'][(FRAME_ID, stamps[i])].results if r.class_id == old_label), 0.0)
-                  for i in after if i <= followed]
+    old_scores = [
+        next((r.score for r in by_stamp['raw'][(FRAME_ID, stamps[i])].results if r.class_id == old_label), 0.0)
+        for i in after
+        if i <= followed
+    ]
     gaps = np.diff([stamps[static[-1]]] + [stamps[i] for i in after if i <= followed])
     options = NodeParams().stability_options()
     # the documented delay, taken where this run is least favourable: the old label at 1 (steady state
@@ -167,13 +170,18 @@ def test_stable_labels_flicker_less_and_follow_a_swap(ros, node, scene_bag):
     assert top['categories'][after[-1]] == 'plant'
 
     stable_after = [top['stable'][i] for i in after]
-    runs = [(text, stamps[i] - stamps[0]) for i, text in enumerate(top['stable']) if i == 0 or text != top['stable'][i - 1]]
+    runs = [
+        (text, stamps[i] - stamps[0]) for i, text in enumerate(top['stable']) if i == 0 or text != top['stable'][i - 1]
+    ]
     print("\n[stable labels] labels_stable: " + ', '.join(f"{t} from {s:.1f} s" for t, s in runs))
-    print(f"\n[stable labels] {len(stamps)} of {len(scene_bag)} frames answered; static {SCENE} scene "
-          f"({len(static)} frames): raw top-1 changed {raw_changes} times ({sorted(set(top['raw'][i] for i in static))}), "
-          f"labels_stable {stable_changes} times, categories {changes(static_categories)} times; "
-          f"after the swap to {SWAP}: labels_stable followed in {delay:.2f} s of stamps (bound {bound:.2f} s), "
-          f"then changed {changes(stable_after[after.index(followed):])} times")
+    print(
+        f"\n[stable labels] {len(stamps)} of {len(scene_bag)} frames answered; static {SCENE} scene "
+        f"({len(static)} frames): raw top-1 changed {raw_changes} times "
+        f"({sorted(set(top['raw'][i] for i in static))}), "
+        f"labels_stable {stable_changes} times, categories {changes(static_categories)} times; "
+        f"after the swap to {SWAP}: labels_stable followed in {delay:.2f} s of stamps (bound {bound:.2f} s), "
+        f"then changed {changes(stable_after[after.index(followed) :])} times"
+    )
 
 
 def image_msg(rgb: np.ndarray, frame_id: str, stamp: int) -> Image:

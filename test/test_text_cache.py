@@ -135,9 +135,11 @@ def test_reused_by_another_process(tiny_clip_dir, tiny_encoder, tmp_path):
         "from novic_ros.backends.torch_backend import TorchTextEncoder\n"
         "from novic_ros.core.text_cache import DiskTextEmbeddings, TextEmbeddingCache\n"
         f"enc = ClipEncoder(ClipSpec('local-dir:{tiny_clip_dir}'))\n"
-        f"c = TextEmbeddingCache(TorchTextEncoder(enc), {TEMPLATE!r}, disk=DiskTextEmbeddings({str(tmp_path)!r}, 'fp-fp32'))\n"
+        f"c = TextEmbeddingCache(TorchTextEncoder(enc), {TEMPLATE!r}, "
+        f"disk=DiskTextEmbeddings({str(tmp_path)!r}, 'fp-fp32'))\n"
         f"c({LABELS!r})\n"
-        "print(json.dumps(c.computed))\n")
+        "print(json.dumps(c.computed))\n"
+    )
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == len(LABELS)

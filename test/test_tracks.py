@@ -78,7 +78,9 @@ def test_two_objects_of_one_noun_side_by_side_are_kept_apart_by_their_embeddings
         objects = []
         for x, e in zip((100.0, 130.0), looks):
             x += rng.normal(scale=15.0)
-            objects.append(DetectedObject('dog', 0.8, (x, 100.0, x + 80.0, 180.0), unit(e + rng.normal(scale=0.1, size=32))))
+            objects.append(
+                DetectedObject('dog', 0.8, (x, 100.0, x + 80.0, 180.0), unit(e + rng.normal(scale=0.1, size=32)))
+            )
         order = rng.permutation(2)                     # the finder lists objects by score, not by identity
         frames.append((k / 10, [objects[i] for i in order], order))
 

@@ -158,7 +158,9 @@ def test_text_only_decoder_transfers_to_images_zero_shot(toy_encoder, toy_cfg, t
 
     items = toy_world.render_set(2, (160, 200), seed=4242)
     pre = Preprocessor(toy_encoder.preprocess_cfg)
-    img = torch.cat([toy_encoder.encode_images(pre([x.image for x in items[i:i + 64]])) for i in range(0, len(items), 64)])
+    img = torch.cat(
+        [toy_encoder.encode_images(pre([x.image for x in items[i : i + 64]])) for i in range(0, len(items), 64)]
+    )
     dec, vocab, meta = load_decoder(tmp_path / 'dec')
     seqs = greedy(TorchCachedRunner(dec, vocab.eot), img)
     decoded = [vocab.decode(t[0]) for t in seqs.tokens]
@@ -190,8 +192,18 @@ def test_text_inversion_on_held_out_prompts(toy_encoder, toy_cfg, tmp_path):
     assert metrics['val_inversion_acc'] > 0.7, metrics
 
 
-TINY = TrainConfig(nouns='toy', max_nouns=20, prompts_per_noun=10, steps=30, eval_every=30, checkpoint_every=1000,
-                   log_every=1, batch_size=16, noise=0.5, decoder=DecoderHParams(width=32, layers=1, heads=2, max_tokens=6))
+TINY = TrainConfig(
+    nouns='toy',
+    max_nouns=20,
+    prompts_per_noun=10,
+    steps=30,
+    eval_every=30,
+    checkpoint_every=1000,
+    log_every=1,
+    batch_size=16,
+    noise=0.5,
+    decoder=DecoderHParams(width=32, layers=1, heads=2, max_tokens=6),
+)
 
 
 def log_rows(run) -> list[dict]:
@@ -243,7 +255,9 @@ def test_resume_checks_come_before_any_heavy_work(tiny_encoder, tmp_path, monkey
     with pytest.raises(FileNotFoundError, match='no run .* to continue'):
         train_decoder(tiny_encoder, cfg, tmp_path / 'run', resume=True, progress=False, cache_root=cache)
     train_decoder(tiny_encoder, cfg, tmp_path / 'run', progress=False, cache_root=cache)
-    monkeypatch.setattr(trainer, 'prepare_data', lambda *a, **k: pytest.fail('prepared data for a resume that cannot work'))
+    monkeypatch.setattr(
+        trainer, 'prepare_data', lambda *a, **k: pytest.fail('prepared data for a resume that cannot work')
+    )
     with pytest.raises(ValueError, match=r"differs in decoder\.width \(32 in the run, 64 now\), lr"):
         train_decoder(tiny_encoder, cfg.with_overrides(lr=1e-2, decoder=DecoderHParams(width=64, layers=1, heads=2,
                                                                                       max_tokens=6)),

@@ -59,8 +59,10 @@ def test_two_ranks_under_torchrun_train_like_one_process(tmp_path):
 def test_sigterm_mid_run_checkpoints_and_the_run_resumes(tiny_models_file, tmp_path):
     """What systemd, Slurm and container runtimes send: the run saves its step and exits 128 + 15."""
     cfg = tmp_path / 'cfg.yaml'
-    cfg.write_text('nouns: toy\nmax_nouns: 20\nprompts_per_noun: 10\nsteps: 400\nbatch_size: 256\nlog_every: 5\n'
-                   'eval_every: 1000\ncheckpoint_every: 1000\ndecoder: {width: 32, layers: 1, heads: 2, max_tokens: 6}\n')
+    cfg.write_text(
+        'nouns: toy\nmax_nouns: 20\nprompts_per_noun: 10\nsteps: 400\nbatch_size: 256\nlog_every: 5\n'
+        'eval_every: 1000\ncheckpoint_every: 1000\ndecoder: {width: 32, layers: 1, heads: 2, max_tokens: 6}\n'
+    )
     run = tmp_path / 'run'
     args = [sys.executable, '-m', 'novic_ros.cli.train', '--model', 'tiny', '--models-file', str(tiny_models_file),
             '--config', str(cfg), '--out', str(run), '--cache-dir', str(tmp_path / 'c'), '--no-progress']

@@ -91,7 +91,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     p.add_argument('--lost', type=int, nargs='*', default=[], help='packet indices not sent')
     p.add_argument('--wait', type=float, default=60.0, help='seconds to wait for a subscriber')
     args = p.parse_args(argv)
-    print(json.dumps(play(args.bag, args.topic, args.tag, args.rate, args.start, set(args.lost), args.wait)), flush=True)
+    print(
+        json.dumps(play(args.bag, args.topic, args.tag, args.rate, args.start, set(args.lost), args.wait)), flush=True
+    )
     return 0
 
 

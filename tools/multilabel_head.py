@@ -95,7 +95,9 @@ def train_head(encoder, nouns: list[str], cfg: HeadConfig = HeadConfig()) -> Mul
         y[i, t] = 1.0
     torch.manual_seed(cfg.seed)
     e = emb.shape[1]
-    model = torch.nn.Sequential(torch.nn.Linear(e, cfg.hidden), torch.nn.GELU(), torch.nn.Linear(cfg.hidden, len(nouns)))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(e, cfg.hidden), torch.nn.GELU(), torch.nn.Linear(cfg.hidden, len(nouns))
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(cfg.steps):

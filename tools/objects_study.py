@@ -86,7 +86,9 @@ def _best_threshold(merged: list[dict[str, float]], truths: list[tuple[str, ...]
     return best
 
 
-def best_thresholds(looked: list[Looked], truths: list[tuple[str, ...]], similarity: bool) -> tuple[float, float, float]:
+def best_thresholds(
+    looked: list[Looked], truths: list[tuple[str, ...]], similarity: bool
+) -> tuple[float, float, float]:
     """(min_score, min_similarity, F1) maximising set-level F1 on the calibration scenes."""
     best = (0.0, 0.0, -1.0)
     for sim in (SIMILARITY_GRID if similarity else (0.0,)):
@@ -219,12 +221,16 @@ def run(args) -> str:
     test = render_scenes(args.test, args.test_seed, cfg)
     none = ObjectOptions(min_score=0.0, min_similarity=0.0, max_objects=100)
     salient = ObjectFinder(classifier, none)
-    candidates: dict[str, tuple[Callable, bool]] = {       # name -> (looks, thresholds include a CLIP check)
+    candidates: dict[str, tuple[Callable, bool]] = {  # name -> (looks, thresholds include a CLIP check)
         'whole frame, decoder top-3': (_whole_frame(classifier), False),
         'baseline: decoder on a fixed 2x3 grid': (
-            _finder_looks(ObjectFinder(classifier, replace(none, regions='grid', grid=GridConfig((0.5,), 0.0)))), False),
+            _finder_looks(ObjectFinder(classifier, replace(none, regions='grid', grid=GridConfig((0.5,), 0.0)))),
+            False,
+        ),
         '(a) decoder on a multi-scale grid (74 windows)': (
-            _finder_looks(ObjectFinder(classifier, replace(none, regions='grid'))), False),
+            _finder_looks(ObjectFinder(classifier, replace(none, regions='grid'))),
+            False,
+        ),
         '(a) same + CLIP check': (_finder_looks(ObjectFinder(classifier, replace(none, regions='grid'))), True),
         '(a) decoder on salient windows': (_finder_looks(salient), False),
         '**(a) salient windows + CLIP check (default)**': (_finder_looks(ObjectFinder(classifier, none)), True),

@@ -4,7 +4,8 @@ graphs; fp32, bf16 on AMX, NNCF int8; Intel GPU / NPU), tensorrt
 (engines built from a bundle's graphs, cached), with the ONNX export, int8 quantisation and the
 engine cache they share.
 
-May import: core, models (torch_backend and onnx_export), paths, atomic_file, numpy. torch only in torch_backend and onnx_export (the
+May import: core, models (torch_backend and onnx_export), paths, atomic_file, numpy. torch only in torch_backend
+and onnx_export (the
 torch side: eager models and their export); onnxruntime, onnx, openvino, nncf, tensorrt and cuda only where
 that backend or tool is chosen (optional packages). This package's own import needs none of
 them. Never params, pipeline, ros, eval, training or cli.

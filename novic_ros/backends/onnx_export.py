@@ -30,8 +30,23 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from ..core.bundle import (BUNDLE_FILE, DECODER_PREFILL, DECODER_STEP, FORMAT, IMAGE_ENCODER, LABEL_VOCAB_FILE,
-                           LABEL_TOKENIZER_FILE, NOVIC_TARGETS_FILE, PRECISIONS, TEXT_ENCODER, Bundle, add_graphs, file_record, graph_file, read_bundle)
+from ..core.bundle import (
+    BUNDLE_FILE,
+    DECODER_PREFILL,
+    DECODER_STEP,
+    FORMAT,
+    IMAGE_ENCODER,
+    LABEL_VOCAB_FILE,
+    LABEL_TOKENIZER_FILE,
+    NOVIC_TARGETS_FILE,
+    PRECISIONS,
+    TEXT_ENCODER,
+    Bundle,
+    add_graphs,
+    file_record,
+    graph_file,
+    read_bundle,
+)
 from ..models.checkpoint import checkpoint_hash
 from ..core.clip_bpe import VOCAB_FILE, open_clip_vocab_file
 from ..models.clip_encoder import ClipEncoder, encode_tokens_at_length, supports_trimmed_text
@@ -166,7 +181,9 @@ def _export_decoder(decoder: ObjectDecoder, folder: Path) -> None:
 def _export_text(model, folder: Path, context_length: int, trimmed: bool, tokens: torch.Tensor) -> None:
     """The text graph, traced on `tokens` (2 rows of the model's own tokenizer; cut to 8 positions when
     the graph takes any length up to the context, else the full context)."""
-    shapes = {'tokens': {0: _batch_dim(), **({1: torch.export.Dim('length', min=2, max=context_length)} if trimmed else {})}}
+    shapes = {
+        'tokens': {0: _batch_dim(), **({1: torch.export.Dim('length', min=2, max=context_length)} if trimmed else {})}
+    }
     _export(TextEncoderGraph(model, trimmed), (tokens,), folder / graph_file(TEXT_ENCODER, 'fp32'), [TEXT_INPUT],
             [TEXT_OUTPUT], shapes)
 
@@ -232,9 +249,17 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
                 (tmp / LABEL_VOCAB_FILE).write_text(json.dumps({'clip_token_ids': vocab.clip_ids.tolist(),
                                                                  'token_texts': vocab.token_texts()}) + '\n')
             c = decoder.cfg
-            dec_meta = {'vocab_size': c.vocab_size, 'layers': c.layers, 'heads': c.heads, 'head_dim': c.width // c.heads,
-                        'prefix_len': c.prefix_len, 'max_positions': c.max_positions, 'eot': vocab.eot,
-                        'checkpoint_hash': info.decoder_hash, 'config': c.to_dict()}
+            dec_meta = {
+                'vocab_size': c.vocab_size,
+                'layers': c.layers,
+                'heads': c.heads,
+                'head_dim': c.width // c.heads,
+                'prefix_len': c.prefix_len,
+                'max_positions': c.max_positions,
+                'eot': vocab.eot,
+                'checkpoint_hash': info.decoder_hash,
+                'config': c.to_dict(),
+            }
             if novic is not None:
                 np.save(tmp / NOVIC_TARGETS_FILE, novic.targets.astype(np.int32))
                 dec_meta['novic'] = {'token_length': novic.token_length, 'targets_file': NOVIC_TARGETS_FILE,

@@ -141,7 +141,9 @@ class OrtBackend:
             log.warning("onnxruntime runs fp32 graphs (fp16 is the tensorrt backend's); running fp32")
         self.int8_dot = cpu_int8_dot() if self.precision == 'int8' else ''
         if self.precision == 'int8' and not self.int8_dot:
-            log.warning("this CPU has no int8 dot-product instructions (VNNI, ARM dotprod): int8 may gain little over fp32")
+            log.warning(
+                "this CPU has no int8 dot-product instructions (VNNI, ARM dotprod): int8 may gain little over fp32"
+            )
         self.providers = providers(device)
         self.encoder = load_session(bundle.graph(IMAGE_ENCODER, self.precision), threads, device)
         self.runner = None

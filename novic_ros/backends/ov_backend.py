@@ -42,8 +42,10 @@ def available_devices() -> list[str]:
 def check_device(core: ov.Core, device: str) -> str:
     """OpenVINO's name for `device`, or an error listing the devices OpenVINO sees."""
     if device.startswith('cuda'):
-        raise ModelLoadError(f"device {device!r} is a CUDA GPU, which OpenVINO does not run; use backend onnxruntime or "
-                             "tensorrt there, or device cpu (or gpu / npu for Intel graphics / NPUs) with openvino")
+        raise ModelLoadError(
+            f"device {device!r} is a CUDA GPU, which OpenVINO does not run; use backend onnxruntime or "
+            "tensorrt there, or device cpu (or gpu / npu for Intel graphics / NPUs) with openvino"
+        )
     name = ov_device(device)
     seen = list(core.available_devices)
     if name not in seen and not (name == 'GPU' and any(d.startswith('GPU.') for d in seen)):
@@ -59,11 +61,15 @@ def check_precision(core: ov.Core, device: str, precision: str) -> None:
         if device != 'CPU':
             raise ModelLoadError(f"precision bf16 is for the CPU (AMX, AVX512_BF16); on {device} use fp16 or fp32")
         if not cpu_bf16() or 'BF16' not in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'):
-            raise ModelLoadError("precision bf16 needs a CPU with bfloat16 matrix instructions (Intel AMX or AVX512_BF16 "
-                                 "in /proc/cpuinfo flags: amx_bf16, avx512_bf16); this CPU has neither: use precision "
-                                 "int8 or fp32")
+            raise ModelLoadError(
+                "precision bf16 needs a CPU with bfloat16 matrix instructions (Intel AMX or AVX512_BF16 "
+                "in /proc/cpuinfo flags: amx_bf16, avx512_bf16); this CPU has neither: use precision "
+                "int8 or fp32"
+            )
     if precision == 'fp16' and device == 'CPU':
-        raise ModelLoadError("precision fp16 with openvino is for a GPU or NPU; on the CPU use bf16 (AMX), int8 or fp32")
+        raise ModelLoadError(
+            "precision fp16 with openvino is for a GPU or NPU; on the CPU use bf16 (AMX), int8 or fp32"
+        )
 
 
 def cache_folder(base: Path | None, device: str, precision: str, threads: int) -> Path | None:
@@ -186,9 +192,13 @@ class OvBackend:
         self.runner = None
         if with_decoder:
             d = bundle.require_decoder()
-            self.runner = OvDecoderRunner(OvGraph(self.core, bundle.graph(DECODER_PREFILL, graph_precision), self.ov_device, config),
-                                          OvGraph(self.core, bundle.graph(DECODER_STEP, graph_precision), self.ov_device, config),
-                                          d.vocab_size, d.eot, d.max_tokens)
+            self.runner = OvDecoderRunner(
+                OvGraph(self.core, bundle.graph(DECODER_PREFILL, graph_precision), self.ov_device, config),
+                OvGraph(self.core, bundle.graph(DECODER_STEP, graph_precision), self.ov_device, config),
+                d.vocab_size,
+                d.eot,
+                d.max_tokens,
+            )
         has_text = bundle.tokenizer is not None and bundle.has_graph(TEXT_ENCODER)
         self.text_encoder = (OvTextEncoder(bundle, self.core, self.ov_device, self.cache_dir, threads)
                              if has_text else None)

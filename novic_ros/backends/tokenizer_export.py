@@ -34,7 +34,11 @@ def _same(runtime, reference, texts, context: int) -> str | None:
     if ours.shape != theirs.shape:
         return f"token shape {ours.shape} differs from open_clip's {theirs.shape}"
     bad = [t for t, a, b in zip(texts, ours, theirs) if not np.array_equal(a, b)]
-    return f"ids differ from open_clip's for {bad[0][:40]!r}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else '') if bad else None
+    return (
+        f"ids differ from open_clip's for {bad[0][:40]!r}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else '')
+        if bad
+        else None
+    )
 
 
 def bundle_tokenizer(tokenizer, folder: Path, dynamic_length: bool) -> tuple[dict | None, object | None, str | None]:
@@ -43,14 +47,22 @@ def bundle_tokenizer(tokenizer, folder: Path, dynamic_length: bool) -> tuple[dic
     graph can be cut after end-of-text (CLIP's causal towers only)."""
     if type(tokenizer) is SimpleTokenizer:
         if tokenizer.clean_fn is not _clean_lower or tokenizer.reduction_fn is not None:
-            return None, None, "its CLIP BPE tokenizer uses another cleaning or a token reduction than open_clip's default"
+            return (
+                None,
+                None,
+                "its CLIP BPE tokenizer uses another cleaning or a token reduction than open_clip's default",
+            )
         if tokenizer.vocab_size != 49408:
             return None, None, f"its tokenizer has {tokenizer.vocab_size} tokens, not CLIP's 49408"
         context = int(tokenizer.context_length)
         return {'name': TOKENIZER_NAME, 'context_length': context, 'dynamic_length': dynamic_length}, ClipBPE(), None
     if isinstance(tokenizer, HFTokenizer):
         if tokenizer.tokenizer_mode:
-            return None, None, f"its Hugging Face tokenizer runs in mode {tokenizer.tokenizer_mode!r}, which the runtime lacks"
+            return (
+                None,
+                None,
+                f"its Hugging Face tokenizer runs in mode {tokenizer.tokenizer_mode!r}, which the runtime lacks",
+            )
         clean = _CLEAN_NAMES.get(tokenizer.clean_fn)
         backend = getattr(tokenizer.tokenizer, 'backend_tokenizer', None)
         if clean is None or backend is None:

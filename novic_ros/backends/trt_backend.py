@@ -249,4 +249,5 @@ class TrtBackend:
         return embeds.astype(np.float32, copy=False)
 
     def describe(self) -> str:
-        return f"tensorrt {self.version} on {self.gpu} (encoder {self.precision}, decoder fp32), bundle {self.bundle.folder}"
+        return (f"tensorrt {self.version} on {self.gpu} (encoder {self.precision}, decoder fp32), "
+                f"bundle {self.bundle.folder}")

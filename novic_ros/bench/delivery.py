@@ -71,7 +71,9 @@ def _cases(frames: int) -> list[Case]:
     return out
 
 
-def _run(namespace: str, node_params: dict, cases: list[Case], log_name: str, any_subscriber: bool = False) -> list[list]:
+def _run(
+    namespace: str, node_params: dict, cases: list[Case], log_name: str, any_subscriber: bool = False
+) -> list[list]:
     rows = []
     node = NodeProcess(node_params, namespace=namespace, remaps=[f'image:={CAMERA}'],
                        log_path=bench_dir() / log_name)

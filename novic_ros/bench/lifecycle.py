@@ -40,13 +40,17 @@ class _Client:
         self.ns, self.Image, self.ChangeState = namespace, Image, ChangeState
         self.node = rclpy.create_node(f"novic_bench_{namespace.strip('/')}")
         self.times: list[float] = []
-        self.node.create_subscription(Classification, f'{namespace}/labels', lambda m: self.times.append(time.monotonic()), 50)
+        self.node.create_subscription(
+            Classification, f'{namespace}/labels', lambda m: self.times.append(time.monotonic()), 50
+        )
         self.versions: list[tuple[int, float]] = []      # VisionInfo's database_version, arrival time
         self.node.create_subscription(VisionInfo, f'{namespace}/vision_info',
                                       lambda m: self.versions.append((m.database_version, time.monotonic())),
                                       QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                                                  durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.pub = self.node.create_publisher(Image, f'{namespace}/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub = self.node.create_publisher(
+            Image, f'{namespace}/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        )
         self.params = AsyncParameterClient(self.node, f'{namespace}/novic_node')
         self.change = self.node.create_client(ChangeState, f'{namespace}/novic_node/change_state')
         self.executor = SingleThreadedExecutor()
@@ -77,7 +81,9 @@ class _Client:
     def set(self, **values) -> float:
         from rclpy.parameter import Parameter
         t0 = time.monotonic()
-        result = self.wait(self.params.set_parameters_atomically([Parameter(k, value=v) for k, v in values.items()])).result
+        result = self.wait(
+            self.params.set_parameters_atomically([Parameter(k, value=v) for k, v in values.items()])
+        ).result
         if not result.successful:
             raise RuntimeError(f"parameter change refused: {result.reason}")
         return time.monotonic() - t0
@@ -148,8 +154,16 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
     try:
         for model in models:
             extra = {'models_file': str(b32_models_file())} if model == 'b32-random' else {}
-            base = {'model': model, 'backend': 'torch', 'qos': 'reliable', 'mode': 'prompted',
-                    'labels_file': str(nouns), 'labels_dirs': [str(work)], 'text_cache_dir': str(work / f'cache-{model}'), **extra}
+            base = {
+                'model': model,
+                'backend': 'torch',
+                'qos': 'reliable',
+                'mode': 'prompted',
+                'labels_file': str(nouns),
+                'labels_dirs': [str(work)],
+                'text_cache_dir': str(work / f'cache-{model}'),
+                **extra,
+            }
             first = second = 0.0
             for run in ('first', 'second'):
                 ns = f"/bench_{model.replace('-', '_')}_{run}"
@@ -183,12 +197,31 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
             starts.append([model, n_nouns, first, second, first / second])
     finally:
         rclpy.try_shutdown()
-    return '\n\n'.join([
-        _table(['model', 'labels', 'first start to first label s (empty cache)', 'second start s (cached)',
-                'speed-up (target >= 10)'], starts),
-        f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
-        _table(['model', 'live change', 'parameter call answered ms', 'in use after s',
-                'longest wait between labels meanwhile ms (target: at most the longest without a change + 100)',
-                'longest wait before, without a change ms', 'usual wait ms (frames offered every 0.1 s toy / 0.25 s b32)'],
-               switches),
-        _table(['model', 'VmRSS active MB', 'after cleanup MB', 'returned MB'], memory)])
+    return '\n\n'.join(
+        [
+            _table(
+                [
+                    'model',
+                    'labels',
+                    'first start to first label s (empty cache)',
+                    'second start s (cached)',
+                    'speed-up (target >= 10)',
+                ],
+                starts,
+            ),
+            f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+            _table(
+                [
+                    'model',
+                    'live change',
+                    'parameter call answered ms',
+                    'in use after s',
+                    'longest wait between labels meanwhile ms (target: at most the longest without a change + 100)',
+                    'longest wait before, without a change ms',
+                    'usual wait ms (frames offered every 0.1 s toy / 0.25 s b32)',
+                ],
+                switches,
+            ),
+            _table(['model', 'VmRSS active MB', 'after cleanup MB', 'returned MB'], memory),
+        ]
+    )

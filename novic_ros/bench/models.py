@@ -50,7 +50,9 @@ def b32_clip_dir() -> Path:
         (folder / 'open_clip_config.json').write_text(json.dumps({'model_cfg': cfg, 'preprocess_cfg': {}}))
         torch.manual_seed(0)
         model = open_clip.create_model('ViT-B-32', load_weights=False)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors')
+        )
     return folder
 
 
@@ -70,7 +72,9 @@ def wide_tiny_clip_dir() -> Path:
         (folder / 'open_clip_config.json').write_text(json.dumps({'model_cfg': WIDE_TINY_CFG, 'preprocess_cfg': {}}))
         torch.manual_seed(0)
         model = open_clip.model.CLIP(**WIDE_TINY_CFG)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors'))
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / 'open_clip_model.safetensors')
+        )
     return folder
 
 

@@ -68,9 +68,18 @@ def openvino(repeat: int) -> str:
     for name, _, p in cands:
         agree = np.mean([a == b for a, b in zip(tops[name], ref)])
         target = f" (target >= {TARGETS[p]:.0%})" if p in TARGETS and name.startswith('OV') else ''
-        rows.append([name, t[(name, 1, 'enc')], t[(name, 1, 'frame')], t[(name, 8, 'enc')], t[(name, 8, 'frame')],
-                     t[(name, 8, 'frame')] / 8, f"{base1 / t[(name, 1, 'frame')]:.2f}x / {base8 / t[(name, 8, 'frame')]:.2f}x",
-                     f"{agree:.1%}{target}"])
+        rows.append(
+            [
+                name,
+                t[(name, 1, 'enc')],
+                t[(name, 1, 'frame')],
+                t[(name, 8, 'enc')],
+                t[(name, 8, 'frame')],
+                t[(name, 8, 'frame')] / 8,
+                f"{base1 / t[(name, 1, 'frame')]:.2f}x / {base8 / t[(name, 8, 'frame')]:.2f}x",
+                f"{agree:.1%}{target}",
+            ]
+        )
     table = _table(['candidate', 'encode b1 ms', 'full frame b1 ms (target <= 25)', 'encode b8 ms', 'full frame b8 ms',
                     'b8 ms/frame (target <= 12)', 'frame speed-up vs ORT fp32 b1 / b8',
                     f'toy top-1 = ORT fp32 ({len(frames)} renders)'], rows)

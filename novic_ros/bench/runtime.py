@@ -101,7 +101,9 @@ def node_start(repeat: int) -> str:
                 ns = f'/novic_start_{i}_{k}'
                 node.create_subscription(Classification, f'{ns}/labels',
                                          lambda m: got.setdefault('first', time.perf_counter()), 10)
-                pub = node.create_publisher(ImageMsg, f'{ns}/image', QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+                pub = node.create_publisher(
+                    ImageMsg, f'{ns}/image', QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+                )
                 runs[name].append(_start_to_first_label({**common, **params()}, ns, node, pub, got, frame))
     finally:
         node.destroy_node()
@@ -109,8 +111,15 @@ def node_start(repeat: int) -> str:
         shutil.rmtree(fresh, ignore_errors=True)
     rows = []
     for name, r in runs.items():
-        rows.append([name, len(r), statistics.median(x['start_s'] for x in r), statistics.median(x['rss_mb'] for x in r),
-                     'yes' if any(x['torch'] for x in r) else 'no'])
+        rows.append(
+            [
+                name,
+                len(r),
+                statistics.median(x['start_s'] for x in r),
+                statistics.median(x['rss_mb'] for x in r),
+                'yes' if any(x['torch'] for x in r) else 'no',
+            ]
+        )
     return _table(['novic_node, toy', 'starts', 'start to first label s (target < 1.5)',
                    'peak RSS MB (target < 400)', 'libtorch mapped'], rows)
 
@@ -141,7 +150,9 @@ def int8(repeat: int) -> str:
     tops = {p: [r.top.text if r.top else '' for r in c.classify(frames)] for p, c in toy.items()}
     agree = np.mean([a == b for a, b in zip(tops['fp32'], tops['int8'])])
     acc = {p: np.mean([t == x.label for t, x in zip(tops[p], renders)]) for p in tops}
-    agreement = _table(['toy renders', 'int8 top-1 = fp32 top-1 (target >= 97%)', 'fp32 top-1 correct',
-                        'int8 top-1 correct'], [[len(frames), f"{agree:.1%}", f"{acc['fp32']:.1%}", f"{acc['int8']:.1%}"]])
+    agreement = _table(
+        ['toy renders', 'int8 top-1 = fp32 top-1 (target >= 97%)', 'fp32 top-1 correct', 'int8 top-1 correct'],
+        [[len(frames), f"{agree:.1%}", f"{acc['fp32']:.1%}", f"{acc['int8']:.1%}"]],
+    )
     return (latency + '\n\n' + agreement + f"\n\n(typical label: {TYPICAL_STEPS} decoding steps; "
             f"int8 dot-product instructions of this CPU: {cpu_int8_dot() or 'none'})")

@@ -81,8 +81,14 @@ def text_encoding(repeat: int) -> str:
     enc = b32_encoder()
     nouns = dictionary_nouns(None, 2000)
     texts = [p.text for p in PromptGenerator(nouns.labels, nouns.hypernyms, nouns.plural, seed=0).prompts(1)][:256]
-    t = interleaved({'full': lambda: enc.encode_texts(texts, batch_size=128, trim=False),
-                     'trimmed': lambda: enc.encode_texts(texts, batch_size=128, trim=True)}, max(2, repeat // 3), warmup=1)
+    t = interleaved(
+        {
+            'full': lambda: enc.encode_texts(texts, batch_size=128, trim=False),
+            'trimmed': lambda: enc.encode_texts(texts, batch_size=128, trim=True),
+        },
+        max(2, repeat // 3),
+        warmup=1,
+    )
     rate = lambda ms: len(texts) / ms * 1e3  # noqa: E731
     return _table(['context', 'ms / 256 prompts', 'prompts/s', 'speed-up (target >= 4)'],
                   [['77 tokens (open_clip)', t['full'], rate(t['full']), 1.0],
@@ -147,8 +153,12 @@ def node_overhead(repeat: int, backend: str = 'onnxruntime') -> str:
     rclpy.init(args=[])     # not sys.argv: our own flags are not ROS arguments
     node = rclpy.create_node('novic_bench_client')
     got: dict[str, float] = {}
-    node.create_subscription(Classification, '/novic_bench/labels', lambda m: got.setdefault(m.header.frame_id, time.perf_counter()), 10)
-    pub = node.create_publisher(ImageMsg, '/novic_bench/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(
+        Classification, '/novic_bench/labels', lambda m: got.setdefault(m.header.frame_id, time.perf_counter()), 10
+    )
+    pub = node.create_publisher(
+        ImageMsg, '/novic_bench/image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    )
     try:
         deadline = time.monotonic() + 300
         while pub.get_subscription_count() == 0:

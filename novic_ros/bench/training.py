@@ -121,8 +121,10 @@ def text_speed(repeat: int, prompts: int = 1024) -> str:
            for b in (256, 1024) for bf16 in ((False, True) if device == 'cuda' else (False,))}
     t = interleaved(fns, max(2, repeat // 3), warmup=1)
     base = t[(1024, False)]
-    return _table(['device', 'text batch', 'precision', 'prompts/s', 'speed-up vs 1024 fp32 (the old gpu.yaml)'],
-                  [[device, b, 'bf16' if bf16 else 'fp32', prompts / ms * 1e3, base / ms] for (b, bf16), ms in t.items()])
+    return _table(
+        ['device', 'text batch', 'precision', 'prompts/s', 'speed-up vs 1024 fp32 (the old gpu.yaml)'],
+        [[device, b, 'bf16' if bf16 else 'fp32', prompts / ms * 1e3, base / ms] for (b, bf16), ms in t.items()],
+    )
 
 
 def training(repeat: int) -> str:

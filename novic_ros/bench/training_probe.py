@@ -94,10 +94,18 @@ def main(argv=None) -> int:
             train_decoder(encoder, cfg, work / 'decoder', progress=False, data=data)
             train_s = time.monotonic() - t0
             mem.enter('end')
-        result = {'prompts': data.num_prompts, 'nouns': len(labels.nouns.labels), 'embed_dim': encoder.embed_dim,
-                  'embeddings_mb': data.store.nbytes / 2 ** 20, 'embed_seconds': embed_s, 'train_seconds': train_s,
-                  'baseline': mem.peaks['start'], 'embedding': mem.peaks['embedding'], 'training': mem.peaks['training'],
-                  'hwm_mb': status_mb()['VmHWM']}
+        result = {
+            'prompts': data.num_prompts,
+            'nouns': len(labels.nouns.labels),
+            'embed_dim': encoder.embed_dim,
+            'embeddings_mb': data.store.nbytes / 2**20,
+            'embed_seconds': embed_s,
+            'train_seconds': train_s,
+            'baseline': mem.peaks['start'],
+            'embedding': mem.peaks['embedding'],
+            'training': mem.peaks['training'],
+            'hwm_mb': status_mb()['VmHWM'],
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))

@@ -31,8 +31,27 @@ from ..bench.video_tracks import tracks as tracks_cost
 from ..bench.video_tracks import video as video_cost
 from .common import run, setup_logging
 
-SECTIONS = ('preprocess', 'preprocess_fast', 'conversion', 'cache', 'text', 'stages', 'node', 'lifecycle', 'runtime',
-            'int8', 'openvino', 'decoder_steps', 'frames', 'delivery', 'objects', 'video', 'tracks', 'novic', 'training')
+SECTIONS = (
+    'preprocess',
+    'preprocess_fast',
+    'conversion',
+    'cache',
+    'text',
+    'stages',
+    'node',
+    'lifecycle',
+    'runtime',
+    'int8',
+    'openvino',
+    'decoder_steps',
+    'frames',
+    'delivery',
+    'objects',
+    'video',
+    'tracks',
+    'novic',
+    'training',
+)
 DEFAULT_SECTIONS = tuple(x for x in SECTIONS if x != 'training')
 
 
@@ -73,37 +92,69 @@ def _main(argv) -> int:
               '(the dictionary averages 2.4 tokens, plus end-of-text).', '']
     runners = {
         'preprocess': ('Preprocessing, 640x480 frames -> 224x224', lambda: s.preprocess(args.repeat)),
-        'preprocess_fast': ('Preprocessing under 1 ms? Candidates beside today\'s exact path, 640x480 -> 224',
-                            lambda: preprocess_candidates(args.repeat)),
+        'preprocess_fast': (
+            'Preprocessing under 1 ms? Candidates beside today\'s exact path, 640x480 -> 224',
+            lambda: preprocess_candidates(args.repeat),
+        ),
         'conversion': ('ROS image message to RGB, 640x480 with row padding', lambda: s.conversion(args.repeat)),
         'cache': ('Decoder: key/value cache against recomputing, 8 tokens', lambda: s.decoder_cache(args.repeat)),
         'text': ('Training-time text encoding, ViT-B/32 text tower', lambda: s.text_encoding(args.repeat)),
-        'stages': ('Per-stage latency, ViT-B/32 + decoder, 640x480 frames, beam 5',
-                   lambda: s.stages(args.repeat, [b.strip() for b in args.backends.split(',')])),
+        'stages': (
+            'Per-stage latency, ViT-B/32 + decoder, 640x480 frames, beam 5',
+            lambda: s.stages(args.repeat, [b.strip() for b in args.backends.split(',')]),
+        ),
         'node': ('novic_node overhead, 640x480 rgb8, ViT-B/32 + decoder', lambda: s.node_overhead(max(6, args.repeat))),
-        'lifecycle': ('novic_node lifecycle: start with the noun dictionary, live switches, cleanup (toy, ViT-B/32)',
-                      lifecycle),
-        'runtime': ('novic_node start and memory: the README command, cached and exporting, and a bundle folder (toy)',
-                    lambda: rt.node_start(max(2, args.repeat // 3))),
-        'int8': ('ONNX Runtime int8 vs fp32 (ViT-B/32 + decoder latency; agreement on toy renders)',
-                 lambda: rt.int8(args.repeat)),
-        'openvino': ('CPU backends side by side: ONNX Runtime fp32 / int8, OpenVINO fp32 / bf16 / int8 (ViT-B/32 + '
-                     'decoder latency; agreement on toy renders)', lambda: openvino_cpu(args.repeat)),
-        'decoder_steps': ('Decoder at batch 1: per-step cost before / now (IO binding, preallocated outputs), call '
-                          'overhead, numpy, weights', lambda: decoder_steps(max(20, 2 * args.repeat))),
-        'frames': ('One frame: decode + preprocess, camera frames beside extreme ones', lambda: frame_cost(args.repeat)),
-        'delivery': ('Delivery from a stock camera process to novic_node (toy model, node defaults)',
-                     lambda: delivery(max(60, 6 * args.repeat))),
-        'objects': ('Multi-object mode against the single-label frame, 640x480 toy scenes, batch 1',
-                    lambda: objects_cost(args.repeat)),
-        'video': ('H.264 / H.265 input: decoding a 640x480 stream (software), beside raw and JPEG frames',
-                  lambda: video_cost(args.repeat)),
-        'tracks': ('Object tracks: ObjectTracker per frame beside the toy finder, 640x480 toy sequence',
-                   lambda: tracks_cost(args.repeat)),
-        'novic': ("The NOVIC authors' shapes: DFN5B ViT-H-14-378 at 378 px and the reference decoder config, "
-                  'random weights, batch 1', lambda: novic_shapes(args.repeat)),
-        'training': ('Decoder training: host memory at two data set sizes, throughput before and after the fixes',
-                     lambda: training_bench.training(args.repeat)),
+        'lifecycle': (
+            'novic_node lifecycle: start with the noun dictionary, live switches, cleanup (toy, ViT-B/32)',
+            lifecycle,
+        ),
+        'runtime': (
+            'novic_node start and memory: the README command, cached and exporting, and a bundle folder (toy)',
+            lambda: rt.node_start(max(2, args.repeat // 3)),
+        ),
+        'int8': (
+            'ONNX Runtime int8 vs fp32 (ViT-B/32 + decoder latency; agreement on toy renders)',
+            lambda: rt.int8(args.repeat),
+        ),
+        'openvino': (
+            'CPU backends side by side: ONNX Runtime fp32 / int8, OpenVINO fp32 / bf16 / int8 (ViT-B/32 + '
+            'decoder latency; agreement on toy renders)',
+            lambda: openvino_cpu(args.repeat),
+        ),
+        'decoder_steps': (
+            'Decoder at batch 1: per-step cost before / now (IO binding, preallocated outputs), call '
+            'overhead, numpy, weights',
+            lambda: decoder_steps(max(20, 2 * args.repeat)),
+        ),
+        'frames': (
+            'One frame: decode + preprocess, camera frames beside extreme ones',
+            lambda: frame_cost(args.repeat),
+        ),
+        'delivery': (
+            'Delivery from a stock camera process to novic_node (toy model, node defaults)',
+            lambda: delivery(max(60, 6 * args.repeat)),
+        ),
+        'objects': (
+            'Multi-object mode against the single-label frame, 640x480 toy scenes, batch 1',
+            lambda: objects_cost(args.repeat),
+        ),
+        'video': (
+            'H.264 / H.265 input: decoding a 640x480 stream (software), beside raw and JPEG frames',
+            lambda: video_cost(args.repeat),
+        ),
+        'tracks': (
+            'Object tracks: ObjectTracker per frame beside the toy finder, 640x480 toy sequence',
+            lambda: tracks_cost(args.repeat),
+        ),
+        'novic': (
+            "The NOVIC authors' shapes: DFN5B ViT-H-14-378 at 378 px and the reference decoder config, "
+            'random weights, batch 1',
+            lambda: novic_shapes(args.repeat),
+        ),
+        'training': (
+            'Decoder training: host memory at two data set sizes, throughput before and after the fixes',
+            lambda: training_bench.training(args.repeat),
+        ),
     }
     for name in chosen:
         title, fn = runners[name]

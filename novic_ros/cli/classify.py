@@ -86,8 +86,10 @@ def add_categories(results: list[dict], cats: CategoryMap) -> None:
 
 def _describe(found: list[dict], key: str) -> str:
     """'dog (0.93), cat (0.41)', with ' at [x0, y0, x1, y1]' for objects."""
-    parts = [f"{x['label']} ({x['score']:.2f})" + (f" at [{', '.join(f'{v:.0f}' for v in x['box'])}]" if 'box' in x else '')
-             for x in found]
+    parts = [
+        f"{x['label']} ({x['score']:.2f})" + (f" at [{', '.join(f'{v:.0f}' for v in x['box'])}]" if 'box' in x else '')
+        for x in found
+    ]
     return ', '.join(parts) or ('(no object)' if key == 'objects' else '(no label)')
 
 

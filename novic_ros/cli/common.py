@@ -8,7 +8,9 @@ from ..core.errors import NovicError
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format='%(levelname)s %(name)s: %(message)s'
+    )
     # open_clip logs every step of model creation at INFO; keep it for --verbose only.
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
 

@@ -105,7 +105,11 @@ def main(argv=None) -> int:
             mark = '' if truth is None else ('  ok' if out.results and out.results[0].class_id == truth else '  x')
             correct += bool(mark == '  ok')
             print(f"  [{i + 1:2d}] {name:32s} -> {labels}   ({latencies[-1]:.0f} ms){mark}", flush=True)
-        summary = f"\n{len(latencies)}/{len(images)} labelled, median latency {np.median(latencies):.0f} ms" if latencies else ''
+        summary = (
+            f"\n{len(latencies)}/{len(images)} labelled, median latency {np.median(latencies):.0f} ms"
+            if latencies
+            else ''
+        )
         if any(t for _, _, t in images):
             summary += f", top-1 names the rendered noun for {correct}/{len(images)}"
         print(summary)

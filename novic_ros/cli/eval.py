@@ -7,7 +7,8 @@
 BAG: a ROS 2 bag folder (mcap or sqlite3; split, compressed per message or per file with zstd),
 a single .mcap or .db3 file, or a ROS 1 .bag file (or a folder of ROS 1 split files).
 offline and live write OUT/report.md with tables and PNG plots, OUT/report.html (one self-contained page:
-summary, confusions, per-category accuracy, a gallery of the worst frames, latency, lost frames), labels.jsonl and labels.csv;
+summary, confusions, per-category accuracy, a gallery of the worst frames, latency, lost frames), labels.jsonl and
+labels.csv;
 with --annotations FILE they also score top-1/top-k accuracy, the hierarchy-aware score and the
 category accuracy (--categories, as the node's parameter).
 offline --objects names every object of each frame instead (the multi-object mode); an annotation row
@@ -42,7 +43,13 @@ from ..eval.run_results import topic_summaries, write_csv, write_jsonl
 from ..eval.scoring import NONE, Scorer
 from ..lexicon.categories import CategoryMap
 from ..lexicon.wordnet import WordNet
-from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_MAX_PIXELS, DEFAULT_NAMESPACE, add_model_arguments, model_params_from_args
+from ..params import (
+    DEFAULT_LABELS_TOPIC,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_NAMESPACE,
+    add_model_arguments,
+    model_params_from_args,
+)
 from ..pipeline import build_classifier, build_object_finder
 from ..ros.node_process import NodeProcess, ros_value
 from .common import fail, run, setup_logging
@@ -51,24 +58,36 @@ log = logging.getLogger(__name__)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='novic-eval', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog='novic-eval', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest='cmd', required=True)
     m = sub.add_parser('make-bag', help='images folder or video -> bag')
-    m.add_argument('source', help='folder of images (sorted by name; labels.json is turned into annotations) or a video file')
+    m.add_argument(
+        'source', help='folder of images (sorted by name; labels.json is turned into annotations) or a video file'
+    )
     m.add_argument('out', help='output bag folder (must not exist)')
-    m.add_argument('--topic', default='/camera/image_raw',
-                   help='image topic of the bag (default /camera/image_raw; /compressed, /foxglove or /ffmpeg is added for '
-                        'those transports)')
+    m.add_argument(
+        '--topic',
+        default='/camera/image_raw',
+        help='image topic of the bag (default /camera/image_raw; /compressed, /foxglove or /ffmpeg is added for '
+        'those transports)',
+    )
     m.add_argument('--rate', type=float, default=10.0, help='frames per second of bag time (default 10)')
     m.add_argument('--frame-id', default='camera', help='header.frame_id of every frame (default camera)')
     m.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'), help='bag storage format (default mcap)')
     m.add_argument('--transport', default='raw', choices=('raw', 'compressed', 'h264', 'h265'),
                    help='raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage on TOPIC/compressed; '
                         'h264, h265: a video stream (see --video-msg) on TOPIC/foxglove or TOPIC/ffmpeg')
-    m.add_argument('--video-msg', default='foxglove', choices=('foxglove', 'ffmpeg'),
-                   help='h264/h265: foxglove_msgs/CompressedVideo (foxglove) or ffmpeg_image_transport_msgs/FFMPEGPacket '
-                        '(ffmpeg)')
-    m.add_argument('--keyframe-interval', type=int, default=10, help='h264/h265: pictures from one keyframe to the next')
+    m.add_argument(
+        '--video-msg',
+        default='foxglove',
+        choices=('foxglove', 'ffmpeg'),
+        help='h264/h265: foxglove_msgs/CompressedVideo (foxglove) or ffmpeg_image_transport_msgs/FFMPEGPacket (ffmpeg)',
+    )
+    m.add_argument(
+        '--keyframe-interval', type=int, default=10, help='h264/h265: pictures from one keyframe to the next'
+    )
     m.add_argument('--encoding', default='rgb8', help='raw encoding (rgb8, bgr8, mono8, yuv422, ...)')
     m.add_argument('--format', default='jpeg', choices=('jpeg', 'png'), help='compressed format')
     m.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -77,13 +96,21 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_)
         s.add_argument('bag', help='bag folder, .mcap/.db3 file (ROS 2) or .bag file (ROS 1)')
         s.add_argument('--out', default=None, help='report folder (default: reports/<bag name>-<mode>)')
-        s.add_argument('--annotations', default=None, help='ground truth CSV (topic,frame,nouns); default: BAG.annotations.csv if present')
+        s.add_argument(
+            '--annotations',
+            default=None,
+            help='ground truth CSV (topic,frame,nouns); default: BAG.annotations.csv if present',
+        )
         s.add_argument('--topics', nargs='*', default=None, help='image topics to evaluate (default: all)')
         s.add_argument('--no-progress', action='store_true', help='no progress bar')
     off = sub.choices['offline']
-    off.add_argument('more_bags', nargs='*', metavar='BAG',
-                     help='more bags: a fleet, each evaluated by its own process into OUT/<bag name>/, with one summary '
-                          'across them (OUT/fleet.json, OUT/fleet.md); a folder that is not a bag stands for the bags in it')
+    off.add_argument(
+        'more_bags',
+        nargs='*',
+        metavar='BAG',
+        help='more bags: a fleet, each evaluated by its own process into OUT/<bag name>/, with one summary '
+        'across them (OUT/fleet.json, OUT/fleet.md); a folder that is not a bag stands for the bags in it',
+    )
     off.add_argument('--workers', type=int, default=None,
                      help='fleet: bags evaluated at the same time (default 1; with --ray and no ADDRESS: the local '
                           'cluster\'s CPUs, default all)')
@@ -104,14 +131,21 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument('--labels-topic', default=DEFAULT_LABELS_TOPIC,
                       help=f'the node\'s labels topic to record (default {DEFAULT_LABELS_TOPIC})')
     live.add_argument('--speed', type=float, default=1.0, help='playback speed factor (default 1: recorded timing)')
-    live.add_argument('--qos', default='reliable', choices=('reliable', 'sensor_data'),
-                      help='QoS of the played image topics: reliable (every frame delivered, the default) or sensor_data '
-                           '(best effort, depth 5, as most camera drivers)')
+    live.add_argument(
+        '--qos',
+        default='reliable',
+        choices=('reliable', 'sensor_data'),
+        help='QoS of the played image topics: reliable (every frame delivered, the default) or sensor_data '
+        '(best effort, depth 5, as most camera drivers)',
+    )
     live.add_argument('--drain', type=float, default=5.0, help='seconds to wait for late labels after the last frame')
     live.add_argument('--top-k', type=int, default=3, help='k for top-k accuracy')
     add_model_arguments(live, ('categories',))
-    live.add_argument('--start-node', action='store_true',
-                      help=f'start novic_node for the run (namespace {DEFAULT_NAMESPACE}, the bag topics as image_topics)')
+    live.add_argument(
+        '--start-node',
+        action='store_true',
+        help=f'start novic_node for the run (namespace {DEFAULT_NAMESPACE}, the bag topics as image_topics)',
+    )
     live.add_argument('--params-file', default=None, help='with --start-node: node parameters file')
     live.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                       help='with --start-node: extra node parameter (repeatable)')
@@ -345,11 +379,24 @@ def _live(args) -> int:
 
 def _make_bag(args) -> int:
     # image_transport's names: TOPIC/compressed, and TOPIC/foxglove or TOPIC/ffmpeg for the video transports.
-    suffix = {'compressed': 'compressed'}.get(args.transport, args.video_msg if args.transport in ('h264', 'h265') else '')
+    suffix = {'compressed': 'compressed'}.get(
+        args.transport, args.video_msg if args.transport in ('h264', 'h265') else ''
+    )
     topic = args.topic + (f'/{suffix}' if suffix and not args.topic.endswith(f'/{suffix}') else '')
-    res = make_bag(args.source, args.out, topic=topic, rate_hz=args.rate, frame_id=args.frame_id,
-                   storage=args.storage, transport=args.transport, encoding=args.encoding, fmt=args.format,
-                   progress=not args.no_progress, video_message=args.video_msg, keyframe_interval=args.keyframe_interval)
+    res = make_bag(
+        args.source,
+        args.out,
+        topic=topic,
+        rate_hz=args.rate,
+        frame_id=args.frame_id,
+        storage=args.storage,
+        transport=args.transport,
+        encoding=args.encoding,
+        fmt=args.format,
+        progress=not args.no_progress,
+        video_message=args.video_msg,
+        keyframe_interval=args.keyframe_interval,
+    )
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{res.frames} frames -> {res.bag} ({args.storage}, {topic})" +

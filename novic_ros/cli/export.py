@@ -50,7 +50,9 @@ def _main(argv) -> int:
     setup_logging(args.verbose)
     asked = {x.strip() for x in args.precisions.split(',') if x.strip()} | {'fp32'}
     if asked - set(PRECISIONS):
-        raise ValueError(f"--precisions: unknown {', '.join(sorted(asked - set(PRECISIONS)))}; choose from {', '.join(PRECISIONS)}")
+        raise ValueError(
+            f"--precisions: unknown {', '.join(sorted(asked - set(PRECISIONS)))}; choose from {', '.join(PRECISIONS)}"
+        )
     precisions = [p for p in PRECISIONS if p in asked]
     variant = get_variant(args.model, args.models_file or None)
     if variant.bundle is not None:
@@ -58,7 +60,10 @@ def _main(argv) -> int:
                              "or a NOVIC checkpoint")
     encoder, decoder, vocab, novic = load_models(variant, 'cpu', 'fp32', with_decoder=variant.decoder.exists())
     if decoder is None:
-        print(f"warning: {variant.decoder} does not exist: the bundle gets no decoder (prompted mode only)", file=sys.stderr)
+        print(
+            f"warning: {variant.decoder} does not exist: the bundle gets no decoder (prompted mode only)",
+            file=sys.stderr,
+        )
     info = export_info(variant.name, encoder, variant.decoder if decoder is not None else None)
     out = args.out or resolve_engine_dir(args.engine_dir) / 'onnx' / info.key
     bundle = _current(out, info.key, precisions, not args.no_text_encoder) if not args.force else None

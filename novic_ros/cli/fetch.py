@@ -36,8 +36,12 @@ def parser() -> argparse.ArgumentParser:
                    '(only if the authors replaced a file on purpose), then stop')
     p.add_argument('--max-bytes', type=int, default=DEFAULT_MAX_BYTES,
                    help=f'refuse a download larger than this (default {DEFAULT_MAX_BYTES} = 4 GiB)')
-    p.add_argument('--retries', type=int, default=DownloadLimits.retries,
-                   help=f'resume this many times after a cut connection before giving up (default {DownloadLimits.retries})')
+    p.add_argument(
+        '--retries',
+        type=int,
+        default=DownloadLimits.retries,
+        help=f'resume this many times after a cut connection before giving up (default {DownloadLimits.retries})',
+    )
     p.add_argument('--timeout', type=float, default=DownloadLimits.timeout_s,
                    help=f'seconds a connect or read may stall (default {DownloadLimits.timeout_s:g})')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')

@@ -34,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser('build', help="build the dictionary and write it as JSON Lines")
     build.add_argument('--out', required=True, help="output file (.jsonl)")
-    build.add_argument('--min-freq', type=int, default=0,
-                       help="keep senses tagged more often than this even when not a word's first object sense (default 0)")
+    build.add_argument(
+        '--min-freq',
+        type=int,
+        default=0,
+        help="keep senses tagged more often than this even when not a word's first object sense (default 0)",
+    )
     build.add_argument('--max-words', type=int, default=3, help="longest label in words (default 3)")
     build.add_argument('--wordnet', help=wordnet_help)
 

@@ -31,7 +31,9 @@ from .common import run, setup_logging
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='novic-toy', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog='novic-toy', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest='cmd', required=True)
     b = sub.add_parser('build', help='train the toy CLIP and its decoder (both cached)')
     b.add_argument('--out', default=None, help='output folder (default: <share>/models/toy)')
@@ -42,7 +44,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('out', help='output folder')
     r.add_argument('--per-class', type=int, default=1, help='images per noun (default 1)')
     r.add_argument('--size', default='240x320', help='HEIGHTxWIDTH (default 240x320)')
-    r.add_argument('--seed', type=int, default=0, help='random seed of the scenes (default 0: the same pictures every time)')
+    r.add_argument(
+        '--seed', type=int, default=0, help='random seed of the scenes (default 0: the same pictures every time)'
+    )
     r.add_argument('--nouns', nargs='*', default=None, help='only these nouns (default: all)')
     for sp in (b, r):
         sp.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')

@@ -37,7 +37,9 @@ SUMMARY_KEYS = ('num_nouns', 'num_prompts', 'steps', 'world_size', 'final_loss',
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='novic-train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog='novic-train', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(p, ('model', 'models_file', 'device', 'threads'))   # the same flags as every other tool
     p.add_argument('--config', required=True,
                    help=f"a packaged training config by name ({', '.join(packaged_configs()) or 'toy, cpu, gpu'}), "
@@ -50,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--steps', type=int, default=None, help='override the config: training steps')
     p.add_argument('--shift-images', default=None, metavar='DIR',
                    help='unlabelled images whose embedding centroid sets the mean-shift (modality gap) correction')
-    p.add_argument('--cache-dir', default=None, help='text-embedding cache (default: ~/.cache/novic_ros/text-embeddings)')
+    p.add_argument(
+        '--cache-dir', default=None, help='text-embedding cache (default: ~/.cache/novic_ros/text-embeddings)'
+    )
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('-v', '--verbose', action='store_true', help='log what loads and how long it takes (INFO)')
     return p

@@ -47,7 +47,12 @@ BUNDLE_FILE = 'bundle.json'
 LABEL_VOCAB_FILE = 'label_vocab.json'
 NOVIC_TARGETS_FILE = 'novic_targets.npy'
 LABEL_TOKENIZER_FILE = 'label_tokenizer.json'
-IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP, TEXT_ENCODER = 'image_encoder', 'decoder_prefill', 'decoder_step', 'text_encoder'
+IMAGE_ENCODER, DECODER_PREFILL, DECODER_STEP, TEXT_ENCODER = (
+    'image_encoder',
+    'decoder_prefill',
+    'decoder_step',
+    'text_encoder',
+)
 # Graph precisions a bundle may hold: fp16 for TensorRT, int8 for ONNX Runtime, ov_int8 for OpenVINO
 # (its own intermediate representation, an .xml graph with its .bin weights).
 PRECISIONS = ('fp32', 'fp16', 'int8', 'ov_int8')
@@ -99,8 +104,10 @@ class TokenizerInfo:
             return clip_bpe(str(folder / VOCAB_FILE))
         if self.name == HF_TOKENIZER:
             return HFTextTokenizer(folder / self.file, self.context_length, **self.options)
-        raise ModelLoadError(f"bundle {folder}: tokenizer {self.name!r} is unknown to this version of novic_ros "
-                             f"(it knows {TOKENIZER_NAME} and {HF_TOKENIZER}); update novic_ros or export the bundle again")
+        raise ModelLoadError(
+            f"bundle {folder}: tokenizer {self.name!r} is unknown to this version of novic_ros "
+            f"(it knows {TOKENIZER_NAME} and {HF_TOKENIZER}); update novic_ros or export the bundle again"
+        )
 
 
 @dataclass(frozen=True)
@@ -166,7 +173,9 @@ class Bundle:
                                  "it again") from None
         if targets.ndim != 2 or targets.shape[1] != decoding.token_length or targets.size == 0 \
                 or targets.min() < 0 or targets.max() >= self.decoder.vocab_size:
-            raise ModelLoadError(f"bundle {self.folder}: {novic['targets_file']} does not fit its decoder; export it again")
+            raise ModelLoadError(
+                f"bundle {self.folder}: {novic['targets_file']} does not fit its decoder; export it again"
+            )
         return decoding
 
     def tokenizer_file(self) -> str:
@@ -227,7 +236,9 @@ def read_bundle(folder: str | os.PathLike, check: bool = True) -> Bundle:
         bundle = Bundle(folder, meta['variant'], meta['key'], clip, c['model'], c.get('pretrained'), decoder,
                         tokenizer, meta['graphs'], meta['files'], int(meta['max_batch']), meta)
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelLoadError(f"{path} is not a valid bundle description ({type(e).__name__}: {e}); export it again") from None
+        raise ModelLoadError(
+            f"{path} is not a valid bundle description ({type(e).__name__}: {e}); export it again"
+        ) from None
     if check:
         _check_files(folder, bundle.files)
     return bundle

@@ -66,8 +66,17 @@ class NovicClassifier:
 
     def with_options(self, options: ClassifierOptions) -> 'NovicClassifier':
         """A classifier with other settings over the same models (this one stays as it is)."""
-        return NovicClassifier(self.backend, self.vocab, options, self.clip, self.model_name, text_cache=self.text_cache,
-                               missing_decoder=self.missing_decoder, source=self.source, novic=self.novic)
+        return NovicClassifier(
+            self.backend,
+            self.vocab,
+            options,
+            self.clip,
+            self.model_name,
+            text_cache=self.text_cache,
+            missing_decoder=self.missing_decoder,
+            source=self.source,
+            novic=self.novic,
+        )
 
     @property
     def prompt_labels(self) -> tuple[str, ...]:

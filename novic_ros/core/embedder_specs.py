@@ -48,7 +48,9 @@ def parse_embedder_spec(spec: str) -> tuple[str, str]:
     """'openclip:timm/ViT-B-16-SigLIP' -> ('openclip', 'timm/ViT-B-16-SigLIP')."""
     kind, sep, name = str(spec).partition(':')
     if not sep or not name:
-        raise ModelLoadError(f"embedder spec {spec!r} is not TYPE:NAME (openclip:<Hugging Face repo id>, openai:ViT-B/32)")
+        raise ModelLoadError(
+            f"embedder spec {spec!r} is not TYPE:NAME (openclip:<Hugging Face repo id>, openai:ViT-B/32)"
+        )
     return kind.strip().lower(), name.strip()
 
 
@@ -64,7 +66,11 @@ def hub_snapshot(repo_folder: Path, revision: str = 'main') -> Path | None:
         snap = repo_folder / 'snapshots' / ref.read_text().strip()
         if snap.is_dir():
             return snap
-    snaps = sorted(p for p in (repo_folder / 'snapshots').glob('*') if p.is_dir()) if (repo_folder / 'snapshots').is_dir() else []
+    snaps = (
+        sorted(p for p in (repo_folder / 'snapshots').glob('*') if p.is_dir())
+        if (repo_folder / 'snapshots').is_dir()
+        else []
+    )
     return snaps[0] if len(snaps) == 1 else None
 
 
@@ -96,13 +102,17 @@ def clip_spec_for_embedder(spec: str, clip_model: str | None = None, pretrained:
     if kind == 'openai':
         arch = OPENAI_MODELS.get(name)
         if arch is None:
-            raise ModelLoadError(f"embedder {spec!r}: unknown OpenAI CLIP model {name!r}; known: {', '.join(OPENAI_MODELS)}")
+            raise ModelLoadError(
+                f"embedder {spec!r}: unknown OpenAI CLIP model {name!r}; known: {', '.join(OPENAI_MODELS)}"
+            )
         return ClipSpec(arch, _expand(pretrained) if pretrained else 'openai')
     if kind != 'openclip':
         raise ModelLoadError(f"embedder {spec!r}: type {kind!r} is not supported (openclip:<repo id> and openai:<name> "
                              "are); set clip_model to an open_clip model that computes the same embeddings")
     if name.startswith(HF_HUB) or name.startswith(LOCAL_DIR):
-        raise ModelLoadError(f"embedder {spec!r}: openclip: takes a Hugging Face repo id (ORG/NAME), as the reference does")
+        raise ModelLoadError(
+            f"embedder {spec!r}: openclip: takes a Hugging Face repo id (ORG/NAME), as the reference does"
+        )
     if '/' not in name:
         raise ModelLoadError(f"embedder {spec!r}: {name!r} is not a Hugging Face repo id (ORG/NAME)")
     if not pretrained:
@@ -113,9 +123,11 @@ def clip_spec_for_embedder(spec: str, clip_model: str | None = None, pretrained:
     if path.is_file() or path.suffix in WEIGHT_FILES:
         hub = HUB_MODELS.get(name)
         if hub is None:
-            raise ModelLoadError(f"embedder {spec!r}: with a bare weights file ({path}) the architecture must be known, and "
-                                 f"{name} is not among {', '.join(HUB_MODELS)}; set clip_model to its open_clip "
-                                 "architecture too, or give the repo's folder (open_clip_config.json + weights)")
+            raise ModelLoadError(
+                f"embedder {spec!r}: with a bare weights file ({path}) the architecture must be known, and "
+                f"{name} is not among {', '.join(HUB_MODELS)}; set clip_model to its open_clip "
+                "architecture too, or give the repo's folder (open_clip_config.json + weights)"
+            )
         if not path.is_file():
             raise ModelLoadError(f"pretrained weights file {path} does not exist")
         return ClipSpec(hub.architecture, str(path), preprocess_tag=hub.tag)

@@ -168,7 +168,9 @@ class ObjectFinder:
         t1 = time.perf_counter()
         embeds = batched(self.classifier.encode, np.concatenate(pixels), self.max_batch) if pixels else None
         t2 = time.perf_counter()
-        labels, scores = self.labeller.window_labels(embeds, self.max_batch) if embeds is not None else ([], np.zeros(0))
+        labels, scores = (
+            self.labeller.window_labels(embeds, self.max_batch) if embeds is not None else ([], np.zeros(0))
+        )
         sims = self._similarities(embeds, labels) if embeds is not None else np.zeros(0)
         out, start = [], 0
         for f, w in zip(frames, per_frame):

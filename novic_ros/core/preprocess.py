@@ -247,10 +247,14 @@ def validate_frame(frame, index: int | None = None) -> np.ndarray:
     if not isinstance(frame, np.ndarray) and hasattr(frame, '__array__') and hasattr(frame, 'shape'):
         frame = np.asarray(frame)           # a tensor from torch code
     if not isinstance(frame, np.ndarray):
-        raise FrameError(f"expected an HxWx3 uint8 numpy array{where}, got {type(frame).__name__}; "
-                         "decode images to RGB arrays first (for example numpy.asarray(PIL.Image.open(p).convert('RGB')))")
+        raise FrameError(
+            f"expected an HxWx3 uint8 numpy array{where}, got {type(frame).__name__}; "
+            "decode images to RGB arrays first (for example numpy.asarray(PIL.Image.open(p).convert('RGB')))"
+        )
     if frame.dtype != np.uint8:
-        raise FrameError(f"expected dtype uint8{where}, got {frame.dtype}; scale to 0..255 and cast with .astype(np.uint8)")
+        raise FrameError(
+            f"expected dtype uint8{where}, got {frame.dtype}; scale to 0..255 and cast with .astype(np.uint8)"
+        )
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise FrameError(f"expected shape HxWx3 (RGB){where}, got {frame.shape}; "
                          "convert grey or RGBA images to RGB first")

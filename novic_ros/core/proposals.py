@@ -74,7 +74,9 @@ def _shrink(frame: np.ndarray, width: int) -> np.ndarray:
     """The frame as float32 RGB in [0, 1], `width` pixels across (area average)."""
     img = frame if isinstance(frame, Image.Image) else Image.fromarray(np.ascontiguousarray(frame), 'RGB')
     w, h = img.size
-    return np.asarray(img.resize((width, max(8, round(width * h / w))), Image.Resampling.BOX), np.float32) / np.float32(255)
+    return np.asarray(img.resize((width, max(8, round(width * h / w))), Image.Resampling.BOX), np.float32) / np.float32(
+        255
+    )
 
 
 def saliency_map(frame, width: int, sigma: float = 1.5) -> np.ndarray:

@@ -12,9 +12,11 @@ Assignment
     A detection may continue a track when their boxes overlap: the IoU of the detection with the
     predicted box, or with the box last seen (an object that stopped or turned back while hidden),
     whichever is larger, at least `min_iou`, both boxes grown by BUFFER of their size on each side
-    first (a buffered IoU, as C-BIoU does), so a jittery detection still reaches its track. Among those pairs, one optimal assignment (Hungarian,
+    first (a buffered IoU, as C-BIoU does), so a jittery detection still reaches its track. Among those pairs, one
+    optimal assignment (Hungarian,
     scipy.optimize.linear_sum_assignment; any track or detection may stay unassigned) maximises
-    the sum of ``(1 - appearance_weight) * IoU + appearance_weight * cosine``, the cosine between the detection's CLIP embedding and the
+    the sum of ``(1 - appearance_weight) * IoU + appearance_weight * cosine``, the cosine between the detection's
+    CLIP embedding and the
     track's (a moving average of its detections' embeddings, momentum EMBEDDING_MOMENTUM). The
     appearance term keeps two objects apart where their boxes overlap, even two of one noun: the
     same object seen a frame later has a cosine near 1, another one far less (the toy CLIP: 0.98

@@ -125,7 +125,9 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
                                           decoder=Path(_resolve(entry['decoder'], base)),
                                           description=entry.get('description', ''))
         except (KeyError, TypeError, AttributeError) as e:
-            raise ModelLoadError(f"models file {path}: entry {name!r} needs clip_model and decoder, bundle, or novic_checkpoint ({e})") from e
+            raise ModelLoadError(
+                f"models file {path}: entry {name!r} needs clip_model and decoder, bundle, or novic_checkpoint ({e})"
+            ) from e
     return variants
 
 

@@ -38,7 +38,9 @@ class UnpackedFile:
     sha256: str
 
 
-def _check_members(zf: zipfile.ZipFile, zip_path: Path, required: Sequence[str], max_bytes: int) -> list[zipfile.ZipInfo]:
+def _check_members(
+    zf: zipfile.ZipFile, zip_path: Path, required: Sequence[str], max_bytes: int
+) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise UnpackError(f"{zip_path}: {len(infos)} members, more than {MAX_MEMBERS}; refused")

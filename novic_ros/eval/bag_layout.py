@@ -120,9 +120,11 @@ def _from_metadata(folder: Path) -> Layout:
     if mode not in ('', 'message', 'file'):
         raise BagError(f"cannot open bag {folder}: compression mode {mode!r} ({METADATA}) is unknown")
     if mode and fmt not in COMPRESSION_FORMATS:
-        raise BagError(f"cannot open bag {folder}: compression format {fmt!r} ({METADATA}) is not one novic-eval "
-                       f"reads ({', '.join(COMPRESSION_FORMATS)}, the only compressor rosbag2 ships); decompress it with "
-                       "the tool that wrote it, e.g. `ros2 bag convert` with an uncompressed output")
+        raise BagError(
+            f"cannot open bag {folder}: compression format {fmt!r} ({METADATA}) is not one novic-eval "
+            f"reads ({', '.join(COMPRESSION_FORMATS)}, the only compressor rosbag2 ships); decompress it with "
+            "the tool that wrote it, e.g. `ros2 bag convert` with an uncompressed output"
+        )
     if not listed:
         raise BagError(f"{METADATA} of {folder} lists no storage files")
     parts = []

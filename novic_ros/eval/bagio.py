@@ -29,9 +29,29 @@ from ..frames.video import VideoDecoder, VideoError, codec_of, picture_to_rgb
 from .bag_layout import Layout, PartRef, resolve
 from .bag_parts import PART_TYPES, ZSTD_SUFFIX, BagError, Part, Record, decompress_file
 
-__all__ = ['Bag', 'BagError', 'BagFrame', 'TopicTally', 'open_bag', 'decode', 'typestore', 'new_bag', 'message_cdr', 'MessageError', 'message_bytes_limit',
-           'IMAGE', 'COMPRESSED', 'CLASSIFICATION', 'IMAGE_TYPES', 'STORAGES', 'COMPRESSED_VIDEO', 'FFMPEG_PACKET',
-           'VIDEO_TYPES', 'FRAME_TYPES', 'FrameDecoder']
+__all__ = [
+    'Bag',
+    'BagError',
+    'BagFrame',
+    'TopicTally',
+    'open_bag',
+    'decode',
+    'typestore',
+    'new_bag',
+    'message_cdr',
+    'MessageError',
+    'message_bytes_limit',
+    'IMAGE',
+    'COMPRESSED',
+    'CLASSIFICATION',
+    'IMAGE_TYPES',
+    'STORAGES',
+    'COMPRESSED_VIDEO',
+    'FFMPEG_PACKET',
+    'VIDEO_TYPES',
+    'FRAME_TYPES',
+    'FrameDecoder',
+]
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'

@@ -85,13 +85,19 @@ def run_fleet(bags: list[Path], out: Path, runner: Callable[[list[Path], list[Pa
     entries = runner(bags, outs)
     total = pooled(entries)
     (out / 'fleet.json').write_text(json.dumps({'total': total, 'bags': entries}, indent=1) + '\n')
-    lines = ['# novic-eval fleet', '', '| bag | status | frames | labelled | top-1 | report |', '|---|---|---|---|---|---|']
+    lines = [
+        '# novic-eval fleet',
+        '',
+        '| bag | status | frames | labelled | top-1 | report |',
+        '|---|---|---|---|---|---|',
+    ]
     for e in entries:
         s = e.get('summary') or {}
         top1 = f"{s['score']['top1']:.1%}" if s.get('score') else ''
         lines.append(f"| {e['bag']} | {e['status']}{': ' + e['error'] if e['status'] != 'ok' else ''} | "
                      f"{s.get('frames', '')} | {s.get('labelled', '')} | {top1} | {e['report']} |")
-    lines += ['', '| total | value |', '|---|---|'] + [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-                                                       for k, v in total.items()]
+    lines += ['', '| total | value |', '|---|---|'] + [
+        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in total.items()
+    ]
     (out / 'fleet.md').write_text('\n'.join(lines) + '\n')
     return total, entries

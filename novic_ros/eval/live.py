@@ -161,7 +161,8 @@ def run_live(bag: Bag, *, start_node: Callable[[list[str]], object] | None = Non
     """Play `bag` into novic_node and collect its labels: (results, stats, warnings). The first frame is
     read before anything starts, so a bag with no readable frame fails at once (BagError).
     `start_node(topics)` starts the node for the run (a NodeProcess: alive(), stop()) for the bag's
-    camera topics (topic -> message type, see node_inputs); without it the node must already run. `play`: the keyword arguments of play_and_record."""
+    camera topics (topic -> message type, see node_inputs); without it the node must already run. `play`: the
+    keyword arguments of play_and_record."""
     frames = bag.frames()
     first = next(frames)
     node = start_node(bag.image_topics) if start_node else None
@@ -177,6 +178,8 @@ def run_live(bag: Bag, *, start_node: Callable[[list[str]], object] | None = Non
     warnings = list(bag.warnings)
     keys = [(r.frame_id, r.stamp_ns) for r in results]
     if len(set(keys)) < len(keys):
-        warnings.append(f"{len(keys) - len(set(keys))} frames share frame_id and stamp with an earlier one: their labels "
-                        "cannot be told apart, and latency is attributed to the first of each")
+        warnings.append(
+            f"{len(keys) - len(set(keys))} frames share frame_id and stamp with an earlier one: their labels "
+            "cannot be told apart, and latency is attributed to the first of each"
+        )
     return results, stats, warnings

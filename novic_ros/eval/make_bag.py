@@ -212,7 +212,9 @@ def make_bag(source: str | Path, out: str | Path, *, topic: str = '/camera/image
         frames = _counted(frames, bar)
     period_ns = int(round(1e9 / rate_hz))
     store = typestore()
-    video = _VideoStream(transport, video_message, keyframe_interval, rate_hz) if transport in ('h264', 'h265') else None
+    video = (
+        _VideoStream(transport, video_message, keyframe_interval, rate_hz) if transport in ('h264', 'h265') else None
+    )
     rows, count = [], 0
     with bar, new_bag(out, storage) as writer:
         conn = None

@@ -12,7 +12,8 @@ twice: `dog;dog` is the class dog present); matching is the Scorer's
     recall    = objects named / objects present
     F1        = 2 P R / (P + R)
 
-Per class (the first name of an object; grouped by its normalised form, shown as written): how often it was present, how often named
+Per class (the first name of an object; grouped by its normalised form, shown as written): how often it was
+present, how often named
 (recall), how often predicted, how often right when predicted (precision).
 """
 from __future__ import annotations
@@ -161,14 +162,25 @@ def score_objects(scorer: Scorer, predictions: Iterable[Iterable[str]], truths: 
 
 def report_lines(scores: SetScores) -> list[str]:
     """The markdown section of novic-eval's report for multi-object scoring."""
-    lines = ['', '## Objects (set-level)', '',
-             f"{scores.frames} annotated frames, {scores.present} objects present, {scores.predicted} labels "
-             "predicted. A label is right when it names an object of its frame (exact after normalisation, or a "
-             "WordNet synonym); a label predicted twice in a frame counts once.", '',
-             '| measure | value |', '|---|---|',
-             f"| precision | {scores.precision:.3f} |", f"| recall | {scores.recall:.3f} |", f"| F1 | {scores.f1:.3f} |",
-             '', '### Per class', '', '| class | present | named (recall) | predicted | right (precision) |',
-             '|---|---|---|---|---|']
+    lines = [
+        '',
+        '## Objects (set-level)',
+        '',
+        f"{scores.frames} annotated frames, {scores.present} objects present, {scores.predicted} labels "
+        "predicted. A label is right when it names an object of its frame (exact after normalisation, or a "
+        "WordNet synonym); a label predicted twice in a frame counts once.",
+        '',
+        '| measure | value |',
+        '|---|---|',
+        f"| precision | {scores.precision:.3f} |",
+        f"| recall | {scores.recall:.3f} |",
+        f"| F1 | {scores.f1:.3f} |",
+        '',
+        '### Per class',
+        '',
+        '| class | present | named (recall) | predicted | right (precision) |',
+        '|---|---|---|---|---|',
+    ]
     lines += [f"| {c} | {v.present} | {v.named} ({v.recall:.0%}) | {v.predicted} | {v.right} ({v.precision:.0%}) |"
               for c, v in scores.per_class.items()]
     if scores.wrong:

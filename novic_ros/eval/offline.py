@@ -11,7 +11,17 @@ from tqdm import tqdm
 
 from ..params import DEFAULT_LABELS_TOPIC, DEFAULT_MAX_PIXELS
 from ..pipeline import classify_in_batches
-from .bagio import CLASSIFICATION, IMAGE_TYPES, Bag, BagFrame, FrameDecoder, MessageError, message_cdr, new_bag, typestore
+from .bagio import (
+    CLASSIFICATION,
+    IMAGE_TYPES,
+    Bag,
+    BagFrame,
+    FrameDecoder,
+    MessageError,
+    message_cdr,
+    new_bag,
+    typestore,
+)
 from .run_results import FrameResult
 
 log = logging.getLogger(__name__)
@@ -98,7 +108,9 @@ def write_labels_bag(bag: Bag, out: str | Path, results: list[FrameResult],
     return warnings
 
 
-def frames_at(bag_path: str | Path, topics, max_pixels: int, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], object]:
+def frames_at(
+    bag_path: str | Path, topics, max_pixels: int, wanted: set[tuple[str, int]]
+) -> dict[tuple[str, int], object]:
     """The decoded pictures (HxWx3 uint8) of the frames `wanted` ((topic, index) keys), read again from
     the bag: the report's thumbnails. Video packets are decoded in order up to the last one wanted
     (a picture needs its references); image messages only when wanted. A frame that cannot be

@@ -94,15 +94,28 @@ def write_report(out: str | Path, *, mode: str, meta: dict, results: list[FrameR
              '| | |', '|---|---|']
     lines += [f"| {k_} | {v} |" for k_, v in meta.items()]
     errors = [r for r in results if r.error]
-    lines += [f"| frames | {len(results)} |", f"| labelled | {len(labelled)} |", f"| rejected (could not be decoded) | {len(errors)} |"]
+    lines += [
+        f"| frames | {len(results)} |",
+        f"| labelled | {len(labelled)} |",
+        f"| rejected (could not be decoded) | {len(errors)} |",
+    ]
     if topics:
         lines += _topics_table(list(topics), live is not None)
     if live is not None:
-        lines += ['', '## Live', '', '| measure | value |', '|---|---|',
-                  f"| frames sent | {live.sent} |", f"| answered | {live.answered} |",
-                  f"| dropped or never answered | {live.dropped} ({live.dropped / max(1, live.sent):.1%}) |",
-                  f"| input rate | {live.input_rate_hz:.2f} Hz |", f"| output rate | {live.output_rate_hz:.2f} Hz |",
-                  f"| latency p50 / p95 / max | {live.latency_p50_ms:.1f} / {live.latency_p95_ms:.1f} / {live.latency_max_ms:.1f} ms |"]
+        lines += [
+            '',
+            '## Live',
+            '',
+            '| measure | value |',
+            '|---|---|',
+            f"| frames sent | {live.sent} |",
+            f"| answered | {live.answered} |",
+            f"| dropped or never answered | {live.dropped} ({live.dropped / max(1, live.sent):.1%}) |",
+            f"| input rate | {live.input_rate_hz:.2f} Hz |",
+            f"| output rate | {live.output_rate_hz:.2f} Hz |",
+            f"| latency p50 / p95 / max | {live.latency_p50_ms:.1f} / {live.latency_p95_ms:.1f} / "
+            f"{live.latency_max_ms:.1f} ms |",
+        ]
         lines += [f"| {k_} | {v} |" for k_, v in live.extra.items()]
     elif labelled:
         ms = [r.latency_ms for r in labelled if r.latency_ms is not None]

@@ -38,8 +38,12 @@ def thumbnail_jpeg(rgb: np.ndarray, size: int = THUMB_PX, objects=()) -> bytes:
     if objects:
         from ..frames.overlay import draw_objects
         sx, sy = img.width / rgb.shape[1], img.height / rgb.shape[0]
-        img = Image.fromarray(draw_objects(np.asarray(img.convert('RGB')),
-                                           [(t, s, (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)) for t, s, b in objects]))
+        img = Image.fromarray(
+            draw_objects(
+                np.asarray(img.convert('RGB')),
+                [(t, s, (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)) for t, s, b in objects],
+            )
+        )
     buf = io.BytesIO()
     img.save(buf, 'JPEG', quality=80)
     return buf.getvalue()
@@ -132,16 +136,35 @@ def write_html_report(out: str | Path, *, title: str, meta: dict, results: list[
     nothing present, their thumbnails drawn with each object's box and label, their labels listed with
     the boxes)."""
     out = Path(out)
-    parts = [f'<h1>{_e(title)}</h1>', _table(['', ''], [[a, b] for a, b in meta.items()], 'meta'),
-             '<h2>Summary</h2>',
-             _table(['measure', 'value'], [list(r) for r in summary_rows(results, topics, score, k, live, category_score)],
-                    'summary')]
+    parts = [
+        f'<h1>{_e(title)}</h1>',
+        _table(['', ''], [[a, b] for a, b in meta.items()], 'meta'),
+        '<h2>Summary</h2>',
+        _table(
+            ['measure', 'value'],
+            [list(r) for r in summary_rows(results, topics, score, k, live, category_score)],
+            'summary',
+        ),
+    ]
     if topics:
-        parts += ['<h3>Per topic</h3>', _table(
-            ['topic', 'type', 'read', 'skipped (why)', 'labelled'] + (['not answered'] if live else []),
-            [[t.topic, t.msgtype, t.read, f"{t.skipped_total}" + (' (' + ', '.join(f"{n} {r}" for r, n in t.skipped.items())
-                                                                  + ')' if t.skipped else ''), t.labelled]
-             + ([t.unanswered] if live else []) for t in topics])]
+        parts += [
+            '<h3>Per topic</h3>',
+            _table(
+                ['topic', 'type', 'read', 'skipped (why)', 'labelled'] + (['not answered'] if live else []),
+                [
+                    [
+                        t.topic,
+                        t.msgtype,
+                        t.read,
+                        f"{t.skipped_total}"
+                        + (' (' + ', '.join(f"{n} {r}" for r, n in t.skipped.items()) + ')' if t.skipped else ''),
+                        t.labelled,
+                    ]
+                    + ([t.unanswered] if live else [])
+                    for t in topics
+                ],
+            ),
+        ]
     if score is not None and score.confusions:
         parts += ['<h2>Most confused (truth → predicted)</h2>',
                   _table(['truth', 'predicted', 'frames'], [list(c) for c in score.confusions[:20]], 'confusions')]
@@ -153,8 +176,12 @@ def write_html_report(out: str | Path, *, title: str, meta: dict, results: list[
         cards = []
         for m in misses[:GALLERY_MAX]:
             r = m.result
-            img = (f'<img alt="{_e(r.topic)} #{r.index}" src="data:image/jpeg;base64,'
-                   f'{base64.b64encode(m.thumbnail).decode()}">' if m.thumbnail else '<div class="noimg">no picture</div>')
+            img = (
+                f'<img alt="{_e(r.topic)} #{r.index}" src="data:image/jpeg;base64,'
+                f'{base64.b64encode(m.thumbnail).decode()}">'
+                if m.thumbnail
+                else '<div class="noimg">no picture</div>'
+            )
             boxes = [' [' + ', '.join(f'{v:.0f}' for v in b) + ']' for b in r.boxes] or [''] * len(r.labels)
             labels = ''.join(f'<li>{_e(t)} {s:.2f}{b}</li>' for (t, s), b in zip(r.labels, boxes))
             cards.append(f'<figure class="miss">{img}<figcaption>{_e(r.topic)} #{_e(r.index)}<br>'
@@ -166,7 +193,9 @@ def write_html_report(out: str | Path, *, title: str, meta: dict, results: list[
                   '<div class="gallery">' + ''.join(cards) + '</div>']
     if score is not None and score.per_class:
         # Classes of one frame each say nothing a confusion row does not: shown only with 2+ frames.
-        items = sorted(((c, v) for c, v in score.per_class.items() if v.n > 1), key=lambda kv: (kv[1].top1, -kv[1].n, kv[0]))
+        items = sorted(
+            ((c, v) for c, v in score.per_class.items() if v.n > 1), key=lambda kv: (kv[1].top1, -kv[1].n, kv[0])
+        )
         parts.append('<h2>Per class (2 or more frames, worst first)</h2>')
         parts.append(_table(['class', 'frames', 'top-1', 'hierarchy'],
                             [[c, v.n, f"{v.top1:.0%}", f"{v.hierarchy:.2f}"] for c, v in items[:50]], 'classes')

@@ -3,7 +3,8 @@
 Each frame's tracked objects are matched to the objects in view as CLEAR MOT does (Bernardin and
 Stiefelhagen, 2008): an object keeps the track it was matched to in its last matched frame while
 their boxes still overlap by MATCH_IOU (so a duplicate detection beside the right one is no id
-switch), the rest are matched by box IoU (Hungarian, pairs above MATCH_IOU). Then, per ground-truth object, over the consecutive frames in which it is matched:
+switch), the rest are matched by box IoU (Hungarian, pairs above MATCH_IOU). Then, per ground-truth object, over
+the consecutive frames in which it is matched:
 
 - id switches: the track id differs from the one it had when last matched, counted only when the
   object was matched less than `timeout_s` before (an object that was out of view or missed longer

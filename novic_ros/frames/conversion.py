@@ -152,7 +152,9 @@ def _as_bytes(data: ByteSource) -> np.ndarray:
         except (TypeError, ValueError):
             raise ImageConversionError(
                 f'image data of type {type(data).__name__} is not a byte buffer ({exc}); '
-                'pass msg.data as bytes, bytearray, array.array or a uint8 numpy array', reason='bad data buffer') from exc
+                'pass msg.data as bytes, bytearray, array.array or a uint8 numpy array',
+                reason='bad data buffer',
+            ) from exc
 
 
 def _rows(encoding: str, height: int, width: int, step: int, data: ByteSource,
@@ -380,7 +382,9 @@ def _compressed_kind(fmt: str) -> str:
     if 'compresseddepth' in text:
         raise ImageConversionError(
             f'compressedDepth format {fmt!r} is depth data with a private header, not a '
-            'colour image; subscribe to the colour topic or its /compressed variant instead', reason='unsupported format')
+            'colour image; subscribe to the colour topic or its /compressed variant instead',
+            reason='unsupported format',
+        )
     return text
 
 

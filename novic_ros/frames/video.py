@@ -378,8 +378,12 @@ class VideoEncoder:
             self._ctx.options = {'preset': 'veryfast', 'tune': 'zerolatency', 'g': g, 'bf': '0', 'crf': str(crf),
                                  'x264-params': 'repeat-headers=1:scenecut=0'}
         else:
-            self._ctx.options = {'preset': 'veryfast', 'tune': 'zerolatency', 'crf': str(crf),
-                                 'x265-params': f'keyint={g}:min-keyint={g}:scenecut=0:bframes=0:repeat-headers=1:log-level=error'}
+            self._ctx.options = {
+                'preset': 'veryfast',
+                'tune': 'zerolatency',
+                'crf': str(crf),
+                'x265-params': f'keyint={g}:min-keyint={g}:scenecut=0:bframes=0:repeat-headers=1:log-level=error',
+            }
         self._av = av
         self._count = 0
 

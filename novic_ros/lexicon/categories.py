@@ -65,7 +65,9 @@ DEFAULT_CATEGORIES: tuple[str, ...] = (
 )
 
 _WORDS = r"[A-Za-z0-9][A-Za-z0-9 _'-]*?"
-SPEC_RE = re.compile(rf"^(?:(?P<name>{_WORDS})\s*=\s*)?(?:(?P<offset>n\d{{8}})|(?P<lemma>{_WORDS})(?:\.n\.(?P<sense>\d{{1,3}}))?)$")
+SPEC_RE = re.compile(
+    rf"^(?:(?P<name>{_WORDS})\s*=\s*)?(?:(?P<offset>n\d{{8}})|(?P<lemma>{_WORDS})(?:\.n\.(?P<sense>\d{{1,3}}))?)$"
+)
 SPEC_HELP = ("write a WordNet noun ('animal'), one of its senses as noun.n.NN ('plant.n.02'), or a synset offset "
              "as nNNNNNNNN ('n00017222'), optionally prefixed by 'name=' to file it under another name")
 
@@ -166,8 +168,11 @@ class CategoryMap:
 
     def describe(self) -> str:
         """One line per category with its synsets, for logs: 'plant: plant.n.02 (a living organism ...)'."""
-        return '\n'.join(f"{c.name}: " + ', '.join(f"{synset_name(self.wn, o)} ({self.wn.synset(o).gloss.split(';')[0]})"
-                                                 for o in c.synsets) for c in self.categories)
+        return '\n'.join(
+            f"{c.name}: "
+            + ', '.join(f"{synset_name(self.wn, o)} ({self.wn.synset(o).gloss.split(';')[0]})" for o in c.synsets)
+            for c in self.categories
+        )
 
     def category_of(self, label: str) -> str:
         return self.categorise(label).category

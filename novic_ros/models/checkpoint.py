@@ -55,7 +55,9 @@ class DecoderMeta:
             raise DecoderLoadError(f"{where}: format {d.get('format')!r} is not {FORMAT!r}; "
                                  "is this a novic_ros decoder checkpoint?")
         if d.get('tokenizer') != TOKENIZER_NAME:
-            raise DecoderLoadError(f"{where}: tokenizer {d.get('tokenizer')!r} is not supported (only {TOKENIZER_NAME})")
+            raise DecoderLoadError(
+                f"{where}: tokenizer {d.get('tokenizer')!r} is not supported (only {TOKENIZER_NAME})"
+            )
         try:
             return cls(decoder=DecoderConfig.from_dict(d['decoder']), clip=ClipInfo(**d['clip']),
                        tokenizer=d['tokenizer'], training=d.get('training', {}))
@@ -114,7 +116,9 @@ def load_decoder(path: str | os.PathLike, device='cpu') -> tuple[ObjectDecoder, 
         raise DecoderLoadError(f"{weights} has no vocabulary tensor {VOCAB_KEY!r}")
     vocab = LabelVocab(tensors.pop(VOCAB_KEY).tolist())
     if len(vocab) != meta.decoder.vocab_size:
-        raise DecoderLoadError(f"{path}: vocabulary has {len(vocab)} tokens but the config says {meta.decoder.vocab_size}")
+        raise DecoderLoadError(
+            f"{path}: vocabulary has {len(vocab)} tokens but the config says {meta.decoder.vocab_size}"
+        )
     decoder = ObjectDecoder(meta.decoder)
     try:
         decoder.load_state_dict(tensors, strict=True)

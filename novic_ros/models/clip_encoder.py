@@ -54,7 +54,9 @@ def random_init_seed(pretrained: str | None) -> int | None:
     try:
         return int(pretrained[len(RANDOM) + 1:] or 0)
     except ValueError:
-        raise ModelLoadError(f"pretrained {pretrained!r}: expected random or random:SEED with an integer SEED") from None
+        raise ModelLoadError(
+            f"pretrained {pretrained!r}: expected random or random:SEED with an integer SEED"
+        ) from None
 
 
 MODEL_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'model_configs')
@@ -165,7 +167,8 @@ class ClipEncoder:
 
     @torch.inference_mode()
     def encode_images(self, pixels) -> torch.Tensor:
-        """B x 3 x H x W normalised pixels (tensor or numpy, as Preprocessor makes them) -> B x E unit vectors (float32)."""
+        """B x 3 x H x W normalised pixels (tensor or numpy, as Preprocessor makes them) -> B x E unit vectors
+        (float32)."""
         if isinstance(pixels, np.ndarray):
             pixels = torch.from_numpy(pixels)
         feats = self.model.encode_image(pixels.to(self.device, self.input_dtype))

@@ -47,9 +47,13 @@ class DecoderConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"decoder config: dropout must be in [0, 1), got {self.dropout}")
         if self.prefix_mlp not in PREFIX_MLPS:
-            raise ValueError(f"decoder config: prefix_mlp must be one of {', '.join(PREFIX_MLPS)}, got {self.prefix_mlp!r}")
+            raise ValueError(
+                f"decoder config: prefix_mlp must be one of {', '.join(PREFIX_MLPS)}, got {self.prefix_mlp!r}"
+            )
         if self.mlp_ratio <= 0 or round(self.width * self.mlp_ratio) < 1:
-            raise ValueError(f"decoder config: mlp_ratio {self.mlp_ratio} gives no feed-forward width at width {self.width}")
+            raise ValueError(
+                f"decoder config: mlp_ratio {self.mlp_ratio} gives no feed-forward width at width {self.width}"
+            )
 
     @property
     def mlp_width(self) -> int:

@@ -102,14 +102,18 @@ def _decoder_config(cfg: dict, tc: dict, embed_dim: int, where: str) -> DecoderC
         raise ModelLoadError(f"{where}: cfg_flat lacks {', '.join(missing)}")
     for key, want in REQUIRED.items():
         if key in cfg and cfg[key] != want:
-            raise ModelLoadError(f"{where}: cfg_flat {key}={cfg[key]!r} is not supported (novic_ros runs {key}={want!r})")
+            raise ModelLoadError(
+                f"{where}: cfg_flat {key}={cfg[key]!r} is not supported (novic_ros runs {key}={want!r})"
+            )
         if key not in cfg and key == 'model':
             raise ModelLoadError(f"{where}: cfg_flat has no 'model' (the decoder type)")
     if not tc.get('compact_ids') or tc.get('pad_token_id') != 0 or tc.get('end_token_id') != 0 \
             or tc.get('start_token_id') is not None:
-        raise ModelLoadError(f"{where}: target_config with compact_ids={tc.get('compact_ids')}, "
-                             f"pad/end/start={tc.get('pad_token_id')}/{tc.get('end_token_id')}/{tc.get('start_token_id')} "
-                             "is not supported (PrefixedIterDecoder's: compact, pad = end = 0, no start token)")
+        raise ModelLoadError(
+            f"{where}: target_config with compact_ids={tc.get('compact_ids')}, "
+            f"pad/end/start={tc.get('pad_token_id')}/{tc.get('end_token_id')}/{tc.get('start_token_id')} "
+            "is not supported (PrefixedIterDecoder's: compact, pad = end = 0, no start token)"
+        )
     try:
         ratio = float(Fraction(str(cfg['feedfwd_scale'])))
     except (ValueError, ZeroDivisionError):
@@ -132,8 +136,12 @@ def _state_dict(sd: dict, cfg: DecoderConfig, quant: bool, where: str) -> dict:
         if logits[V:].count_nonzero():
             raise ModelLoadError(f"{where}: vocab_quant padding rows of logits_linear.weight are not zero")
         logits = logits[:V]
-    out = {'prefix.0.weight': sd.get('embed_mlp.mlp.0.weight'), 'token_embedding.weight': logits,
-           'pos_embedding': sd.get('pos_embedding.embedding.weight'), 'ln_final.weight': sd.get('transformer.norm.weight')}
+    out = {
+        'prefix.0.weight': sd.get('embed_mlp.mlp.0.weight'),
+        'token_embedding.weight': logits,
+        'pos_embedding': sd.get('pos_embedding.embedding.weight'),
+        'ln_final.weight': sd.get('transformer.norm.weight'),
+    }
     names = {'self_attn.in_proj_weight': 'attn.qkv.weight', 'self_attn.out_proj.weight': 'attn.proj.weight',
              'linear1.weight': 'mlp.0.weight', 'linear2.weight': 'mlp.2.weight', 'norm1.weight': 'ln1.weight',
              'norm2.weight': 'ln2.weight'}
@@ -188,9 +196,17 @@ def load_novic_checkpoint(path: str | os.PathLike) -> NovicCheckpoint:
     except ModelLoadError as e:
         raise ModelLoadError(f"{where}: {e}") from None
     hub = HUB_MODELS.get(name) if kind == 'openclip' else None
-    if kind == 'openai' and name not in OPENAI_MODELS or kind == 'openclip' and hub is None or kind not in ('openai', 'openclip'):
-        raise ModelLoadError(f"{where}: embedder {spec!r} is not supported (supported: "
-                             f"{', '.join('openclip:' + r for r in HUB_MODELS)}, openai:{'/openai:'.join(OPENAI_MODELS)})")
+    if (
+        kind == 'openai'
+        and name not in OPENAI_MODELS
+        or kind == 'openclip'
+        and hub is None
+        or kind not in ('openai', 'openclip')
+    ):
+        raise ModelLoadError(
+            f"{where}: embedder {spec!r} is not supported (supported: "
+            f"{', '.join('openclip:' + r for r in HUB_MODELS)}, openai:{'/openai:'.join(OPENAI_MODELS)})"
+        )
     missing = [k for k in TARGET_NEEDED if k not in tc]
     if missing:
         raise ModelLoadError(f"{where}: target_config lacks {', '.join(missing)}")

@@ -132,8 +132,11 @@ class TopicHealth:
         if self.offered and all(r == RELIABLE for r in self.offered) and self.reliability == BEST_EFFORT:
             # These publishers would resend lost fragments to a reliable subscription.
             return "the publishers are reliable: set qos: auto (or reliable), and lost fragments are resent"
-        return ("raw frames larger than Fast DDS's default 512 KB shared-memory segment lose fragments when the "
-                f"subscriber falls behind, and no subscriber setting recovers them from a best-effort publisher; {LOSS_FIXES}")
+        return (
+            "raw frames larger than Fast DDS's default 512 KB shared-memory segment lose fragments when the "
+            "subscriber falls behind, and no subscriber setting recovers them from a best-effort publisher; "
+            f"{LOSS_FIXES}"
+        )
 
     def loss_warning(self) -> str:
         return (f"{self.lost} frames lost in transport on {self.topic} so far ({describe_publishers(self.offered)}, "

@@ -6,7 +6,8 @@ user); a warning when a topic has publishers but sends no frame.
 Frame callbacks only stamp the arrival and hand the message to LatestFrames (the inference worker
 converts it: frame_from_msg). Video cameras (transport foxglove / ffmpeg, video_input.py) are the
 exception: every packet is decoded in its callback, in order, and only the newest picture is handed
-on; a loss the middleware reports makes that camera's decoder wait for the next keyframe. The callbacks and the 4 Hz watch timer run on the node's executor;
+on; a loss the middleware reports makes that camera's decoder wait for the next keyframe. The callbacks and the 4
+Hz watch timer run on the node's executor;
 the state they share with the diagnostics is guarded by one lock.
 """
 from __future__ import annotations
@@ -143,8 +144,10 @@ class CameraInputs:
         with self._lock:
             health = self.health[topic]
             sub = self.subs.pop(topic)
-            text = (f"{health.topic} now has {describe_publishers(health.offered)}: subscribing "
-                    f"{health.wanted().replace('_', ' ')} instead of {health.reliability.replace('_', ' ')} (qos: auto)")
+            text = (
+                f"{health.topic} now has {describe_publishers(health.offered)}: subscribing "
+                f"{health.wanted().replace('_', ' ')} instead of {health.reliability.replace('_', ' ')} (qos: auto)"
+            )
         self._logger.info(text)
         self._node.destroy_subscription(sub)
         if self.video is not None:

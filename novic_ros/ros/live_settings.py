@@ -9,7 +9,8 @@ half of the new:
 2. The node swaps the prepared LiveSettings in with one assignment (NovicNode._swap_in); the worker
    reads `node.live` once per batch.
 
-Where they run (ros/parameter_changes.py, NovicNode's parameter side): the parameter callback validates the change against the parameters'
+Where they run (ros/parameter_changes.py, NovicNode's parameter side): the parameter callback validates the change
+against the parameters'
 values (quick: no file is read) and, when the change needs nothing slow (needs_building() is
 false), prepares and swaps it in at once. A change that reads a labels file or embeds a label list
 goes to the ChangeBuilder's thread, which prepares and swaps it in off the executor, in the order

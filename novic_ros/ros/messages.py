@@ -63,7 +63,9 @@ def detections_message(header, found: FrameObjects, tracked: Sequence[TrackedObj
     out = Detection2DArray(header=header)
     if tracked is None:
         for o in found.objects:
-            out.detections.append(Detection2D(header=header, results=[_hypothesis(o.label, o.score)], bbox=_bbox(o.box)))
+            out.detections.append(
+                Detection2D(header=header, results=[_hypothesis(o.label, o.score)], bbox=_bbox(o.box))
+            )
         return out
     for t in tracked:
         ranked = [(g.text, g.score) for g in t.labels.top(top_k)] or [(t.detection.label, t.detection.score)]

@@ -136,7 +136,9 @@ class NovicNode(ParameterChanges, LifecycleNode):
         self.log = ThrottledLog(self.get_logger())
         fault = parse_fault(os.environ.get('NOVIC_FAULT'))     # tests only: see worker.py
         if fault is not None:
-            self.get_logger().warning(f"NOVIC_FAULT is set: the inference worker will fail on purpose ({fault[0]}={fault[1]})")
+            self.get_logger().warning(
+                f"NOVIC_FAULT is set: the inference worker will fail on purpose ({fault[0]}={fault[1]})"
+            )
         self.outputs: Publishers | None = None          # configure to cleanup
         self.info_pub = self.label_info_pub = None
         self.label_map = LabelMap()             # LabelInfo's class map (prompted and hybrid modes)

@@ -121,10 +121,12 @@ def _shut_down(signals, node, executor) -> None:
     """Stop in the order that keeps the context valid while anything still publishes (the executor,
     then the worker and the bond, then rclpy); each step on its own, so one that fails (one line, no
     traceback) does not keep the others from running."""
-    steps = [('stopping the executor', lambda: executor.shutdown(timeout_sec=EXIT_STEP_S)) if executor is not None else None,
-             ('stopping the worker', lambda: node.stop_now(EXIT_STEP_S)) if node is not None else None,
-             ('destroying the node', node.destroy_node) if node is not None else None,
-             ('shutting rclpy down', rclpy.try_shutdown)]
+    steps = [
+        ('stopping the executor', lambda: executor.shutdown(timeout_sec=EXIT_STEP_S)) if executor is not None else None,
+        ('stopping the worker', lambda: node.stop_now(EXIT_STEP_S)) if node is not None else None,
+        ('destroying the node', node.destroy_node) if node is not None else None,
+        ('shutting rclpy down', rclpy.try_shutdown),
+    ]
     for doing, step in filter(None, steps):
         signals.stopping(doing)
         try:

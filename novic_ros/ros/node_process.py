@@ -41,9 +41,16 @@ class NodeProcess:
     """A running novic_node. Output goes to `log_path` (readable with .log()) or, without one, to
     this process's own stdout/stderr."""
 
-    def __init__(self, params: Mapping[str, object] | Sequence[str] = (), *, params_file=None,
-                 namespace: str = DEFAULT_NAMESPACE, remaps: Sequence[str] = (), log_path: str | os.PathLike | None = None,
-                 env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        params: Mapping[str, object] | Sequence[str] = (),
+        *,
+        params_file=None,
+        namespace: str = DEFAULT_NAMESPACE,
+        remaps: Sequence[str] = (),
+        log_path: str | os.PathLike | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
         self.cmd = node_command(params, params_file=params_file, namespace=namespace, remaps=remaps)
         self.log_path = Path(log_path) if log_path else None
         self._log: IO | None = open(self.log_path, 'w') if self.log_path else None

@@ -68,7 +68,9 @@ class ObjectOutputs:
             tracking = self._tracking
         tracked = None
         if tracking:
-            stamp = header.stamp.sec + header.stamp.nanosec * 1e-9 if header.stamp.sec or header.stamp.nanosec else received
+            stamp = (
+                header.stamp.sec + header.stamp.nanosec * 1e-9 if header.stamp.sec or header.stamp.nanosec else received
+            )
             tracked = self.tracker.update((camera, header.frame_id), stamp, found.objects, received)
         self.objects_pub.publish(detections_message(header, found, tracked, top_k))
         self.published += 1

@@ -129,8 +129,10 @@ class ParameterChanges:
         classifier = change.settings.classifier
         if classifier is not None and self.vocabulary.update(classifier.options):
             self.label_map.reset(classifier.options)
-            self.get_logger().info(f"vocabulary {self.vocabulary.version}: "
-                                   f"{vision_info.database_location(classifier.options, self.get_fully_qualified_name())}")
+            self.get_logger().info(
+                f"vocabulary {self.vocabulary.version}: "
+                f"{vision_info.database_location(classifier.options, self.get_fully_qualified_name())}"
+            )
             self._publish_vision_info()
 
 

@@ -44,7 +44,7 @@ class Stream:
     encoding: str = 'rgb8'          # raw encoding, or the compressed format (jpeg, png)
     rate_hz: float = 10.0           # 0 = as fast as the publisher can
     count: int = 100
-    transport: str = 'raw'          # raw: sensor_msgs/Image on the topic; compressed: CompressedImage on <topic>/compressed
+    transport: str = 'raw'  # raw: sensor_msgs/Image on the topic; compressed: CompressedImage on <topic>/compressed
     reliability: str = 'reliable'   # reliable: ROS default QoS; best_effort: the sensor-data QoS
 
     def __post_init__(self):

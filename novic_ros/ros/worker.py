@@ -255,7 +255,12 @@ class InferenceWorker:
                 return
             started = self._batch_started
             if started is None or self._frames.received <= self._received_at_batch:
-                if started is None and thread is not None and thread.is_alive() and now - self._failed_at > HEALTH_HOLD_S:
+                if (
+                    started is None
+                    and thread is not None
+                    and thread.is_alive()
+                    and now - self._failed_at > HEALTH_HOLD_S
+                ):
                     self._failures_in_a_row = 0
                 return
             busy = now - started
@@ -327,7 +332,9 @@ class InferenceWorker:
                 self._stats.published_one(time.monotonic() - c.item.received, c.labels.per_frame_ms)
             self._output('labels_stable and categories', pubs.label_outputs.publish, c.item.camera, header, c.labels,
                          c.item.received, top_k)
-            if overlay is not None and self._output('the overlay', _publish_overlay, overlay, header, c.frame, c.labels):
+            if overlay is not None and self._output(
+                'the overlay', _publish_overlay, overlay, header, c.frame, c.labels
+            ):
                 self.overlays_published += 1
             if label_map is not None:
                 grew = label_map.add(l.text for l in c.labels.labels) or grew

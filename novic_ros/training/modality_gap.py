@@ -38,7 +38,10 @@ def apply_mean_shift(encoder, checkpoint_dir, frames, source: str = '') -> float
     shift = torch.tensor(centroid) - image_centroid(encoder, frames)
     with torch.no_grad():
         decoder.input_shift.copy_(shift)
-    training = {**meta.training, 'mean_shift': {'images': len(frames), 'source': source, 'norm': round(float(shift.norm()), 4)}}
+    training = {
+        **meta.training,
+        'mean_shift': {'images': len(frames), 'source': source, 'norm': round(float(shift.norm()), 4)},
+    }
     save_decoder(checkpoint_dir, decoder, vocab, type(meta)(meta.decoder, meta.clip, meta.tokenizer, training))
     return float(shift.norm())
 

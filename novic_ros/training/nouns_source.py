@@ -50,7 +50,9 @@ def dictionary_nouns(path: str | None, max_nouns: int = 0) -> NounSet:
         source = str(path)
     else:
         if wn is None:
-            raise FileNotFoundError("the WordNet noun dictionary needs Debian's wordnet-base (apt-get install wordnet-base)")
+            raise FileNotFoundError(
+                "the WordNet noun dictionary needs Debian's wordnet-base (apt-get install wordnet-base)"
+            )
         entries = build_dictionary(wn)
         source = 'wordnet'
     if max_nouns and len(entries) > max_nouns:

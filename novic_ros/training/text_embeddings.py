@@ -105,8 +105,10 @@ class TextEmbeddingStore:
             existing = np.load(self.path, mmap_mode='r')
             if existing.shape == (self.count, self.embed_dim) and existing.dtype == DTYPE:
                 return
-            raise ValueError(f"{self.path} holds {existing.shape} {existing.dtype} embeddings, not "
-                             f"({self.count}, {self.embed_dim}) {np.dtype(DTYPE)}: the cache is damaged; delete {self.dir}")
+            raise ValueError(
+                f"{self.path} holds {existing.shape} {existing.dtype} embeddings, not "
+                f"({self.count}, {self.embed_dim}) {np.dtype(DTYPE)}: the cache is damaged; delete {self.dir}"
+            )
         atomic_write_text(self.dir / INFO_FILE, json.dumps({
             'format': FORMAT, 'count': self.count, 'embed_dim': self.embed_dim, 'dtype': np.dtype(DTYPE).name,
             'shard': SHARD, 'model': encoder.spec.describe(), 'rows': self.rows.fingerprint}, indent=1) + '\n')

@@ -122,7 +122,9 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig(),
     return ToyScene(np.asarray(img, dtype=np.uint8).copy(), tuple(placed))
 
 
-def render_scenes(n: int, seed: int, cfg: SceneConfig = SceneConfig(), classes: list[int] | None = None) -> list[ToyScene]:
+def render_scenes(
+    n: int, seed: int, cfg: SceneConfig = SceneConfig(), classes: list[int] | None = None
+) -> list[ToyScene]:
     """`n` reproducible scenes from `seed` (a stream apart from training's, see SCENE_STREAM)."""
     rng = np.random.default_rng(np.random.SeedSequence([SCENE_STREAM, seed]))
     return [render_scene(rng, cfg, classes) for _ in range(n)]

@@ -62,12 +62,20 @@ class TrainConfig:
 
     def __post_init__(self):
         checks = {
-            'prompts_per_noun': self.prompts_per_noun >= 1, 'steps': self.steps >= 1, 'batch_size': self.batch_size >= 1,
-            'lr': self.lr > 0, 'warmup': self.warmup >= 0, 'noise': self.noise >= 0,
-            'val_fraction': 0 <= self.val_fraction < 0.5, 'label_smoothing': 0 <= self.label_smoothing < 1,
-            'eval_every': self.eval_every >= 1, 'checkpoint_every': self.checkpoint_every >= 1,
-            'max_nouns': self.max_nouns >= 0, 'log_every': self.log_every >= 1,
-            'text_batch_size': self.text_batch_size >= 0, 'grad_clip': self.grad_clip >= 0,
+            'prompts_per_noun': self.prompts_per_noun >= 1,
+            'steps': self.steps >= 1,
+            'batch_size': self.batch_size >= 1,
+            'lr': self.lr > 0,
+            'warmup': self.warmup >= 0,
+            'noise': self.noise >= 0,
+            'val_fraction': 0 <= self.val_fraction < 0.5,
+            'label_smoothing': 0 <= self.label_smoothing < 1,
+            'eval_every': self.eval_every >= 1,
+            'checkpoint_every': self.checkpoint_every >= 1,
+            'max_nouns': self.max_nouns >= 0,
+            'log_every': self.log_every >= 1,
+            'text_batch_size': self.text_batch_size >= 0,
+            'grad_clip': self.grad_clip >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -196,9 +196,19 @@ class Trainer:
         if not self.ctx.is_main:
             return
         save_decoder(self.out, self.decoder, self.data.labels.vocab, self._meta(step, summary or {}))
-        save_state(self.out, TrainState(step, self.cfg.to_dict(), self.clip_fingerprint, self.data.labels.rows.fingerprint,
-                                        self.ctx.world_size, round(self.seconds(), 1), self.optimizer.state_dict(),
-                                        self.scheduler.state_dict()))
+        save_state(
+            self.out,
+            TrainState(
+                step,
+                self.cfg.to_dict(),
+                self.clip_fingerprint,
+                self.data.labels.rows.fingerprint,
+                self.ctx.world_size,
+                round(self.seconds(), 1),
+                self.optimizer.state_dict(),
+                self.scheduler.state_dict(),
+            ),
+        )
 
     def _meta(self, step: int, summary: dict) -> DecoderMeta:
         cfg, data, enc = self.cfg, self.data, self.encoder
@@ -238,13 +248,21 @@ class Trainer:
                         rate = (step - window[0]) * cfg.batch_size / max(now - window[1], 1e-9)
                         window = (step, now)
                         if train_log is not None:
-                            train_log.write(step=step, loss=round(last_loss, 4), lr=f"{self.scheduler.get_last_lr()[0]:.3g}",
-                                            seconds=round(self.seconds(), 1), samples_per_s=round(rate), **self.metrics)
+                            train_log.write(
+                                step=step,
+                                loss=round(last_loss, 4),
+                                lr=f"{self.scheduler.get_last_lr()[0]:.3g}",
+                                seconds=round(self.seconds(), 1),
+                                samples_per_s=round(rate),
+                                **self.metrics,
+                            )
                         bar.set_postfix(loss=f"{last_loss:.3f}", **self.metrics)
                     if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                         self.save(step)
                     if step < cfg.steps and self._stop_requested(stop, step):
-                        log.warning("signal %d: saving a checkpoint at step %d to %s", stop.received or 0, step, self.out)
+                        log.warning(
+                            "signal %d: saving a checkpoint at step %d to %s", stop.received or 0, step, self.out
+                        )
                         self.save(step)
                         ctx.barrier()
                         raise TrainingStopped(stop.received or 0, step, self.out)

@@ -68,14 +68,18 @@ def main():
     cfg.embedder_amp, cfg.amp = False, False
     embedder = embedders.Embedder.create(spec=cfg.embedder_spec, amp=False, load_model=False, device='cpu', check=False)
     train.gen_target_config(cfg, embedder, nouns, 0)
-    data_config = embedding_dataset.DataConfig.create(data_config_dict=dict(use_weights=False, multi_target=False), use_targets=True)
+    data_config = embedding_dataset.DataConfig.create(
+        data_config_dict=dict(use_weights=False, multi_target=False), use_targets=True
+    )
     torch.manual_seed(0)
     model = infer.load_decoder_model(cfg, embedder, data_config, checkpoint=None)
     # The reference's initialisation is near-uniform; a seeded perturbation gives peaked, distinct outputs.
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.add_(torch.randn(p.shape, generator=g) * (1.5 if 'logits' in name else 0.5 if 'embed_mlp' in name else 0.15))
+            p.add_(
+                torch.randn(p.shape, generator=g) * (1.5 if 'logits' in name else 0.5 if 'embed_mlp' in name else 0.15)
+            )
     OUT.mkdir(parents=True, exist_ok=True)
     path = Path(train.save_train_checkpoint(cfg_flat=utils_config.flatten_config(cfg), model=model, C=None, S=None,
                                             target_nouns=nouns, num_invalid_target_nouns=0, optimizer=None,
@@ -94,7 +98,15 @@ def main():
                         rng.integers(0, 256, (h, w))], -1).astype(np.uint8)
         PIL.Image.fromarray(img).save(OUT / f'image{i}.png')
         images.append(OUT / f'image{i}.png')
-    guide = [nouns[5], nouns[40], nouns[77], nouns[200], nouns[230], nouns[300], 'zebra']   # 'zebra': not spelled by the vocabulary's tokens
+    guide = [
+        nouns[5],
+        nouns[40],
+        nouns[77],
+        nouns[200],
+        nouns[230],
+        nouns[300],
+        'zebra',
+    ]  # 'zebra': not spelled by the vocabulary's tokens
     runs = [(g, None) for g in GENCFGS] + [('beam_k5_vnone_gp_t1_a0', guide), ('beam_k5_vnone_gr_t1_a0', guide),
                                            ('greedy_k1_vnone_gr_t1_a0', guide)]
     expected = {'checkpoint': final.name, 'runs': []}
