@@ -46,12 +46,21 @@ def _node(context, *args, **kwargs):
 
 def generate_launch_description():
     args = [
-        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
-            [FindPackageShare('novic_ros'), 'config', 'novic.yaml']), description='Parameters file of novic_node.'),
-        DeclareLaunchArgument('namespace', default_value='novic',
-                              description='Node namespace; labels are published on <namespace>/labels.'),
-        DeclareLaunchArgument('image', default_value='',
-                              description='Camera topic to classify (remaps `image`); empty = image_topics from params_file.'),
+        DeclareLaunchArgument(
+            'params_file',
+            default_value=PathJoinSubstitution([FindPackageShare('novic_ros'), 'config', 'novic.yaml']),
+            description='Parameters file of novic_node.',
+        ),
+        DeclareLaunchArgument(
+            'namespace',
+            default_value='novic',
+            description='Node namespace; labels are published on <namespace>/labels.',
+        ),
+        DeclareLaunchArgument(
+            'image',
+            default_value='',
+            description='Camera topic to classify (remaps `image`); empty = image_topics from params_file.',
+        ),
     ]
     args += [DeclareLaunchArgument(p.launch_arg, default_value='',
                                    description=f"{p.description} Empty = the params file's value.")
