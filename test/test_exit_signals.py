@@ -8,6 +8,8 @@ import sys
 import textwrap
 import time
 
+from novic_ros.ros.exit_signals import block_in_child
+
 CHILD = textwrap.dedent("""
     import os, signal, sys, time, weakref
     from novic_ros.ros import exit_signals
@@ -32,7 +34,10 @@ CHILD = textwrap.dedent("""
 
 def run_child(sig: str, code: str = CHILD) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, '-c', code.format(sig=sig)], capture_output=True, text=True, timeout=30)
+    # As a launcher starts the node (block_in_child): SIGINT at its default action even where this test
+    # runs in a background job, whose shell has SIGINT ignored.
+    done = subprocess.run([sys.executable, '-c', code.format(sig=sig)], capture_output=True, text=True, timeout=30,
+                          preexec_fn=block_in_child)
     return done, time.monotonic() - start
 
 

@@ -41,7 +41,11 @@ EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def block_in_child() -> None:
     """subprocess preexec_fn for a novic_node child: SIGINT and SIGTERM stay pending (the mask is
     inherited across exec) until install() is in, instead of hitting the interpreter's own start-up
-    (0.1-1 s before any of our code runs), where they would print KeyboardInterrupt or kill it."""
+    (0.1-1 s before any of our code runs), where they would print KeyboardInterrupt or kill it. Both
+    are also set back to their default action: a launcher started in the background by a shell has
+    SIGINT ignored, which its child would inherit (and keep, as Python does), so stop() could not end it."""
+    for sig in EXIT_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_SIGNALS)
 
 
