@@ -22,8 +22,10 @@ from novic_ros.ros.live_settings import LiveSettings  # noqa: E402
 from novic_ros.ros.node_stats import NodeStats  # noqa: E402
 from novic_ros.ros.throttled_log import ThrottledLog  # noqa: E402
 from novic_ros.ros import worker as worker_module  # noqa: E402
+from novic_ros.ros import worker_watch  # noqa: E402
 from novic_ros.ros.callback_guard import CallbackErrors, guard  # noqa: E402
-from novic_ros.ros.worker import InferenceWorker, Publishers, parse_fault, period_s  # noqa: E402
+from novic_ros.ros.worker import InferenceWorker, Publishers, period_s  # noqa: E402
+from novic_ros.ros.worker_watch import parse_fault  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 
@@ -252,7 +254,7 @@ def test_a_dead_worker_is_reported_and_restarted():
         assert any('Traceback' in t and 'InjectedFault' in t for _, t in logger.lines)
         frames.put('cam', frame_msg(3, 'c'))         # the new thread labels again
         assert wait_until(lambda: published(labels)[-1:] == ['c'])
-        assert worker.health(time.monotonic() + worker_module.HEALTH_HOLD_S + 1).error is False
+        assert worker.health(time.monotonic() + worker_watch.HEALTH_HOLD_S + 1).error is False
     finally:
         worker.stop(1.0)
 
@@ -274,7 +276,7 @@ def test_dying_again_and_again_backs_off():
 
 
 def test_a_stuck_worker_is_replaced_while_frames_arrive(monkeypatch):
-    monkeypatch.setattr(worker_module, 'STALL_MIN_S', 0.3)
+    monkeypatch.setattr(worker_watch, 'STALL_MIN_S', 0.3)
     worker, node, frames, labels, logger = running_worker(fault=('worker_hangs_after', 1))
     try:
         frames.put('cam', frame_msg(1, 'a'))

@@ -4,8 +4,10 @@
 - inputs.py: the subscriptions (QoS following with `qos: auto`, frames lost in transport, silent
   topics); frame callbacks only hand messages to LatestFrames.
 - worker.py: the inference thread: convert, classify (novic_ros.core through the pipeline) and
-  publish, one try per output; messages.py builds every message it publishes.
-- diagnostics.py: the 1 Hz /diagnostics status.
+  publish, one try per output; worker_watch.py restarts it when it dies or sticks; messages.py builds
+  every message it publishes.
+- diagnostics.py: the 1 Hz /diagnostics status; node_reports.py: its timer, VisionInfo and LabelInfo
+  (NodeReports, a mixin of the node); ros_log.py: novic_ros's Python logging in the node's ROS log.
 - live_settings.py: live parameter changes, prepared whole and then swapped in; parameter_changes.py:
   the node's parameter callback, the settings thread's build step and the swap.
 - object_outputs.py: the objects (tracked: core.tracks) and their Foxglove annotations;
@@ -39,11 +41,9 @@ if __name__ == '__main__':
     from novic_ros.ros.exit_signals import run_node
     sys.exit(run_node())
 
-import logging
 import os
 import sys
 import threading
-import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -61,21 +61,22 @@ from ..pipeline import build_classifier
 from . import vision_info
 from .bond import Bond
 from .callback_guard import CallbackErrors, guard, place, report
-from .diagnostics import diagnostics, failed_diagnostics
 from .inputs import INPUT_CHECK_S, CameraInputs
-from .label_info import GROWTH_PERIOD_S, LabelMap
+from .label_info import LabelMap
 from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .lifecycle_service import refuse_impossible_transitions
 from .live_settings import ChangeBuilder, LiveSettings, object_finder
 from .memory import release_freed_memory, rss_mb
-from .messages import vision_info_message
 from .node_stats import NodeStats
 from .object_outputs import ObjectOutputs
 from .param_declaration import declare_all
+from .node_reports import NodeReports
 from .parameter_changes import ParameterChanges
+from .ros_log import RosLogHandler
 from .throttled_log import ThrottledLog
-from .worker import InferenceWorker, Publishers, parse_fault
+from .worker import InferenceWorker, Publishers
+from .worker_watch import parse_fault
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 # VisionInfo as vision_msgs intends it: the last one stays available to late subscribers.
@@ -85,34 +86,7 @@ VISION_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, hi
 EXPECTED_ERRORS = (NovicError, ValueError, OSError)
 
 
-class RosLogHandler(logging.Handler):
-    """Python logging of novic_ros (model loading, image decoding) into the node's ROS log."""
-
-    def __init__(self, logger):
-        super().__init__()
-        self.ros_logger = logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = f"{record.name}: {record.getMessage()}"
-        if record.levelno >= logging.ERROR:
-            self.ros_logger.error(text)
-        elif record.levelno >= logging.WARNING:
-            self.ros_logger.warning(text)
-        elif record.levelno >= logging.INFO:
-            self.ros_logger.info(text)
-        else:
-            self.ros_logger.debug(text)
-
-    @staticmethod
-    def log_as(ros_logger) -> None:
-        """Send novic_ros's Python logging to `ros_logger` (the node's own, named namespace.node), so
-        that every line of the node's start carries one logger name."""
-        for handler in logging.getLogger('novic_ros').handlers:
-            if isinstance(handler, RosLogHandler):
-                handler.ros_logger = ros_logger
-
-
-class NovicNode(ParameterChanges, LifecycleNode):
+class NovicNode(ParameterChanges, NodeReports, LifecycleNode):
     """The lifecycle node; its parameter side (callback, build, swap) is ParameterChanges'."""
 
     def __init__(self, **kwargs):
@@ -307,14 +281,6 @@ class NovicNode(ParameterChanges, LifecycleNode):
         else:
             self.log.unexpected(f"{transition} failed", error)
 
-    def _log_label_embeddings(self, classifier) -> None:
-        labels = classifier.prompt_labels
-        if labels:
-            cache = classifier.text_cache
-            where = cache.disk.dir if cache.disk is not None else 'memory'
-            self.get_logger().info(f"label embeddings: {len(labels)} labels, {cache.computed} computed, "
-                                   f"{len(labels) - cache.computed} from the cache ({where})")
-
     def _unsubscribe_and_stop(self, bond_ack_s: float = 0.5) -> None:
         if self.bond is not None:
             self.bond.close(bond_ack_s)
@@ -338,47 +304,6 @@ class NovicNode(ParameterChanges, LifecycleNode):
             self.live = LiveSettings(self.params)
         self.state = 'unconfigured'
         release_freed_memory()
-
-    def _publish_vision_info(self) -> None:
-        classifier, info_pub = self.classifier, self.info_pub
-        if classifier is None or info_pub is None:
-            return
-        stamp = self.get_clock().now().to_msg()
-        info_pub.publish(vision_info_message(self.method, classifier.options, self.get_fully_qualified_name(),
-                                             self.params.model.labels_file, self.vocabulary.version, stamp))
-        # LabelInfo goes with every VisionInfo version, with the same stamp (label_info.py).
-        if self.label_info_pub is not None and self.label_map.active:
-            self.label_info_pub.publish(self.label_map.message(stamp))
-            self._label_info_sent = time.monotonic()
-
-    def label_map_grew(self) -> None:
-        """Hybrid mode named labels never named before: a new vocabulary version, with its LabelInfo (at
-        most once per GROWTH_PERIOD_S; the diagnostics timer publishes what waited). Called by the
-        worker and the diagnostics timer."""
-        with self._label_info_lock:
-            if not self.label_map.grown or time.monotonic() - self._label_info_sent < GROWTH_PERIOD_S:
-                return
-            self.vocabulary.bump()
-            self._publish_vision_info()
-
-    # --- diagnostics ---
-
-    def _publish_diagnostics(self) -> None:
-        """Timer: the worker's watch (restarts a dead or stuck worker), LabelInfo growth, the status.
-        Each step has its own try: a failing one costs neither the others nor the status."""
-        for where, step in (('worker watch', self.worker.watch), ('label info', self.label_map_grew)):
-            try:
-                step()
-            except Exception as e:  # noqa: BLE001
-                self.callback_errors.count(where, e)
-                report(self.log, where, e)
-        try:
-            msg = diagnostics(self)
-        except Exception as e:  # noqa: BLE001 -- still say something: the status itself is broken
-            self.callback_errors.count('diagnostics', e)
-            self.log.unexpected('diagnostics failed', e)
-            msg = failed_diagnostics(self, e)
-        self.diag_pub.publish(msg)
 
     def destroy_node(self):
         self.changes.close()

@@ -21,7 +21,8 @@ from rclpy.signals import SignalHandlerOptions
 from ..core.errors import NovicError
 from ..params import NODE_NAME
 from . import exit_signals
-from .node import SUCCESS, NovicNode, RosLogHandler
+from .node import SUCCESS, NovicNode
+from .ros_log import RosLogHandler
 from .node_help import usage, wants_help
 
 EXIT_STEP_S = 0.35     # each shutdown step's wait (executor, worker): the whole exit stays under 2 s
