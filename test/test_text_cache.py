@@ -64,7 +64,9 @@ def test_a_paced_thread_embeds_in_steps_with_the_same_result(tiny_encoder, tmp_p
         embs = c(labels)
     assert not pacing() and others == [(False, before)]
     assert np.allclose(embs, reference(tiny_encoder, labels), atol=1e-6)
-    assert threads_seen == [1] * 4 and len(pauses) == 3 and all(p >= 0 for p in pauses)
+    # 3 pauses between the 4 embedding steps, and one after each look-up or copy of the (one) PACED_LOOKUP
+    # chunk: in memory, on disk, into the memory cache, into the result.
+    assert threads_seen == [1] * 4 and len(pauses) == 3 + 4 and all(p >= 0 for p in pauses)
     assert torch.get_num_threads() == before                    # one thread inside each step only
     c2 = TextEmbeddingCache(TorchTextEncoder(Watching()), TEMPLATE)
     threads_seen.clear()
@@ -184,3 +186,26 @@ def test_without_a_decoder_prompted_mode_works_and_other_modes_say_why(tiny_clip
     with pytest.raises(ValueError, match="needs the decoder; variant 'clip_only' has no usable decoder") as e:
         clf.with_options(dataclasses.replace(params, mode='generate').to_options())
     assert 'no_decoder' in str(e.value)
+
+
+def test_a_paced_lookup_of_a_long_list_pauses_per_chunk_with_the_same_result():
+    """27k labels already in memory: a paced thread looks them up PACED_LOOKUP at a time, pausing
+    between (the worker gets the interpreter back), and gets the same rows as an unpaced call."""
+    from novic_ros.core.text_cache import PACED_LOOKUP
+
+    class Counting:
+        embed_dim, cache_key = 4, 'counting'
+        calls = 0
+
+        def encode_texts(self, prompts):
+            Counting.calls += 1
+            return np.array([[len(p), i % 7, 1.0, 2.0] for i, p in enumerate(prompts)], np.float32)
+    labels = [f"noun {i}" for i in range(2 * PACED_LOOKUP + 10)]
+    c = TextEmbeddingCache(Counting(), TEMPLATE, capacity=len(labels))
+    whole = c(labels)
+    pauses = []
+    with paced(pauses.append):
+        again = c(labels)
+    assert Counting.calls == 1                      # the second call found every label in memory
+    assert np.array_equal(whole, again) and again.dtype == np.float32
+    assert len(pauses) == 3 * 3                     # 3 chunks: looked up, put back in order, copied out

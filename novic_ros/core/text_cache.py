@@ -40,6 +40,7 @@ PERSIST_MIN_LABELS = 32
 # step must be short (toy model, 2 cores: about 5 ms) for the threads it runs beside to get the
 # lock back soon; smaller steps cost the text tower's batching.
 PACED_STEP = 32
+PACED_LOOKUP = 2048          # labels looked up (memory, disk) or copied between two pauses on a paced thread
 
 def _encode(encoder: 'TextEncoder', prompts: list[str]) -> np.ndarray:
     """encoder.encode_texts(prompts), PACED_STEP at a time on a thread inside pacing.paced()."""
@@ -177,24 +178,46 @@ class TextEmbeddingCache:
         return TextEmbeddingCache(self.encoder, template, self.capacity, self.disk)
 
     def __call__(self, labels: Sequence[str]) -> np.ndarray:
-        """len(labels) x E embeddings, in the order of `labels`."""
-        with self._lock:
-            found = {l: self._cache[l] for l in labels if l in self._cache}
+        """len(labels) x E embeddings, in the order of `labels`. On a paced thread (pacing.paced()) the
+        look-ups in memory and on disk and the final copy go PACED_LOOKUP labels at a time with a pause
+        between (27k labels in memory: some 70 ms of Python holding the interpreter lock the worker needs)."""
+        steps = Steps() if pacing() else None
+        found: dict[str, np.ndarray] = {}
+        for chunk in _chunks(labels, steps):
+            with self._lock:
+                found.update((l, self._cache[l]) for l in chunk if l in self._cache)
         missing = list(dict.fromkeys(l for l in labels if l not in found))
         if missing and self.disk is not None:
-            from_disk = self.disk.lookup(self.template, missing, self.encoder.embed_dim)
-            found.update(from_disk)
-            missing = [l for l in missing if l not in from_disk]
+            for chunk in _chunks(missing, steps):
+                found.update(self.disk.lookup(self.template, chunk, self.encoder.embed_dim))
+            missing = [l for l in missing if l not in found]
         if missing:
             embs = _encode(self.encoder, [self.template.format(l) for l in missing])
             self.computed += len(missing)
             found.update(zip(missing, embs))
             if self.disk is not None and len(missing) >= PERSIST_MIN_LABELS:
                 self.disk.add(self.template, missing, embs)
+        for chunk in _chunks(labels, steps):
+            with self._lock:
+                for label in chunk:
+                    self._cache[label] = found[label]
+                    self._cache.move_to_end(label)
         with self._lock:
-            for label in labels:
-                self._cache[label] = found[label]
-                self._cache.move_to_end(label)
             while len(self._cache) > max(self.capacity, len(labels)):
                 self._cache.popitem(last=False)
-        return np.stack([found[l] for l in labels])
+        if steps is None:
+            return np.stack([found[l] for l in labels])
+        out = np.empty((len(labels), self.encoder.embed_dim), np.float32)
+        for i, chunk in enumerate(_chunks(labels, steps)):
+            out[i * PACED_LOOKUP:i * PACED_LOOKUP + len(chunk)] = np.stack([found[l] for l in chunk])
+        return out
+
+
+def _chunks(items: Sequence, steps: Steps | None):
+    """`items` whole (steps None), or PACED_LOOKUP at a time with a pause after each."""
+    if steps is None:
+        yield items
+        return
+    for i in range(0, len(items), PACED_LOOKUP):
+        yield items[i:i + PACED_LOOKUP]
+        steps()
