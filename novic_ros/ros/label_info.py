@@ -18,9 +18,12 @@ import threading
 
 from vision_msgs.msg import LabelInfo, VisionClass
 
+from ..core.pacing import Steps
+
 from ..core.options import ClassifierOptions
 
 MAX_CLASSES = 65535           # ids 0..65534; 65535 is vision_msgs' UNLABELED
+MESSAGE_STEP = 2048            # classes made between two pauses on a paced thread
 GROWTH_PERIOD_S = 1.0
 MODES = ('prompted', 'hybrid')
 
@@ -65,9 +68,17 @@ class LabelMap:
             return len(self._ids) > before
 
     def message(self, stamp) -> LabelInfo:
+        """The LabelInfo of the map now. On a paced thread (a change built beside inference) its classes
+        are made MESSAGE_STEP at a time with a pause between: 27k VisionClass objects are some 100 ms
+        of Python holding the interpreter lock the worker needs."""
         with self._lock:
             self.grown = False
-            msg = LabelInfo(class_map=[VisionClass(class_id=i, class_name=n) for n, i in self._ids.items()],
-                            threshold=self._threshold)
+            items, threshold = list(self._ids.items()), self._threshold
+        steps = Steps()
+        classes = []
+        for start in range(0, len(items), MESSAGE_STEP):
+            classes.extend(VisionClass(class_id=i, class_name=n) for n, i in items[start:start + MESSAGE_STEP])
+            steps()
+        msg = LabelInfo(class_map=classes, threshold=threshold)
         msg.header.stamp = stamp
         return msg
