@@ -35,6 +35,32 @@ def check_generation(name: str) -> None:
         NovicGenConfig.from_name(name)
 
 
+def spell_targets(vocab, labels, token_length: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """(labels kept, W x token_length compact ids) of a guide list, in its order and as given (a caller's
+    list is deduplicated by the caller; a checkpoint's vocabulary is taken as the reference takes it):
+    labels the vocabulary cannot spell, or longer than token_length, are left out with one warning, as
+    the reference does; ValueError when none is left."""
+    kept, rows, bad = [], [], []
+    for label in labels:
+        try:
+            ids = vocab.encode(label)
+        except KeyError:
+            bad.append(label)
+            continue
+        if len(ids) > token_length:
+            bad.append(label)
+            continue
+        kept.append(label)
+        rows.append(ids)
+    if bad:
+        log.warning("%d guide labels cannot be spelled by this checkpoint's tokens and are left out: %s",
+                    len(bad), ', '.join(bad[:5]) + (' ...' if len(bad) > 5 else ''))
+    if not rows:
+        raise ValueError("no guide label can be spelled by this checkpoint's tokens: give labels of "
+                         "its vocabulary, or use generation auto (guided to the checkpoint's own nouns)")
+    return tuple(kept), target_matrix(rows, token_length)
+
+
 @dataclass(frozen=True, eq=False)
 class NovicDecoding:
     """A NOVIC checkpoint's decoding: token_length (end token included) and the W x token_length
@@ -47,26 +73,8 @@ class NovicDecoding:
         return NovicGenConfig.from_name(self.default_generation if name == AUTO else name)
 
     def guide_for(self, vocab: LabelVocab, labels) -> np.ndarray:
-        """The guide targets of a label list (labels the checkpoint's tokens cannot spell, or too long,
-        are left out with one warning, as the reference does); ValueError when none is left."""
-        rows, bad = [], []
-        for label in dict.fromkeys(labels):
-            try:
-                ids = vocab.encode(label)
-            except KeyError:
-                bad.append(label)
-                continue
-            if len(ids) > self.token_length:
-                bad.append(label)
-                continue
-            rows.append(ids)
-        if bad:
-            log.warning("%d guide labels cannot be spelled by this checkpoint's tokens and are left out: %s",
-                        len(bad), ', '.join(bad[:5]) + (' ...' if len(bad) > 5 else ''))
-        if not rows:
-            raise ValueError("no guide label can be spelled by this checkpoint's tokens: give labels of "
-                             "its vocabulary, or use generation auto (guided to the checkpoint's own nouns)")
-        return target_matrix(rows, self.token_length)
+        """The guide targets of a label list (see spell_targets)."""
+        return spell_targets(vocab, tuple(dict.fromkeys(labels)), self.token_length)[1]
 
     @cached_property
     def targets_i64(self) -> np.ndarray:

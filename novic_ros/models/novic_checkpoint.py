@@ -23,7 +23,7 @@ from ..core.embedder_specs import HUB_MODELS, OPENAI_MODELS, parse_embedder_spec
 from ..core.errors import ModelLoadError
 from ..core.hf_hub_files import cache_root, hub_file, where_to_put
 from ..core.label_tokens import HfLabelVocab, LabelVocab
-from ..core.novic_generation import target_matrix
+from ..core.novic_decoding import spell_targets
 from .decoder import DecoderConfig, ObjectDecoder
 
 log = logging.getLogger(__name__)
@@ -55,24 +55,7 @@ class NovicCheckpoint:
         vocabulary). Nouns the vocabulary cannot spell or that are too long are left out (as the
         reference does), with one warning."""
         nouns = self.nouns if nouns is None else tuple(dict.fromkeys(nouns))
-        kept, rows, bad = [], [], []
-        for n in nouns:
-            try:
-                ids = self.vocab.encode(n)
-            except KeyError:
-                bad.append(n)
-                continue
-            if len(ids) > self.token_length:
-                bad.append(n)
-                continue
-            kept.append(n)
-            rows.append(ids)
-        if bad:
-            log.warning("%d nouns cannot be spelled by this checkpoint's tokens and are left out: %s",
-                        len(bad), ', '.join(bad[:5]) + (' ...' if len(bad) > 5 else ''))
-        if not kept:
-            raise ValueError("no guide noun can be spelled by this checkpoint's tokens")
-        return tuple(kept), target_matrix(rows, self.token_length)
+        return spell_targets(self.vocab, nouns, self.token_length)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
