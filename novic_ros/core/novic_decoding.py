@@ -11,7 +11,7 @@ Torch-free: the targets come from the checkpoint (torch) or from a bundle's novi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -25,8 +25,8 @@ AUTO = 'auto'
 
 
 def is_guided_name(name: str) -> bool:
-    """Whether a generation value names a guided reference configuration (its g part is p or r)."""
-    return name != AUTO and any(part in ('gp', 'gr') for part in name.split('_')[1:])
+    """Whether a (valid) generation value names a guided reference configuration (its g part is p or r)."""
+    return name != AUTO and NovicGenConfig.from_name(name).guided
 
 
 def check_generation(name: str) -> None:
@@ -93,5 +93,5 @@ class NovicDecoding:
     @staticmethod
     def greedy_of(cfg: NovicGenConfig) -> NovicGenConfig:
         """The greedy configuration with cfg's guiding and temperature (object windows: one label each)."""
-        g = 'r' if cfg.guide_renorm else 'p' if cfg.guided else 'n'
-        return NovicGenConfig.from_name(f"greedy_k1_vnone_g{g}_t{cfg.temperature:g}_a0")
+        return replace(cfg, name=f"greedy of {cfg.name}", method='greedy', topk=1, vocab_prior=False,
+                       vocab_per_token=False, vocab_scaler=0.0, length_alpha=0.0)

@@ -80,6 +80,16 @@ def _resolve(value: str, base: Path) -> str:
     return value if os.path.isabs(value) else str(base / value)
 
 
+def _local_paths(clip_model: str, pretrained: str | None, base: Path) -> tuple[str, str | None]:
+    """A models-file entry's clip_model and pretrained with the local paths among them resolved against
+    `base` (a local-dir: folder; a pretrained value that is a path or a weights file, not an open_clip tag)."""
+    if clip_model.startswith(LOCAL_DIR):
+        clip_model = LOCAL_DIR + _resolve(clip_model[len(LOCAL_DIR):], base)
+    if pretrained and ('/' in pretrained or pretrained.endswith(('.pt', '.pth', '.bin', '.safetensors'))):
+        pretrained = _resolve(pretrained, base)
+    return clip_model, pretrained
+
+
 def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, ModelVariant]:
     """Read a models file; relative paths in it are relative to the package share directory
     (for the package's own file) or to the file's folder (for any other file)."""
@@ -95,12 +105,7 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
     for name, entry in data.items():
         try:
             if 'novic_checkpoint' in entry:
-                clip_model = entry.get('clip_model') or ''
-                if clip_model.startswith(LOCAL_DIR):
-                    clip_model = LOCAL_DIR + _resolve(clip_model[len(LOCAL_DIR):], base)
-                pretrained = entry.get('pretrained')
-                pretrained = _resolve(pretrained, base) if pretrained and not clip_model.startswith(HF_HUB) \
-                    and ('/' in pretrained or '.' in pretrained) else pretrained
+                clip_model, pretrained = _local_paths(entry.get('clip_model') or '', entry.get('pretrained'), base)
                 overrides = ClipSpec(clip_model, pretrained) if clip_model or pretrained else None
                 variants[name] = ModelVariant(name=name, clip=overrides,
                                               decoder=Path(_resolve(entry['novic_checkpoint'], base)),
@@ -110,17 +115,12 @@ def load_variants(models_file: str | os.PathLike | None = None) -> dict[str, Mod
                 variants[name] = ModelVariant(name=name, bundle=Path(_resolve(entry['bundle'], base)),
                                               description=entry.get('description', ''))
                 continue
-            clip_model = entry['clip_model']
-            if clip_model.startswith(LOCAL_DIR):
-                clip_model = LOCAL_DIR + _resolve(clip_model[len(LOCAL_DIR):], base)
-            pretrained = entry.get('pretrained')
+            clip_model, pretrained = _local_paths(entry['clip_model'], entry.get('pretrained'), base)
             if not pretrained and not clip_model.startswith((LOCAL_DIR, 'hf-hub:')):
                 raise ModelLoadError(
                     f"models file {path}: entry {name!r} names the architecture {clip_model} without weights; set "
                     "`pretrained` to an open_clip tag (openai, ...) or a weights file, or to random:SEED for seeded "
                     "random weights (smoke tests: the same in every process, labels meaningless)")
-            if pretrained and ('/' in pretrained or pretrained.endswith(('.pt', '.pth', '.bin', '.safetensors'))):
-                pretrained = _resolve(pretrained, base)
             variants[name] = ModelVariant(name=name, clip=ClipSpec(clip_model, pretrained),
                                           decoder=Path(_resolve(entry['decoder'], base)),
                                           description=entry.get('description', ''))
