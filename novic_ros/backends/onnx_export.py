@@ -35,6 +35,7 @@ from ..core.bundle import (
     DECODER_PREFILL,
     DECODER_STEP,
     FORMAT,
+    GRAPH_REVISION,
     IMAGE_ENCODER,
     LABEL_VOCAB_FILE,
     LABEL_TOKENIZER_FILE,
@@ -55,6 +56,7 @@ from ..core.errors import ModelLoadError
 from ..models.kv_cache import ConcatKVCache
 from ..core.label_tokens import HfLabelVocab, LabelVocab
 from ..core.novic_decoding import NovicDecoding
+from .export_attention import with_export_attention
 from .quantize import quantize_bundle
 from .tokenizer_export import bundle_tokenizer
 from .ov_quantize import CalibrationFrames, quantize_bundle_ov     # nncf and openvino: imported when used
@@ -140,7 +142,8 @@ class ExportInfo:
 
     @property
     def key(self) -> str:
-        blob = f"{FORMAT}-{self.clip_fingerprint}-{self.decoder_hash}-{self.opset}-{self.torch_version}"
+        blob = (f"{FORMAT}-{self.clip_fingerprint}-{self.decoder_hash}-{self.opset}-{self.torch_version}"
+                f"-r{GRAPH_REVISION}")
         return f"{self.variant}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -193,7 +196,7 @@ def export_fp16_encoder(folder: Path, encoder: ClipEncoder) -> None:
     networks only, so precision lives in the graph, not in a builder flag)."""
     size = read_bundle(folder, check=False).clip.preprocess.size
     name = graph_file(IMAGE_ENCODER, 'fp16')
-    _export(ImageEncoderGraph(copy.deepcopy(encoder.model).float().cpu(), torch.float16),
+    _export(ImageEncoderGraph(with_export_attention(copy.deepcopy(encoder.model).float().cpu()), torch.float16),
             (torch.zeros(2, 3, *size, dtype=torch.float16),), folder / name, [ENCODER_INPUT], [ENCODER_OUTPUT],
             {'pixels': {0: _batch_dim()}})
     add_graphs(folder, {IMAGE_ENCODER: {'fp16': name}})
@@ -220,7 +223,7 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
     t0 = time.time()
     try:
         # Export copies: the live models may sit on a GPU in fp16 and must stay there.
-        model = copy.deepcopy(encoder.model).float().cpu().eval()
+        model = with_export_attention(copy.deepcopy(encoder.model).float().cpu().eval())
         facts = encoder.facts()
         pre = facts.preprocess
         _export(ImageEncoderGraph(model), (torch.zeros(2, 3, *pre.size),), tmp / graph_file(IMAGE_ENCODER, 'fp32'),
@@ -274,7 +277,8 @@ def export_bundle(info: ExportInfo, encoder: ClipEncoder, decoder: ObjectDecoder
             'text_encoder_left_out': not text_encoder,
             'graphs': graphs, 'files': {f: file_record(tmp / f) for f in files},
             'versions': {'novic_ros': _version('novic_ros'), 'torch': torch.__version__,
-                         'open_clip': open_clip.__version__, 'onnx_opset': OPSET},
+                         'open_clip': open_clip.__version__, 'onnx_opset': OPSET,
+                         'graph_revision': GRAPH_REVISION},
             'export_seconds': round(time.time() - t0, 1),
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + '\n')

@@ -43,6 +43,10 @@ from .novic_decoding import NovicDecoding
 from .preprocess import PreprocessConfig
 
 FORMAT = 'novic_ros.bundle/1'
+# Bumped when the exporter writes different graphs for the same weights (2: backends/export_attention's
+# self-attention), so cached bundles and export records (core/export_record.py) of older graphs are
+# exported again.
+GRAPH_REVISION = 2
 BUNDLE_FILE = 'bundle.json'
 LABEL_VOCAB_FILE = 'label_vocab.json'
 NOVIC_TARGETS_FILE = 'novic_targets.npy'

@@ -6,9 +6,10 @@ fingerprint), which needs torch: 700 MB and seconds before the first label on a 
 the bundle. This record is keyed instead by what can be read without loading anything: the variant's
 definition (CLIP model, pretrained tag or file, decoder folder), the path, size and modification time
 of each of its files (the decoder checkpoint, a local-dir CLIP folder or weights file), and the
-installed torch and open_clip versions (from their metadata, not imported). A change to any of them
-makes the record stale, and the variant is loaded and exported again (torch). An open_clip pretrained
-tag (openai, laion2b_...) names published weights that do not change, so only the tag is keyed.
+installed torch and open_clip versions (from their metadata, not imported) and the exporter's graph
+revision. A change to any of them makes the record stale, and the variant is loaded and exported
+again (torch). An open_clip pretrained tag (openai, laion2b_...) names published weights that do not
+change, so only the tag is keyed.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..atomic_file import atomic_write_text
-from .bundle import IMAGE_ENCODER, Bundle, read_bundle
+from .bundle import GRAPH_REVISION, IMAGE_ENCODER, Bundle, read_bundle
 from .errors import ModelLoadError
 from .variants import LOCAL_DIR, ModelVariant
 
@@ -66,7 +67,7 @@ def source_stamp(variant: ModelVariant) -> str:
     for p in source_files(variant):
         st = p.stat()
         files.append([str(p), st.st_size, st.st_mtime_ns])
-    blob = {'format': FORMAT, 'definition': _definition(variant), 'files': files,
+    blob = {'format': FORMAT, 'graph_revision': GRAPH_REVISION, 'definition': _definition(variant), 'files': files,
             'versions': {p: _version(p) for p in ('torch', 'open_clip_torch')}}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
