@@ -98,6 +98,11 @@ def test_lifecycle_transitions_gate_the_labels(ros, tmp_path):
         assert managed.transition(Transition.TRANSITION_CONFIGURE), node.log()
         assert managed.state() == 'inactive'
         rss_configured = rss_mb(node.proc.pid)
+        # What the configure loaded is frozen out of the collector's scans (memory.settle_loaded): a full
+        # collection over it (WordNet, the models) held the interpreter lock for 200 ms.
+        assert diag.wait_for(lambda ms: any(_value(s, 'lifecycle_state') == 'inactive' and
+                                            int(_value(s, 'gc_frozen_objects')) > 10_000
+                                            for m in ms for s in _ours(m)), 10), node.log()
         for i in range(5):                                      # inactive: no subscription, nothing answered
             pub.publish(image_msg(frame, frame_id=f'inactive-{i}'))
             time.sleep(0.1)
@@ -152,6 +157,8 @@ def test_lifecycle_transitions_gate_the_labels(ros, tmp_path):
               f"after cleanup {rss_cleaned:.0f} MB")
         assert 'cleaned up: model freed, resident memory' in node.log()
         assert rss_cleaned < rss_configured
+        assert diag.wait_for(lambda ms: any(_value(s, 'lifecycle_state') == 'unconfigured' and
+                                            _value(s, 'gc_frozen_objects') == '0' for m in ms for s in _ours(m)), 10)
 
         # Shutdown from unconfigured; configure again first, to shut down from inactive too would need a
         # second process: the finalized state is final.

@@ -4,7 +4,8 @@ camera topic's publishers and subscription, errors, the backend, model and devic
 state and the vocabulary version; with objects, tracks and annotations; with video input, its
 packets, pictures, keyframe waits and losses; LabelInfo's class count; a parameter change being
 built (since when, which parameters) and the last one that failed (why); the inference worker's state,
-restarts and last failure; exceptions caught in callbacks, per place. OK while labelling; ERROR
+restarts and last failure; exceptions caught in callbacks, per place; Python's garbage collector (the
+objects a configure froze out of its scans, full collections and the longest pause since). OK while labelling; ERROR
 while the inference worker is dead or stuck (and HEALTH_HOLD_S after it was replaced, worker.py);
 WARN with the cause when an input has a problem, no frame came yet, frames were rejected or failed,
 or a callback raised; the message says what the node does."""
@@ -81,6 +82,7 @@ def diagnostics(node) -> DiagnosticArray:
         'model': live.params.model.model, 'mode': live.params.model.mode,
         'device': str(backend.device) if backend else '-',
         'lifecycle_state': node.state, 'vocabulary_version': str(node.vocabulary.version),
+        **node.gc_pauses.diagnostics(),
         **changes,
         **{f"rejected: {k}": str(v) for k, v in s.rejected_by_reason.items()},
         **{f"input {topic}": line for topic, (_, line) in inputs.items()},

@@ -67,7 +67,7 @@ from .label_outputs import LabelOutputs
 from .latest_frames import LatestFrames
 from .lifecycle_service import refuse_impossible_transitions
 from .live_settings import ChangeBuilder, LiveSettings, object_finder
-from .memory import release_freed_memory, rss_mb
+from .memory import CollectorPauses, release_freed_memory, rss_mb, settle_loaded
 from .node_stats import NodeStats
 from .object_outputs import ObjectOutputs
 from .param_declaration import declare_all
@@ -116,6 +116,7 @@ class NovicNode(ParameterChanges, NodeReports, LifecycleNode):
         self.outputs: Publishers | None = None          # configure to cleanup
         self.info_pub = self.label_info_pub = None
         self.label_map = LabelMap()             # LabelInfo's class map (prompted and hybrid modes)
+        self.gc_pauses = CollectorPauses()
         self._label_info_sent = 0.0
         self._label_info_lock = threading.Lock()
         self.bond: Bond | None = None
@@ -203,6 +204,8 @@ class NovicNode(ParameterChanges, NodeReports, LifecycleNode):
         self.label_map.reset(classifier.options)
         self.get_logger().info(f"loaded {classifier.describe()}")
         self._log_label_embeddings(classifier)
+        settle_loaded()
+        self.gc_pauses.reset()                  # what follows is what frames would wait for
         self.state = 'inactive'
         return SUCCESS
 
@@ -307,6 +310,7 @@ class NovicNode(ParameterChanges, NodeReports, LifecycleNode):
 
     def destroy_node(self):
         self.changes.close()
+        self.gc_pauses.close()
         self._unsubscribe_and_stop()
         self.frames.close()
         return super().destroy_node()
