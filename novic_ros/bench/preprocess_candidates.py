@@ -7,6 +7,7 @@ labels is measured on toy renders (the toy model's top-1 with fast against exact
 from __future__ import annotations
 
 import io
+import resource
 
 import numpy as np
 from PIL import Image
@@ -70,6 +71,7 @@ def candidates(repeat: int) -> str:
            'JPEG: full decode + today\'s resize': jpeg_full_u8,
            'JPEG: draft (half-size decode) + window': jpeg_draft_u8}
     t = interleaved(fns, repeat)
+    faults = {name: _faults_per_call(fns[name]) for name in list(fns)[:2]}
     ref, ref_jpeg = today_u8().astype(np.int16), jpeg_full_u8().astype(np.int16)
     std = np.asarray(CFG.std, np.float32)[:, None, None]
     diffs = {'fast (default): banded float32 matrix products, normalised': (fast(frame) - pre(frame))[0] * 255 * std,
@@ -83,7 +85,19 @@ def candidates(repeat: int) -> str:
                      f"max {float(np.abs(d).max()):.2f}, mean {float(np.abs(d).mean()):.2f}, "
                      f"{float((np.abs(d) >= 0.5).mean()):.2%} differ by half a level or more"])
     table = _table(['candidate, one 640x480 frame', 'ms', 'difference from exact, 8-bit levels'], rows)
-    return table + '\n\n' + label_effect()
+    paging = '; '.join(f"{name.split(':')[0].split(' (')[0]} {n:.1f}" for name, n in faults.items())
+    return (table + f"\n\nMinor page faults a frame (fresh memory the kernel maps in): {paging}.\n\n"
+            + label_effect())
+
+
+def _faults_per_call(fn, calls: int = 50) -> float:
+    """Minor page faults of this process per call of `fn`, after a few calls to settle."""
+    for _ in range(5):
+        fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
 def label_effect() -> str:
