@@ -190,7 +190,8 @@ PARAMS: tuple[Param, ...] = (
         'preprocessing',
         'fast',
         "How frames become the encoder's input: fast = open_clip's resize filter as "
-        "matrix products (0.7-0.9 ms for 640x480 on a 2-core Zen 4, within a few 8-bit levels of open_clip's pixels at hard edges, "
+        "matrix products (0.7-0.9 ms for 640x480 on a 2-core Zen 4, within a few 8-bit levels of open_clip's "
+        "pixels at hard edges, "
         "labels unchanged in the README's measurement); exact = Pillow's resize, open_clip's pixels to the bit "
         "(2-3x slower; to reproduce published figures).",
         choices=('fast', 'exact'),
