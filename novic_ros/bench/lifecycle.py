@@ -5,7 +5,6 @@ parameter call takes to answer, how long until the new settings are in use (Visi
 version) and how long frames wait meanwhile, and the memory a cleanup hands back."""
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 import threading
@@ -18,7 +17,7 @@ from ..backends.devices import cpu_model
 from ..lexicon.nouns import build_dictionary, save_dictionary
 from ..lexicon.wordnet import WordNet
 from ..paths import use_large_frames_profile
-from ..ros.memory import rss_mb
+from ..ros.memory import rss_mb, settle_loaded
 from ..ros.node_process import NodeProcess
 from ..training import toy_world
 from .models import b32_models_file, bench_dir
@@ -150,10 +149,9 @@ def lifecycle(models: tuple[str, ...] = ('toy', 'b32-random')) -> str:
     nouns = work / 'nouns.jsonl'
     save_dictionary(build_dictionary(WordNet.load()), nouns)
     n_nouns = sum(1 for _ in nouns.open())
-    # This process holds WordNet now: a full collection of it (over 200 ms) on the client's executor
-    # thread would read as a wait between the node's labels.
-    gc.collect()
-    gc.freeze()
+    # This process holds WordNet now: a full collection (over 200 ms) on the client's executor thread
+    # would read as a wait between the node's labels.
+    settle_loaded()
     rclpy.init(args=[])
     starts, switches, memory = [], [], []
     try:
