@@ -5,8 +5,8 @@ Two model sizes: the toy CLIP (the one the study's accuracy is measured on; its 
 the windows' preprocessing and the decoder dominate) and ViT-B/32 with random weights (a real
 encoder's cost; proposals come from the pixels, not the weights, so the number of windows is what
 a real ViT-B/32 would see). ViT-B/32 runs on ONNX Runtime fp32 and on the CPU's fast backends
-(OpenVINO bf16 where the CPU has AMX or AVX512_BF16, OpenVINO int8 where nncf is installed; ONNX
-Runtime int8 without OpenVINO): the windows are one encoder batch, which AMX runs far faster per
+(OpenVINO bf16 where the CPU has AMX or AVX512_BF16 and OpenVINO int8, as the `openvino` section
+lists them; ONNX Runtime int8 without OpenVINO): the windows are one encoder batch, which AMX runs far faster per
 image than single frames; without AMX which one is fastest depends on the CPU, so both are timed. The windows
 and labels do not depend on the backend's speed, so the toy F1 (README) holds. The issue's target
 is at most 4x the single-label frame time."""
@@ -16,30 +16,22 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..backends.devices import cpu_bf16
 from ..params import ModelParams
 from ..pipeline import build_classifier, build_object_finder
 from ..training.toy_scenes import render_scenes
 from .models import TYPICAL_STEPS, b32_models_file
+from .openvino import candidates
 from .timing import interleaved
 
 SCENE_SEED = 77
 
 
 def fast_backends() -> list[tuple[str, str]]:
-    """(backend, precision) of the CPU's fast paths: OpenVINO bf16 where it runs and OpenVINO int8
-    where nncf can make its graphs; ONNX Runtime int8 when neither is there."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return [('onnxruntime', 'int8')]
-    out = [('openvino', 'bf16')] if cpu_bf16() else []
-    try:
-        import nncf  # noqa: F401
-        out.append(('openvino', 'int8'))
-    except ImportError:
-        pass
-    return out or [('onnxruntime', 'int8')]
+    """(backend, precision) of the CPU's fast paths, as the `openvino` section lists this machine's
+    candidates: OpenVINO bf16 (where the CPU has it) and int8; ONNX Runtime int8 without OpenVINO."""
+    fast = [(backend, precision) for _, backend, precision in candidates()
+            if backend == 'openvino' and precision != 'fp32']
+    return fast or [('onnxruntime', 'int8')]
 
 
 def _table(rows: list[list]) -> str:

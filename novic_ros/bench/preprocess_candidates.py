@@ -22,6 +22,8 @@ from .timing import interleaved
 
 CFG = PreprocessConfig((224, 224), (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 BICUBIC = Image.Resampling.BICUBIC
+EXACT = 'exact: whole preprocess (Pillow, open_clip to the bit)'
+FAST = 'fast (default): banded float32 matrix products, normalised'
 
 
 def _window_box(h: int, w: int, scale: float = 1.0) -> tuple[float, float, float, float]:
@@ -62,8 +64,8 @@ def candidates(repeat: int) -> str:
 
     x = np.ascontiguousarray(today_u8())
     out = np.empty((1, 3, 224, 224), np.float32)
-    fns = {'exact: whole preprocess (Pillow, open_clip to the bit)': lambda: pre(frame),
-           'fast (default): banded float32 matrix products, normalised': lambda: fast(frame),
+    fns = {EXACT: lambda: pre(frame),
+           FAST: lambda: fast(frame),
            'exact: Pillow resize 640x480 -> 298x224 only': lambda: img.resize(g.resize[::-1], BICUBIC),
            'exact: normalise only': lambda: pre._normalize(x, out[0]),
            'resize only the visible window (Pillow box)': window_u8,
@@ -71,10 +73,10 @@ def candidates(repeat: int) -> str:
            'JPEG: full decode + today\'s resize': jpeg_full_u8,
            'JPEG: draft (half-size decode) + window': jpeg_draft_u8}
     t = interleaved(fns, repeat)
-    faults = {name: _faults_per_call(fns[name]) for name in list(fns)[:2]}
+    faults = {name: _faults_per_call(fns[name]) for name in (EXACT, FAST)}
     ref, ref_jpeg = today_u8().astype(np.int16), jpeg_full_u8().astype(np.int16)
     std = np.asarray(CFG.std, np.float32)[:, None, None]
-    diffs = {'fast (default): banded float32 matrix products, normalised': (fast(frame) - pre(frame))[0] * 255 * std,
+    diffs = {FAST: (fast(frame) - pre(frame))[0] * 255 * std,
              'resize only the visible window (Pillow box)': window_u8().astype(np.int16) - ref,
              'reduce(2) then window': reduce2_u8().astype(np.int16) - ref,
              'JPEG: draft (half-size decode) + window': jpeg_draft_u8().astype(np.int16) - ref_jpeg}
